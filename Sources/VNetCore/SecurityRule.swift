@@ -1,0 +1,49 @@
+/// One ingress rule of a security group, EC2 style: what traffic, from where. Every rule is an ACCEPT; what
+/// no rule accepts is dropped.
+public struct SecurityRule: Hashable, Sendable {
+    public enum Traffic: Hashable, Sendable {
+        case tcp(ClosedRange<Int>)
+        case udp(ClosedRange<Int>)
+        /// nil type means every ICMP message; a code needs a type.
+        case icmp(type: Int?, code: Int?)
+    }
+
+    public enum Source: Hashable, Sendable {
+        case cidr(IPv4Network)
+        /// Instances of another (or the same) group, resolved to that group's network.
+        case group(GroupID)
+    }
+
+    public var traffic: Traffic
+    public var source: Source
+
+    public init(_ traffic: Traffic, from source: Source) {
+        self.traffic = traffic
+        self.source = source
+    }
+
+    public static let validPorts = 1...65535
+
+    /// Why the rule cannot be applied, or nil.
+    public var problem: String? {
+        switch traffic {
+        case .tcp(let ports), .udp(let ports):
+            if !SecurityRule.validPorts.contains(ports.lowerBound) || !SecurityRule.validPorts.contains(ports.upperBound) {
+                return "ports must lie in 1-65535 (got \(ports.lowerBound)-\(ports.upperBound))"
+            }
+        case .icmp(let type, let code):
+            if let type, !(0...255).contains(type) { return "ICMP type must lie in 0-255 (got \(type))" }
+            if let code, !(0...255).contains(code) { return "ICMP code must lie in 0-255 (got \(code))" }
+            if code != nil, type == nil { return "an ICMP code needs an ICMP type" }
+        }
+        return nil
+    }
+
+    public var protocolName: String {
+        switch traffic {
+        case .tcp: "tcp"
+        case .udp: "udp"
+        case .icmp: "icmp"
+        }
+    }
+}

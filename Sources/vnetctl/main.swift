@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+
+/// The operator's command. Subcommands live one per file; this file only wires them up and maps errors to
+/// exit codes: 0 success, 1 the input is wrong (invalid config, bad scenario), 2 the command line is wrong
+/// or a file cannot be read.
+struct VNetCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vnetctl",
+        abstract: "Operate the Eucalyptus-style virtual network: check configs, plan hosts.",
+        subcommands: [ConfigCommand.self, PlanCommand.self])
+}
+
+do {
+    var command = try VNetCtl.parseAsRoot()
+    try command.run()
+} catch let failure as CommandFailure {
+    if !failure.message.isEmpty { Output.error(failure.message) }
+    exit(failure.code)
+} catch {
+    let code = VNetCtl.exitCode(for: error)
+    let message = VNetCtl.fullMessage(for: error)
+    if code == .success {
+        print(message)
+        exit(0)
+    }
+    Output.error(message)
+    // ArgumentParser says EX_USAGE (64) for a bad command line; this CLI promises 2.
+    exit(code == .validationFailure ? 2 : code.rawValue)
+}
