@@ -82,11 +82,9 @@ private struct ConfFileParser {
             key = readWord()
         }
         guard !key.isEmpty, !atEnd, current == "=" else {
-            fail(startLine, key: key, atEnd || current == "\n" || key.isEmpty
-                ? "not a KEY=value assignment"
-                : (current == " " || current == "\t"
-                    ? "no spaces are allowed around '=' (shell syntax: KEY=value)"
-                    : "not a KEY=value assignment"))
+            fail(startLine, key: key, spaceBeforeEquals(key: key)
+                ? "no spaces are allowed around '=' (shell syntax: KEY=value)"
+                : "not a KEY=value assignment")
             return
         }
         guard let first = key.unicodeScalars.first, !("0"..."9").contains(first) else {
@@ -159,6 +157,14 @@ private struct ConfFileParser {
             }
         }
         return (value, expansion)
+    }
+
+    /// `KEY = value`: a name, blanks, then '='. Looked at without consuming, for a precise message.
+    func spaceBeforeEquals(key: String) -> Bool {
+        guard !key.isEmpty else { return false }
+        var probe = index
+        while probe < scalars.count, scalars[probe] == " " || scalars[probe] == "\t" { probe += 1 }
+        return probe > index && probe < scalars.count && scalars[probe] == "="
     }
 
     mutating func fail(_ errorLine: Int, key: String, _ message: String) {

@@ -316,9 +316,6 @@ private struct ValidationRun {
                 error(.macMap, "\(mapping.mac)=\(address): \(address) is the router (VNET_ROUTER)")
             }
         }
-        if present[.macMap] != nil, config.macMap.isEmpty, value(.macMap) != nil {
-            error(.macMap, "no valid MAC=IP pair; STATIC mode has nothing to give instances")
-        }
     }
 
     mutating func checkCarving(mode: NetworkMode) {

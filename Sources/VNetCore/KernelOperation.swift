@@ -121,6 +121,8 @@ public enum KernelPlanner {
         for device in observed.vlanDevices where desiredVLANs[device.name] == nil {
             removes.append(.deleteLink(device.name))
         }
+        // The required-link checks guard changes; with nothing to change there is nothing to guard.
+        if adds.count == desired.requiredLinks.count, removes.isEmpty { return [] }
         return adds + removes
     }
 
