@@ -319,7 +319,7 @@ private struct ValidationRun {
     }
 
     mutating func checkCarving(mode: NetworkMode) {
-        guard let subnet = config.subnet, let perNetwork = config.addressesPerNetwork else { return }
+        guard let perNetwork = config.addressesPerNetwork else { return }
         if perNetwork < 4 {
             error(.addressesPerNetwork, "\(perNetwork) is below 4: a network needs its network, router and broadcast addresses and at least one instance")
             return
@@ -328,6 +328,8 @@ private struct ValidationRun {
             error(.addressesPerNetwork, "\(perNetwork) is not a power of two (networks are cut on bit boundaries: 16, 32, 64, 128, 256 ...)")
             return
         }
+        // The rest needs the subnet; its own errors are already reported when it is missing or malformed.
+        guard let subnet = config.subnet else { return }
         if UInt64(perNetwork) > subnet.size {
             error(.addressesPerNetwork, "\(perNetwork) is more than the \(subnet.size) addresses of \(subnet)")
             return

@@ -85,6 +85,12 @@ struct ConfigValidatorTests {
         #expect(overridden.publicInterface == "eth9")
     }
 
+    @Test func sizeChecksDoNotWaitForAValidSubnet() {
+        let pairs = with(with(managedFrontend, "VNET_SUBNET", "10.20.1.0"), "VNET_ADDRSPERNET", "48")
+        let errors = ConfigValidator.validate(text: conf(pairs), role: .frontend).diagnostics.errors
+        #expect(Set(errors.map(\.key)) == ["VNET_SUBNET", "VNET_ADDRSPERNET"])
+    }
+
     @Test func nonContiguousNetmask() {
         expectError(with(managedFrontend, "VNET_NETMASK", "255.0.255.0"), key: "VNET_NETMASK", "not a contiguous netmask")
     }
