@@ -44,6 +44,19 @@ public struct ConfigCheckReport: Sendable, Encodable {
         }
     }
 
+    private enum CodingKeys: String, CodingKey { case valid, mode, role, errors, warnings, capacity }
+
+    /// Written out by hand so that `mode` is always present: `null` when VNET_MODE is missing or unknown.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(valid, forKey: .valid)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(role, forKey: .role)
+        try container.encode(errors, forKey: .errors)
+        try container.encode(warnings, forKey: .warnings)
+        try container.encode(capacity, forKey: .capacity)
+    }
+
     /// The readable summary; diagnostics as `FILE:LINE: KEY: message`, errors first.
     public static func text(_ check: ConfigCheck, file: String) -> String {
         var lines: [String] = []

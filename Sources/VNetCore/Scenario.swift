@@ -14,7 +14,6 @@ public struct Scenario: Sendable, Decodable {
         public var name: String
         public var interface: String?
         public var bridge: String?
-        static let fields: Set<String> = ["name", "interface", "bridge"]
     }
 
     public struct Rule: Sendable, Decodable {
@@ -24,14 +23,12 @@ public struct Scenario: Sendable, Decodable {
         public var icmpCode: Int?
         public var source: String?
         public var sourceGroup: String?
-        static let fields: Set<String> = ["protocol", "ports", "icmpType", "icmpCode", "source", "sourceGroup"]
     }
 
     public struct Group: Sendable, Decodable {
         public var user: String
         public var name: String
         public var rules: [Rule]?
-        static let fields: Set<String> = ["user", "name", "rules"]
     }
 
     public struct Instance: Sendable, Decodable {
@@ -39,13 +36,11 @@ public struct Scenario: Sendable, Decodable {
         public var node: String
         public var group: String?
         public var vif: String?
-        static let fields: Set<String> = ["id", "node", "group", "vif"]
     }
 
     public struct PublicIP: Sendable, Decodable {
         public var address: String
         public var instance: String?
-        static let fields: Set<String> = ["address", "instance"]
     }
 
     public var frontend: String?
@@ -53,82 +48,31 @@ public struct Scenario: Sendable, Decodable {
     public var groups: [Group]?
     public var instances: [Instance]?
     public var publicIPs: [PublicIP]?
-    static let fields: Set<String> = ["frontend", "nodes", "groups", "instances", "publicIPs"]
+
+    /// The fields each object of the format may have, by its path (`[]` for "every element").
+    static let schema: [String: Set<String>] = [
+        "": ["frontend", "nodes", "groups", "instances", "publicIPs"],
+        "nodes[]": ["name", "interface", "bridge"],
+        "groups[]": ["user", "name", "rules"],
+        "groups[].rules[]": ["protocol", "ports", "icmpType", "icmpCode", "source", "sourceGroup"],
+        "instances[]": ["id", "node", "group", "vif"],
+        "publicIPs[]": ["address", "instance"],
+    ]
 
     /// Decodes JSON, turning decoding failures into errors that name the field (`instances[2].node`).
     public static func decode(_ data: [UInt8]) throws(ClusterError) -> Scenario {
         do {
-            return try JSONDecoder().decode(Scenario.self, from: Data(data))
+            let decoder = JSONDecoder()
+            let tree = try decoder.decode(JSONValue.self, from: Data(data))
+            try rejectUnknownFields(tree, schemaPath: "", path: "")
+            return try decoder.decode(Scenario.self, from: Data(data))
+        } catch let error as ClusterError {
+            throw error
         } catch let error as DecodingError {
             throw ClusterError(decodingError: error)
         } catch {
             throw ClusterError("not a valid scenario: \(error)")
         }
-    }
-}
-
-extension Scenario {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Scenario.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        frontend = try c.decodeIfPresent(String.self, forKey: AnyKey("frontend"))
-        nodes = try c.decode([Node].self, forKey: AnyKey("nodes"))
-        groups = try c.decodeIfPresent([Group].self, forKey: AnyKey("groups"))
-        instances = try c.decodeIfPresent([Instance].self, forKey: AnyKey("instances"))
-        publicIPs = try c.decodeIfPresent([PublicIP].self, forKey: AnyKey("publicIPs"))
-    }
-}
-
-extension Scenario.Node {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Self.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        name = try c.decode(String.self, forKey: AnyKey("name"))
-        interface = try c.decodeIfPresent(String.self, forKey: AnyKey("interface"))
-        bridge = try c.decodeIfPresent(String.self, forKey: AnyKey("bridge"))
-    }
-}
-
-extension Scenario.Rule {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Self.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        `protocol` = try c.decode(String.self, forKey: AnyKey("protocol"))
-        ports = try c.decodeIfPresent(String.self, forKey: AnyKey("ports"))
-        icmpType = try c.decodeIfPresent(Int.self, forKey: AnyKey("icmpType"))
-        icmpCode = try c.decodeIfPresent(Int.self, forKey: AnyKey("icmpCode"))
-        source = try c.decodeIfPresent(String.self, forKey: AnyKey("source"))
-        sourceGroup = try c.decodeIfPresent(String.self, forKey: AnyKey("sourceGroup"))
-    }
-}
-
-extension Scenario.Group {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Self.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        user = try c.decode(String.self, forKey: AnyKey("user"))
-        name = try c.decode(String.self, forKey: AnyKey("name"))
-        rules = try c.decodeIfPresent([Scenario.Rule].self, forKey: AnyKey("rules"))
-    }
-}
-
-extension Scenario.Instance {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Self.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        id = try c.decode(String.self, forKey: AnyKey("id"))
-        node = try c.decode(String.self, forKey: AnyKey("node"))
-        group = try c.decodeIfPresent(String.self, forKey: AnyKey("group"))
-        vif = try c.decodeIfPresent(String.self, forKey: AnyKey("vif"))
-    }
-}
-
-extension Scenario.PublicIP {
-    public init(from decoder: any Decoder) throws {
-        try rejectUnknownFields(decoder, Self.fields)
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        address = try c.decode(String.self, forKey: AnyKey("address"))
-        instance = try c.decodeIfPresent(String.self, forKey: AnyKey("instance"))
     }
 }
 
@@ -140,11 +84,46 @@ struct AnyKey: CodingKey {
     init?(intValue: Int) { stringValue = String(intValue); self.intValue = intValue }
 }
 
-private func rejectUnknownFields(_ decoder: any Decoder, _ known: Set<String>) throws {
-    let container = try decoder.container(keyedBy: AnyKey.self)
-    if let unknown = container.allKeys.map(\.stringValue).filter({ !known.contains($0) }).sorted().first {
-        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [AnyKey(unknown)],
-            debugDescription: "unknown field; this object has \(known.sorted().joined(separator: ", "))"))
+/// Any JSON value, decoded only to walk the object keys before the typed decoding.
+enum JSONValue: Decodable {
+    case object([String: JSONValue])
+    case array([JSONValue])
+    case scalar
+
+    init(from decoder: any Decoder) throws {
+        if let object = try? decoder.container(keyedBy: AnyKey.self) {
+            var members: [String: JSONValue] = [:]
+            for key in object.allKeys { members[key.stringValue] = try object.decode(JSONValue.self, forKey: key) }
+            self = .object(members)
+        } else if var array = try? decoder.unkeyedContainer() {
+            var elements: [JSONValue] = []
+            while !array.isAtEnd { elements.append(try array.decode(JSONValue.self)) }
+            self = .array(elements)
+        } else {
+            self = .scalar
+        }
+    }
+}
+
+/// Refuses a field the format does not have, naming it (`instances[2].grup`): a misspelt field silently
+/// ignored would make a dry run lie.
+private func rejectUnknownFields(_ value: JSONValue, schemaPath: String, path: String) throws(ClusterError) {
+    switch value {
+    case .object(let members):
+        guard let known = Scenario.schema[schemaPath] else { return }
+        for name in members.keys.sorted() {
+            let childPath = path.isEmpty ? name : "\(path).\(name)"
+            guard known.contains(name) else {
+                throw ClusterError(field: childPath, "unknown field; this object has \(known.sorted().joined(separator: ", "))")
+            }
+            try rejectUnknownFields(members[name]!, schemaPath: schemaPath.isEmpty ? name : "\(schemaPath).\(name)", path: childPath)
+        }
+    case .array(let elements):
+        for (index, element) in elements.enumerated() {
+            try rejectUnknownFields(element, schemaPath: schemaPath + "[]", path: "\(path)[\(index)]")
+        }
+    case .scalar:
+        return
     }
 }
 

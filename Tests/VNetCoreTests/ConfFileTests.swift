@@ -70,3 +70,32 @@ struct ConfFileTests {
         #expect(file.last("B")?.value == "2")
     }
 }
+
+@Suite("eucalyptus.conf under random input")
+struct ConfFileRobustnessTests {
+    /// Random mixes of the characters that matter to the shell syntax and of VNET_* keys and values: parsing
+    /// and validation never crash, every diagnostic points at a line of the file (or 0 for the file), and
+    /// the same input always gives the same result.
+    @Test(arguments: [UInt64(101), 102, 103, 104])
+    func randomInputIsHandled(seed: UInt64) {
+        var random = SeededGenerator(seed: seed)
+        let pieces = ["VNET_MODE=", "VNET_SUBNET=", "VNET_NETMASK=", "VNET_MACMAP=", "VNET_PUBLICIPS=", "VNET_BRIDGE=",
+                      "VNET_ADDRSPERNET=", "MANAGED", "STATIC", "\"", "'", "\\", "\n", "\r\n", " ", "\t", "#", "$", "`",
+                      "=", ";", "|", "10.0.0.0", "255.255.0.0", "d0:0d:00:00:00:01=10.0.0.5", "-", "203.0.113.1",
+                      "export ", "é", "\u{0}", "64", "br0", "eth0.10"]
+        for _ in 0..<400 {
+            let text = (0..<Int.random(in: 0...40, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+            let lines = text.unicodeScalars.filter { $0 == "\n" }.count + 1  // scalars: "\r\n" is one Character
+            for role in HostRole.allCases {
+                let check = ConfigValidator.validate(text: text, role: role)
+                for diagnostic in check.diagnostics {
+                    #expect((0...lines).contains(diagnostic.line), "seed \(seed): line \(diagnostic.line) of \(lines) for \(text.debugDescription)")
+                    #expect(!diagnostic.message.isEmpty)
+                }
+                #expect(check.isValid == (check.mode != nil && !check.diagnostics.hasErrors))
+                let again = ConfigValidator.validate(text: text, role: role)
+                #expect(again.diagnostics == check.diagnostics)
+            }
+        }
+    }
+}

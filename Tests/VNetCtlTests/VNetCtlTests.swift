@@ -105,6 +105,15 @@ struct VNetCtlTests {
         #expect(errors.contains { $0["line"] as? Int == 3 && $0["key"] as? String == "VNET_NETMASK" && ($0["message"] as? String)?.isEmpty == false })
     }
 
+    @Test func unknownModeIsNullInJSON() throws {
+        let path = try temporaryFile("VNET_MODE=\"BOGUS\"\n")
+        let result = try run(["config", "check", "--json", path])
+        #expect(result.status == 1)
+        let object = try json(result.stdout)
+        #expect(object.keys.contains("mode") && object["mode"] is NSNull, "\(result.stdout)")
+        #expect((object["capacity"] as? [String: Any])?.isEmpty == true)
+    }
+
     @Test func staticCapacityInJSON() throws {
         let result = try run(["config", "check", "--json", "\(Self.examples)/static/eucalyptus.frontend.conf"])
         let capacity = try #require(try json(result.stdout)["capacity"] as? [String: Any])
