@@ -15,13 +15,17 @@ if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "run-all: installing ${packages[*]}"
     # Keep package scripts from starting services (isc-dhcp-server would try to start dhcpd on this host).
+    # A policy file already there (container images ship one) is left as it is; one made here is removed
+    # even if apt-get fails.
     policy=/usr/sbin/policy-rc.d
-    made_policy=0
-    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; made_policy=1; fi
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy"
+      chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${packages[@]}"
-    [ "$made_policy" -eq 1 ] && rm -f "$policy"
   else
     echo "run-all: not root, cannot install ${packages[*]}; the root lane will say what is missing" >&2
   fi
