@@ -1,8 +1,13 @@
 // swift-tools-version: 6.0
 // The package's layers, visible here (see README "Design"):
-//   VNetCore   pure model: config, address arithmetic, allocation, planning, rendering. No I/O.
-//   vnetctl    the operator CLI (argument parsing, files, output) over VNetCore.
-//   vnet-bench benchmarks that print figures; results are recorded in BENCHMARKS.md.
+//   VNetCore         pure model: config, address arithmetic, allocation, planning, rendering. No I/O.
+//   CZMQ, ZMQ        libzmq (system library) and its thin Swift wrapper.
+//   VNetProto        the generated wire schema (proto/vnet.proto) and its mapping to core values.
+//   VNetBus          what every bus peer shares: envelope codec, endpoints, key files, request/reply client.
+//   VNetStore        the coordinator's durable allocations in SQLite (GRDB).
+//   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
+//   VNetAgent        the node agent's event loop and the host-backend protocol it applies through.
+//   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 import PackageDescription
 
 let package = Package(
@@ -11,33 +16,51 @@ let package = Package(
     products: [
         .library(name: "VNetCore", targets: ["VNetCore"]),
         .executable(name: "vnetctl", targets: ["vnetctl"]),
+        .executable(name: "vnet-coordinator", targets: ["vnet-coordinator"]),
+        .executable(name: "vnet-agent", targets: ["vnet-agent"]),
         .executable(name: "vnet-bench", targets: ["vnet-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "VNetCore"),
+        .systemLibrary(name: "CZMQ"),
+        .target(name: "ZMQ", dependencies: ["CZMQ"]),
+        .target(name: "VNetProto", dependencies: ["VNetCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "VNetBus", dependencies: ["VNetProto", "ZMQ", "VNetCore"]),
+        .target(name: "VNetStore", dependencies: ["VNetCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore"]),
+        .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore"]),
         .executableTarget(
             name: "vnetctl",
-            dependencies: [
-                "VNetCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "vnet-coordinator",
+            dependencies: ["VNetCoordinator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "vnet-agent",
+            dependencies: ["VNetAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: [
-                "VNetCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "ZMQ",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),
         // Runs the built vnetctl as an operator would: exit codes, text and JSON output.
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
-        // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns): the rendered documents must be
-        // accepted by the programs that will read them. Fails in CI when the tools are missing.
-        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore"]),
+        // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
+        // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
+        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto"]),
+        // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
+        .testTarget(name: "VNetBusTests",
+                    dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "ZMQ", "VNetCore",
+                                   "vnet-coordinator", "vnet-agent", "vnetctl"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,6 +8,7 @@ public struct HostNetworkState: Sendable, Equatable {
         public var parent: String
         public var vlan: Int
         public static func < (a: Self, b: Self) -> Bool { (a.vlan, a.name) < (b.vlan, b.name) }
+        public init(name: String, parent: String, vlan: Int) { self.name = name; self.parent = parent; self.vlan = vlan }
     }
 
     /// A bridge this project creates and owns, with the non-instance ports it must hold (the 802.1Q device).
@@ -15,6 +16,7 @@ public struct HostNetworkState: Sendable, Equatable {
         public var name: String
         public var ports: [String]
         public static func < (a: Self, b: Self) -> Bool { a.name < b.name }
+        public init(name: String, ports: [String]) { self.name = name; self.ports = ports }
     }
 
     /// An instance's interface on the node and the bridge it belongs in.
@@ -27,6 +29,9 @@ public struct HostNetworkState: Sendable, Equatable {
         /// attaches it.
         public var createTap: Bool
         public static func < (a: Self, b: Self) -> Bool { a.name < b.name }
+        public init(name: String, bridge: String, mac: MACAddress, instance: InstanceID, createTap: Bool) {
+            self.name = name; self.bridge = bridge; self.mac = mac; self.instance = instance; self.createTap = createTap
+        }
     }
 
     /// An address on an interface: a router address (with its network's prefix and broadcast) or a public
@@ -38,6 +43,9 @@ public struct HostNetworkState: Sendable, Equatable {
         public var broadcast: IPv4Address?
         public static func < (a: Self, b: Self) -> Bool { (a.device, a.address) < (b.device, b.address) }
         public var cidr: String { "\(address)/\(prefixLength)" }
+        public init(device: String, address: IPv4Address, prefixLength: Int, broadcast: IPv4Address?) {
+            self.device = device; self.address = address; self.prefixLength = prefixLength; self.broadcast = broadcast
+        }
     }
 
     public var host: String
@@ -75,12 +83,16 @@ public struct DHCPDConfig: Sendable, Equatable {
         public var broadcast: IPv4Address
         public var dns: [IPv4Address]
         public static func < (a: Self, b: Self) -> Bool { a.network.address < b.network.address }
+        public init(network: IPv4Network, router: IPv4Address?, broadcast: IPv4Address, dns: [IPv4Address]) {
+            self.network = network; self.router = router; self.broadcast = broadcast; self.dns = dns
+        }
     }
 
     public struct Host: Sendable, Hashable, Comparable {
         public var mac: MACAddress
         public var address: IPv4Address
         public static func < (a: Self, b: Self) -> Bool { a.address < b.address }
+        public init(mac: MACAddress, address: IPv4Address) { self.mac = mac; self.address = address }
     }
 
     /// Eucalyptus 3.4.2's lease time.
@@ -93,6 +105,11 @@ public struct DHCPDConfig: Sendable, Equatable {
     public var hosts: [Host]
     /// The interfaces dhcpd listens on.
     public var interfaces: [String]
+
+    public init(leaseSeconds: Int = 86_400, sharedNetwork: Bool, subnets: [Subnet], hosts: [Host], interfaces: [String]) {
+        self.leaseSeconds = leaseSeconds; self.sharedNetwork = sharedNetwork; self.subnets = subnets
+        self.hosts = hosts; self.interfaces = interfaces
+    }
 }
 
 /// The front end's packet filter as data; `IPTablesRenderer` turns it into iptables-restore documents.
@@ -104,18 +121,25 @@ public struct FirewallConfig: Sendable, Equatable {
         public var network: IPv4Network
         public var rules: [Rule]
         public static func < (a: Self, b: Self) -> Bool { a.network.address < b.network.address }
+        public init(group: GroupID, chain: String, network: IPv4Network, rules: [Rule]) {
+            self.group = group; self.chain = chain; self.network = network; self.rules = rules
+        }
     }
 
     /// A security rule with its source resolved to a network.
     public struct Rule: Sendable, Hashable {
         public var source: IPv4Network
         public var traffic: SecurityRule.Traffic
+        public init(source: IPv4Network, traffic: SecurityRule.Traffic) { self.source = source; self.traffic = traffic }
     }
 
     public struct PublicMapping: Sendable, Hashable, Comparable {
         public var publicAddress: IPv4Address
         public var privateAddress: IPv4Address
         public static func < (a: Self, b: Self) -> Bool { a.publicAddress < b.publicAddress }
+        public init(publicAddress: IPv4Address, privateAddress: IPv4Address) {
+            self.publicAddress = publicAddress; self.privateAddress = privateAddress
+        }
     }
 
     /// The whole private subnet (VNET_SUBNET/VNET_NETMASK).
@@ -124,4 +148,8 @@ public struct FirewallConfig: Sendable, Equatable {
     public var publicMappings: [PublicMapping]
     /// Where 169.254.169.254:80 is sent (VNET_CLOUDIP, port 8773); nil: no metadata redirect.
     public var metadataTarget: IPv4Address?
+
+    public init(subnet: IPv4Network, groups: [GroupChain], publicMappings: [PublicMapping], metadataTarget: IPv4Address?) {
+        self.subnet = subnet; self.groups = groups; self.publicMappings = publicMappings; self.metadataTarget = metadataTarget
+    }
 }
