@@ -49,7 +49,8 @@ public struct BusEndpoints: Codable, Sendable, Equatable {
             let data = try encoder.encode(self)
             let temporary = path + ".tmp"
             try data.write(to: URL(fileURLWithPath: temporary))
-            _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
+            // rename(2): readers see the old file or the new one, never half of one.
+            guard rename(temporary, path) == 0 else { throw BusError(String(cString: strerror(errno))) }
         } catch {
             throw BusError("cannot write \(path): \(error)")
         }

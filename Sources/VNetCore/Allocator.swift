@@ -68,6 +68,18 @@ public struct Allocator: Sendable {
         state.nodes[node.name] = node
     }
 
+    /// Adds a node, or updates the interface and bridge of one already known (an agent re-registering with a
+    /// changed eucalyptus.conf).
+    public mutating func registerNode(_ node: ClusterState.Node) throws(ClusterError) {
+        guard let existing = state.nodes[node.name] else { return try addNode(node) }
+        guard existing != node else { return }
+        state.nodes[node.name] = nil
+        do { try addNode(node) } catch {
+            state.nodes[node.name] = existing
+            throw error
+        }
+    }
+
     // MARK: groups
 
     private func requireGroups(_ what: String) throws(ClusterError) {

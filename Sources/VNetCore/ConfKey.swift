@@ -22,6 +22,9 @@ public enum ConfKey: String, CaseIterable, Sendable {
     case publicIPs = "VNET_PUBLICIPS"
     case macPrefix = "VNET_MACPREFIX"
     case cloudIP = "VNET_CLOUDIP"
+    /// This project's bus (not Eucalyptus'): where the coordinator listens, and where agents find it.
+    case busListen = "VNET_BUS_LISTEN"
+    case busCoordinator = "VNET_BUS_COORDINATOR"
 
     public enum Use: Sendable { case required, optional, ignored }
 
@@ -30,6 +33,10 @@ public enum ConfKey: String, CaseIterable, Sendable {
         switch (self, role) {
         case (.mode, _):
             return .required
+        case (.busListen, .frontend), (.busCoordinator, _):
+            return .optional
+        case (.busListen, .node):
+            return .ignored
         // VNET_INTERFACE's requirement is checked together with its two overrides (see ConfigValidator).
         case (.interface, .frontend), (.privateInterface, .frontend):
             return mode == .system ? .ignored : .optional

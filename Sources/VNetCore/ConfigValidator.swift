@@ -21,12 +21,16 @@ public enum ConfigValidator {
         }
         let diagnostics = run.diagnostics.sorted { ($0.line, $0.key) < ($1.line, $1.key) }
         let config = (mode != nil && !diagnostics.hasErrors) ? run.config : nil
-        return ConfigCheck(role: role, mode: mode, config: config, diagnostics: diagnostics)
+        return ConfigCheck(busListen: run.value(.busListen), busCoordinator: run.value(.busCoordinator),
+                           role: role, mode: mode, config: config, diagnostics: diagnostics)
     }
 }
 
 /// The outcome of validation: the config when there is no error, and every diagnostic.
 public struct ConfigCheck: Sendable {
+    /// VNET_BUS_LISTEN and VNET_BUS_COORDINATOR as written (HOST:PORT), checked by the bus when used.
+    public var busListen: String?
+    public var busCoordinator: String?
     public var role: HostRole
     public var mode: NetworkMode?
     public var config: VNetConfig?

@@ -23,6 +23,12 @@ public struct Scenario: Sendable, Decodable {
         public var icmpCode: Int?
         public var source: String?
         public var sourceGroup: String?
+
+        public init(protocol: String, ports: String? = nil, icmpType: Int? = nil, icmpCode: Int? = nil,
+                    source: String? = nil, sourceGroup: String? = nil) {
+            self.protocol = `protocol`; self.ports = ports; self.icmpType = icmpType; self.icmpCode = icmpCode
+            self.source = source; self.sourceGroup = sourceGroup
+        }
     }
 
     public struct Group: Sendable, Decodable {

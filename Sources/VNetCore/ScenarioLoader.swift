@@ -56,14 +56,15 @@ public enum ScenarioLoader {
         return allocator.state
     }
 
-    static func groupID(_ text: String, field: String) throws(ClusterError) -> GroupID {
+    public static func groupID(_ text: String, field: String) throws(ClusterError) -> GroupID {
         guard let id = GroupID(text) else {
             throw ClusterError(field: field, "'\(text)' is not a group; write it as user/name")
         }
         return id
     }
 
-    static func securityRule(_ rule: Scenario.Rule, owner: GroupID) throws(ClusterError) -> SecurityRule {
+    /// A rule from its textual parts (the scenario's and the control API's), checked.
+    public static func securityRule(_ rule: Scenario.Rule, owner: GroupID) throws(ClusterError) -> SecurityRule {
         let traffic: SecurityRule.Traffic
         switch rule.protocol {
         case "tcp", "udp":

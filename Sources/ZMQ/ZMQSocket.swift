@@ -36,6 +36,12 @@ public final class ZMQSocket {
         if zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) != 0 { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
+    /// For the few options libzmq takes as int64_t (ZMQ_MAXMSGSIZE).
+    public func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
+        var value = value
+        if zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) != 0 { throw ZMQError("zmq_setsockopt(\(option))") }
+    }
+
     public func set(_ option: Int32, _ bytes: [UInt8]) throws(ZMQError) {
         let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         if result != 0 { throw ZMQError("zmq_setsockopt(\(option))") }

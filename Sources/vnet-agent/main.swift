@@ -1,1 +1,71 @@
-print("todo")
+import ArgumentParser
+import Foundation
+import VNetAgent
+import VNetBus
+import VNetCore
+
+/// `vnet-agent`: a host's side. Flags and wiring only.
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vnet-agent",
+        abstract: "Apply this host's desired network state from the coordinator, and report back.")
+
+    @Option(help: "This host's eucalyptus.conf.") var config: String
+    @Option(help: "The coordinator as HOST:PORT (PORT updates, PORT+1 sync). Default: VNET_BUS_COORDINATOR.") var coordinator: String?
+    @Option(help: "Or the coordinator's endpoints.json.") var endpoints: String?
+    @Option(name: .customLong("node-id"), help: "This host's name in the cluster (the front end's: the coordinator's --frontend).") var nodeID: String
+    @Option(name: .customLong("state-dir"), help: "Where the applied revision is remembered.") var stateDir: String
+    @Option(help: "This agent's secret key file (nodes/NODE.key).") var key: String?
+    @Option(name: .customLong("coordinator-key"), help: "The coordinator's public key file (coordinator.pub).") var coordinatorKey: String?
+    @Flag(help: "Plain text, no CURVE. Development only.") var insecure = false
+    @Option(help: "Role of this host's config: node or frontend.") var role = "node"
+    @Option(help: "How to apply: recording (logs applies to STATE_DIR/applies.log; touches no kernel).") var backend = "recording"
+    @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
+    @Option(name: .customLong("heartbeat-interval")) var heartbeatInterval = 1.0
+
+    func validate() throws {
+        if insecure == (key != nil) { throw ValidationError("give exactly one of --key FILE (with --coordinator-key) and --insecure") }
+        if key != nil, coordinatorKey == nil { throw ValidationError("--key needs --coordinator-key") }
+        if (coordinator == nil) == (endpoints == nil), coordinator != nil { throw ValidationError("give --coordinator or --endpoints, not both") }
+        guard ["node", "frontend"].contains(role) else { throw ValidationError("--role is node or frontend") }
+        guard backend == "recording" else { throw ValidationError("--backend: only 'recording' exists yet (the Linux backend arrives with the agent issue)") }
+    }
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read \(config)") }
+        let check = ConfigValidator.validate(text: text, role: role == "node" ? .node : .frontend)
+        guard let vnetConfig = check.config else {
+            let lines = check.diagnostics.errors.map { $0.formatted(file: config) }.joined(separator: "\n")
+            FileHandle.standardError.write(Data("vnet-agent: \(config) is not a valid \(role) config:\n\(lines)\n".utf8))
+            throw ExitCode.failure
+        }
+        do {
+            let bus: BusEndpoints
+            if let endpoints { bus = try BusEndpoints.load(from: endpoints) }
+            else if let address = coordinator ?? check.busCoordinator { bus = try BusEndpoints(hostAndBasePort: address) }
+            else { throw BusError("where is the coordinator? give --coordinator HOST:PORT, --endpoints FILE or VNET_BUS_COORDINATOR") }
+            var options = AgentOptions(nodeID: nodeID, coordinator: bus, stateDirectory: stateDir)
+            options.clusterID = clusterID
+            options.heartbeatInterval = heartbeatInterval
+            options.interface = vnetConfig.privateInterface ?? "eth0"
+            options.bridge = vnetConfig.bridge ?? "br0"
+            if let key, let coordinatorKey {
+                options.keys = try CurveKeys.readPair(secretKeyFile: key)
+                options.coordinatorPublicKey = try CurveKeys.readKey(coordinatorKey)
+            } else {
+                FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
+            }
+            let agent = try Agent(options: options, backend: RecordingBackend(logPath: "\(stateDir)/applies.log"))
+            let signals = agent.stopFlag.stopOnTerminationSignals()
+            agent.run()
+            _ = signals
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("vnet-agent: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+AgentCommand.main()

@@ -1,1 +1,64 @@
-print("todo")
+import ArgumentParser
+import Foundation
+import VNetBus
+import VNetCore
+import VNetCoordinator
+import VNetStore
+
+/// `vnet-coordinator`: the cluster controller's network side. Flags and wiring only.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vnet-coordinator",
+        abstract: "Hold the cluster's desired network state and publish it to the node agents.")
+
+    @Option(help: "The front end's eucalyptus.conf.") var config: String
+    @Option(name: .customLong("state-dir"), help: "Where allocations (cluster.sqlite) and endpoints.json live.") var stateDir: String
+    @Option(help: "HOST:PORT to listen on: PORT updates, PORT+1 node sync, PORT+2 control. Port 0 picks free ports. Default: VNET_BUS_LISTEN, else 0.0.0.0:7460.")
+    var listen: String?
+    @Option(help: "Key directory (coordinator.key, nodes/*.pub, admins/*.pub); see `vnetctl keys generate`.") var keys: String?
+    @Flag(help: "Plain text, no CURVE: any peer can connect and claim any node. Development only.") var insecure = false
+    @Option(help: "The front end's host name, as its own agent's --node-id.") var frontend = "frontend"
+    @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
+    @Option(name: .customLong("heartbeat-interval"), help: "Seconds between heartbeats.") var heartbeatInterval = 1.0
+    @Option(name: .customLong("suspect-after"), help: "Missed intervals before SUSPECT.") var suspectAfter = 2.0
+    @Option(name: .customLong("down-after"), help: "Missed intervals before DOWN.") var downAfter = 3.0
+
+    func validate() throws {
+        if insecure == (keys != nil) { throw ValidationError("give exactly one of --keys DIR and --insecure") }
+        if heartbeatInterval < 0.01 || heartbeatInterval > 60 { throw ValidationError("--heartbeat-interval must be in 0.01-60 s") }
+        if !(suspectAfter >= 1 && downAfter > suspectAfter) { throw ValidationError("need 1 <= --suspect-after < --down-after") }
+    }
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read \(config)") }
+        let check = ConfigValidator.validate(text: text, role: .frontend)
+        guard let vnetConfig = check.config else {
+            let lines = check.diagnostics.errors.map { $0.formatted(file: config) }.joined(separator: "\n")
+            FileHandle.standardError.write(Data("vnet-coordinator: \(config) is not a valid front-end config:\n\(lines)\n".utf8))
+            throw ExitCode.failure
+        }
+        var options = CoordinatorOptions(stateDirectory: stateDir,
+                                         listen: try BusEndpoints(hostAndBasePort: listen ?? check.busListen ?? "0.0.0.0:\(BusEndpoints.defaultPort)"))
+        options.keysDirectory = keys
+        options.frontendName = frontend
+        options.clusterID = clusterID
+        options.heartbeatInterval = heartbeatInterval
+        options.suspectAfter = suspectAfter
+        options.downAfter = downAfter
+        if insecure {
+            FileHandle.standardError.write(Data("vnet-coordinator: WARNING: --insecure: no CURVE; any peer can connect, read intents and claim any node\n".utf8))
+        }
+        do {
+            let store = try SQLiteClusterStore(directory: stateDir)
+            let coordinator = try Coordinator(config: vnetConfig, options: options, store: store)
+            let signals = coordinator.stopFlag.stopOnTerminationSignals()
+            coordinator.run()
+            _ = signals
+        } catch {
+            FileHandle.standardError.write(Data("vnet-coordinator: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+CoordinatorCommand.main()

@@ -7,8 +7,13 @@ import Foundation
 struct VNetCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnetctl",
-        abstract: "Operate the Eucalyptus-style virtual network: check configs, plan hosts.",
-        subcommands: [ConfigCommand.self, PlanCommand.self])
+        abstract: "Operate the Eucalyptus-style virtual network.",
+        discussion: "Exit status: 0 done, 1 refused (invalid input, or the coordinator said no), 2 bad command line or unreadable file, 3 coordinator unreachable, 4 --wait timed out.",
+        subcommands: [ConfigCommand.self, PlanCommand.self, KeysCommand.self, StatusCommand.self, NodesCommand.self,
+                      RunInstanceCommand.self, TerminateInstanceCommand.self, DescribeInstancesCommand.self,
+                      CreateGroupCommand.self, DeleteGroupCommand.self, AuthorizeCommand.self, RevokeCommand.self, DescribeGroupsCommand.self,
+                      AllocateAddressCommand.self, AssociateAddressCommand.self, DisassociateAddressCommand.self,
+                      ReleaseAddressCommand.self, DescribeAddressesCommand.self])
 }
 
 do {

@@ -1,0 +1,283 @@
+import Foundation
+import SwiftProtobuf
+import VNetBus
+import VNetCore
+import VNetProto
+import ZMQ
+import CZMQ
+
+/// How an agent runs; built by `vnet-agent` from its flags and eucalyptus.conf.
+public struct AgentOptions: Sendable {
+    public var nodeID: String
+    public var clusterID = "vnet"
+    public var coordinator: BusEndpoints
+    public var stateDirectory: String
+    /// The node's VNET_INTERFACE and VNET_BRIDGE, reported at registration.
+    public var interface = "eth0"
+    public var bridge = "br0"
+    public var heartbeatInterval = 1.0
+    /// nil: plain text (`--insecure`).
+    public var keys: ZMQCurve.KeyPair?
+    public var coordinatorPublicKey: String?
+
+    public init(nodeID: String, coordinator: BusEndpoints, stateDirectory: String) {
+        self.nodeID = nodeID
+        self.coordinator = coordinator
+        self.stateDirectory = stateDirectory
+    }
+}
+
+/// What the agent remembers across restarts: the revision it applied and a digest of that state, so that a
+/// restarted agent does not apply again what the host already has.
+struct AppliedRecord: Codable, Equatable {
+    var revision: UInt64
+    var digest: UInt64
+}
+
+/// The node agent: subscribes to its host's desired state, applies it through a `HostBackend`, acknowledges
+/// the revision, heartbeats and reports inventory.
+///
+/// It never tears anything down because the coordinator is silent or restarted: only a desired state that
+/// says so changes the host. One thread, one poll loop over SUB (updates, coordinator heartbeats) and DEALER
+/// (registration, snapshots, heartbeats and reports).
+public final class Agent {
+    public let options: AgentOptions
+    let backend: HostBackend
+    let codec: EnvelopeCodec
+    let context = ZMQContext()
+    let subscriber: ZMQSocket
+    let dealer: ZMQSocket
+    public let stopFlag = StopFlag()
+
+    var applied: AppliedRecord?
+    var held: UInt64 { applied?.revision ?? 0 }
+    var registered = false
+    var epoch: UInt64 = 0
+    var lastContact = monotonicSeconds()
+    var coordinatorLost = false
+    var lastSnapshotRequest = -1e9
+    var heartbeatSequence: UInt64 = 0
+    public private(set) var refusals = RefusalCounters()
+
+    var recordPath: String { "\(options.stateDirectory)/applied.json" }
+
+    public init(options: AgentOptions, backend: HostBackend) throws {
+        self.options = options
+        self.backend = backend
+        codec = EnvelopeCodec(clusterID: options.clusterID)
+        if let problem = NameRules.hostNameProblem(options.nodeID) { throw BusError("--node-id: \(problem)") }
+        try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
+        if let data = FileManager.default.contents(atPath: "\(options.stateDirectory)/applied.json") {
+            applied = try? JSONDecoder().decode(AppliedRecord.self, from: data)
+        }
+        let security: SocketSecurity
+        if let keys = options.keys, let server = options.coordinatorPublicKey {
+            security = .curveClient(keys: keys, serverPublicKey: server)
+        } else {
+            security = .insecure
+        }
+        subscriber = try ZMQSocket(context, .sub)
+        dealer = try ZMQSocket(context, .dealer)
+        try security.apply(to: subscriber)
+        try security.apply(to: dealer)
+        try subscriber.set(ZMQ_RCVHWM, 100_000)
+        for socket in [subscriber, dealer] {
+            try socket.set(ZMQ_HEARTBEAT_IVL, Int32(options.heartbeatInterval * 1000))
+            try socket.set(ZMQ_HEARTBEAT_TIMEOUT, Int32(options.heartbeatInterval * 3000))
+            try socket.set(ZMQ_RECONNECT_IVL, 100)
+            try socket.set(ZMQ_RECONNECT_IVL_MAX, 2000)
+        }
+        try subscriber.subscribe(Array("n/\(options.nodeID)/".utf8))
+        try subscriber.subscribe(Array("hb/".utf8))
+        try subscriber.connect(options.coordinator.publish)
+        try dealer.connect(options.coordinator.sync)
+    }
+
+    public func stop() { stopFlag.stop() }
+
+    public func run() {
+        log("starting; holding revision \(held)")
+        var nextHeartbeat = 0.0
+        var nextInventory = monotonicSeconds() + 10
+        register()
+        while !stopFlag.isStopped {
+            let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
+            if ready[0] { drain(subscriber, fromPublisher: true) }
+            if ready[1] { drain(dealer, fromPublisher: false) }
+            let now = monotonicSeconds()
+            if now >= nextHeartbeat {
+                nextHeartbeat = now + options.heartbeatInterval
+                if registered { sendHeartbeat() } else { register() }
+                if !coordinatorLost, now - lastContact > 3 * options.heartbeatInterval {
+                    coordinatorLost = true
+                    registered = false
+                    log("coordinator silent for \(Int(now - lastContact)) s; keeping the host as it is (revision \(held)) and reconnecting")
+                }
+            }
+            if now >= nextInventory {
+                sendInventory(drift: [])
+                nextInventory = now + 10
+            }
+        }
+        subscriber.close()
+        dealer.close()
+    }
+
+    func drain(_ socket: ZMQSocket, fromPublisher: Bool) {
+        for _ in 0..<1000 {
+            guard let message = try? socket.receive(wait: false) else { return }
+            guard let payload = message.frames.last, message.frames.count >= (fromPublisher ? 2 : 1) else { continue }
+            switch codec.decode(payload) {
+            case .failure(let refusal):
+                refusals.count(refusal)
+            case .success(let body):
+                handle(body, fromPublisher: fromPublisher)
+            }
+        }
+    }
+
+    func handle(_ body: Vnet_V1_Envelope.OneOf_Body, fromPublisher: Bool) {
+        switch body {
+        case .coordinatorHeartbeat(let heartbeat):
+            contact(epoch: heartbeat.epoch)
+            if !fromPublisher, SyncDecision.forHeartbeat(desired: heartbeat.desiredRevision, held: held) == .requestSnapshot {
+                requestSnapshot(reason: "coordinator wants revision \(heartbeat.desiredRevision), holding \(held)")
+            }
+        case .registerReply(let reply):
+            contact(epoch: reply.epoch)
+            if reply.accepted {
+                if !registered { log("registered (coordinator epoch \(reply.epoch))") }
+                registered = true
+                requestSnapshot(reason: "registration", force: true)
+            } else {
+                registered = false
+                log("registration refused: \(reply.error)")
+            }
+        case .nodeState(let state):
+            guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }
+            contact(epoch: state.epoch)
+            if fromPublisher {
+                switch SyncDecision.forUpdate(revision: state.revision, previousRevision: state.previousRevision, held: held) {
+                case .apply: apply(state)
+                case .ignore: break
+                case .requestSnapshot: requestSnapshot(reason: "missed an update (got \(state.revision) after \(state.previousRevision), holding \(held))")
+                }
+            } else {
+                apply(state)  // a snapshot: apply unless the host already has exactly this
+            }
+        default:
+            refusals.count(.malformed)
+        }
+    }
+
+    func contact(epoch newEpoch: UInt64) {
+        lastContact = monotonicSeconds()
+        if coordinatorLost {
+            coordinatorLost = false
+            log("coordinator is back")
+        }
+        if newEpoch != 0, epoch != newEpoch {
+            if epoch != 0 {
+                log("coordinator restarted (epoch \(newEpoch)); re-registering and resynchronising")
+                registered = false
+                register()
+            }
+            epoch = newEpoch
+        }
+    }
+
+    func apply(_ message: Vnet_V1_NodeState) {
+        let digest = message.state.digest
+        if let applied, applied.digest == digest {
+            // The host already has this state: take the revision, apply nothing.
+            if applied.revision != message.revision { record(AppliedRecord(revision: message.revision, digest: digest)) }
+            acknowledge(message.revision, operations: 0, started: monotonicSeconds(), errors: [])
+            return
+        }
+        let started = monotonicSeconds()
+        let state: HostNetworkState
+        do { state = try HostNetworkState(wire: message.state) } catch {
+            refusals.count(.malformed)
+            log("revision \(message.revision): refused a desired state: \(error)")
+            acknowledge(message.revision, operations: 0, started: started, errors: ["refused: \(error)"])
+            return
+        }
+        do {
+            let operations = try backend.apply(state, revision: message.revision)
+            record(AppliedRecord(revision: message.revision, digest: digest))
+            log("revision \(message.revision): applied \(operations) operations")
+            acknowledge(message.revision, operations: operations, started: started, errors: [])
+            sendInventory(drift: [])
+        } catch {
+            log("revision \(message.revision): apply failed: \(error)")
+            acknowledge(message.revision, operations: 0, started: started, errors: ["\(error)"])
+        }
+    }
+
+    func record(_ record: AppliedRecord) {
+        applied = record
+        if let data = try? JSONEncoder().encode(record) {
+            let temporary = recordPath + ".tmp"
+            if FileManager.default.createFile(atPath: temporary, contents: data) {
+                _ = rename(temporary, recordPath)
+            }
+        }
+    }
+
+    // MARK: sending
+
+    func send(_ body: Vnet_V1_Envelope.OneOf_Body) {
+        try? dealer.send([codec.encode(body)], wait: false)
+    }
+
+    func register() {
+        var message = Vnet_V1_Register()
+        message.nodeID = options.nodeID
+        message.interface = options.interface
+        message.bridge = options.bridge
+        message.agentVersion = "vnet-agent 0.1"
+        message.appliedRevision = held
+        send(.register(message))
+    }
+
+    func requestSnapshot(reason: String, force: Bool = false) {
+        let now = monotonicSeconds()
+        guard force || now - lastSnapshotRequest > options.heartbeatInterval else { return }
+        lastSnapshotRequest = now
+        var request = Vnet_V1_SnapshotRequest()
+        request.nodeID = options.nodeID
+        send(.snapshotRequest(request))
+        if !force { log("asking for a snapshot: \(reason)") }
+    }
+
+    func sendHeartbeat() {
+        heartbeatSequence += 1
+        var heartbeat = Vnet_V1_AgentHeartbeat()
+        heartbeat.nodeID = options.nodeID
+        heartbeat.appliedRevision = held
+        heartbeat.sequence = heartbeatSequence
+        send(.agentHeartbeat(heartbeat))
+    }
+
+    func acknowledge(_ revision: UInt64, operations: Int, started: Double, errors: [String]) {
+        var result = Vnet_V1_ApplyResult()
+        result.nodeID = options.nodeID
+        result.revision = revision
+        result.ok = errors.isEmpty
+        result.errors = errors
+        result.operations = UInt32(operations)
+        result.durationUs = UInt64((monotonicSeconds() - started) * 1e6)
+        send(.applyResult(result))
+    }
+
+    func sendInventory(drift: [String]) {
+        var inventory = Vnet_V1_Inventory()
+        inventory.nodeID = options.nodeID
+        inventory.appliedRevision = held
+        if let observed = backend.observe() { inventory.observed = observed.wire }
+        inventory.drift = drift
+        send(.inventory(inventory))
+    }
+
+    func log(_ message: String) { Log.line("agent \(options.nodeID)", message) }
+}

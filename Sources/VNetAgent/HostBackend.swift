@@ -1,0 +1,40 @@
+import Foundation
+import VNetCore
+
+/// What an agent applies desired state through. The Linux backend (netlink, iptables-restore, dhcpd) is one;
+/// the recording backend below is another, so the bus can be proven without touching a kernel.
+public protocol HostBackend: AnyObject {
+    /// Makes the host match `desired`; idempotent. Returns how many kernel operations it took.
+    func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int
+    /// What is really on the host now, as far as this backend can see.
+    func observe() -> HostNetworkState?
+}
+
+/// Keeps the applied state in memory and, when given a file, appends one line per apply
+/// (`revision operations`), so tests and benchmarks can count applies across restarts.
+public final class RecordingBackend: HostBackend {
+    public private(set) var state: HostNetworkState?
+    public private(set) var applies: [(revision: UInt64, operations: Int)] = []
+    let logPath: String?
+
+    public init(logPath: String? = nil) { self.logPath = logPath }
+
+    public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int {
+        let operations = state.map { KernelPlanner.operations(from: $0, to: desired) } ?? KernelPlanner.bringUp(desired)
+        state = desired
+        applies.append((revision, operations.count))
+        if let logPath {
+            let line = Data("\(revision) \(operations.count)\n".utf8)
+            if let handle = FileHandle(forWritingAtPath: logPath) {
+                handle.seekToEndOfFile()
+                handle.write(line)
+                try? handle.close()
+            } else {
+                FileManager.default.createFile(atPath: logPath, contents: line)
+            }
+        }
+        return operations.count
+    }
+
+    public func observe() -> HostNetworkState? { state }
+}

@@ -1,0 +1,234 @@
+import VNetCore
+import VNetProto
+
+/// Carries out one control request against the allocator. Pure: no sockets, no store. A request that fails
+/// leaves the allocator as it was (multi-step requests undo their first steps).
+public struct ControlHandler: Sendable {
+    public let config: VNetConfig
+    public static let defaultUser = "admin"
+    public static let defaultGroup = "default"
+
+    public init(config: VNetConfig) { self.config = config }
+
+    /// What the event loop needs besides the allocator to answer read requests.
+    public struct View: Sendable {
+        public var nodes: [Vnet_V1_NodeInfo] = []
+        public var status = Vnet_V1_Status()
+        public init() {}
+    }
+
+    /// Returns the reply (revision and affected nodes are filled in by the caller after commit) and whether
+    /// the request changed the cluster.
+    public func handle(_ request: Vnet_V1_ControlRequest, _ allocator: inout Allocator, view: View) -> (Vnet_V1_ControlReply, Bool) {
+        var reply = Vnet_V1_ControlReply()
+        reply.requestID = request.requestID
+        do throws(ClusterError) {
+            let changed = try perform(request, &allocator, view, &reply)
+            reply.ok = true
+            return (reply, changed)
+        } catch {
+            reply.ok = false
+            reply.error = error.description
+            return (reply, false)
+        }
+    }
+
+    func perform(_ request: Vnet_V1_ControlRequest, _ allocator: inout Allocator, _ view: View,
+                 _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) -> Bool {
+        guard let op = request.op else { throw ClusterError("empty request") }
+        switch op {
+        case .status:
+            reply.status = view.status
+            return false
+        case .listNodes:
+            reply.nodes = view.nodes
+            return false
+        case .describeInstances:
+            reply.instances = instanceInfos(allocator.state)
+            return false
+        case .describeGroups:
+            reply.groups = groupInfos(allocator.state)
+            return false
+        case .describeAddresses:
+            reply.addresses = allocator.state.publicIPs.sorted { $0.key < $1.key }.map { address, holder in
+                var info = Vnet_V1_AddressInfo()
+                info.address = address.value
+                info.instanceID = holder?.description ?? ""
+                return info
+            }
+            return false
+        case .runInstance(let run):
+            try runInstance(run, &allocator, &reply)
+            return true
+        case .terminateInstance(let ref):
+            let id = try instanceID(ref.instanceID)
+            try allocator.terminateInstance(id)
+            return true
+        case .createGroup(let ref):
+            try allocator.createGroup(try groupID(ref.user, ref.group))
+            reply.groups = groupInfos(allocator.state).filter { $0.user == ref.user.orDefault(Self.defaultUser) && $0.group == ref.group }
+            return true
+        case .deleteGroup(let ref):
+            try allocator.deleteGroup(try groupID(ref.user, ref.group))
+            return true
+        case .authorize(let change), .revoke(let change):
+            let id = try groupID(change.user, change.group)
+            guard let group = allocator.state.groups[id] else { throw ClusterError("no group \(id)") }
+            let rule = try securityRule(change, owner: id)
+            var rules = group.rules
+            if case .authorize = op {
+                guard !rules.contains(rule) else { throw ClusterError("group \(id) already has that rule") }
+                rules.append(rule)
+            } else {
+                guard let index = rules.firstIndex(of: rule) else { throw ClusterError("group \(id) has no such rule") }
+                rules.remove(at: index)
+            }
+            try allocator.setRules(of: id, to: rules)
+            return true
+        case .allocateAddress(let ref):
+            let address = try allocator.allocatePublicIP(ref.address == 0 ? nil : IPv4Address(ref.address))
+            var info = Vnet_V1_AddressInfo()
+            info.address = address.value
+            reply.addresses = [info]
+            return true
+        case .associateAddress(let association):
+            try allocator.associate(IPv4Address(association.address), with: try instanceID(association.instanceID))
+            return true
+        case .disassociateAddress(let ref):
+            try allocator.disassociate(IPv4Address(ref.address))
+            return true
+        case .releaseAddress(let ref):
+            try allocator.releasePublicIP(IPv4Address(ref.address))
+            return true
+        }
+    }
+
+    func runInstance(_ run: Vnet_V1_RunInstance, _ allocator: inout Allocator, _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) {
+        let id = try instanceID(run.instanceID)
+        var group: GroupID?
+        var createdGroup = false
+        if config.mode.supportsGroupsAndPublicIPs {
+            let id = try groupID(run.user, run.group.isEmpty ? Self.defaultGroup : run.group)
+            // EC2 gives every account a "default" group; it is made on first use.
+            if allocator.state.groups[id] == nil, id.name == Self.defaultGroup {
+                try allocator.createGroup(id)
+                createdGroup = true
+            }
+            group = id
+        } else if !run.group.isEmpty || !run.publicIp.isEmpty {
+            throw ClusterError("\(run.group.isEmpty ? "public IPs" : "security groups") need MANAGED or MANAGED-NOVLAN mode; this cluster runs \(config.mode.rawValue)")
+        }
+        do {
+            try allocator.runInstance(id, on: run.node, group: group, hypervisorVif: run.vif.isEmpty ? nil : run.vif)
+        } catch {
+            if createdGroup, let group { try? allocator.deleteGroup(group) }
+            throw error
+        }
+        if !run.publicIp.isEmpty {
+            do throws(ClusterError) {
+                let requested: IPv4Address?
+                if run.publicIp == "auto" { requested = nil } else {
+                    guard let address = IPv4Address(run.publicIp) else { throw ClusterError("'\(run.publicIp)' is neither auto nor an IPv4 address") }
+                    requested = address
+                }
+                let address = try allocator.allocatePublicIP(requested)
+                do { try allocator.associate(address, with: id) } catch {
+                    try? allocator.releasePublicIP(address)
+                    throw error
+                }
+            } catch {
+                _ = try? allocator.terminateInstance(id)
+                if createdGroup, let group { try? allocator.deleteGroup(group) }
+                throw error
+            }
+        }
+        reply.instances = instanceInfos(allocator.state).filter { $0.instanceID == id.description }
+    }
+
+    func instanceID(_ text: String) throws(ClusterError) -> InstanceID {
+        guard let id = InstanceID(text) else { throw ClusterError("'\(text)' is not an instance id (i- followed by 8 hex digits)") }
+        return id
+    }
+
+    func groupID(_ user: String, _ name: String) throws(ClusterError) -> GroupID {
+        guard !name.isEmpty else { throw ClusterError("a group name is required") }
+        return GroupID(user: user.orDefault(Self.defaultUser), name: name)
+    }
+
+    func securityRule(_ change: Vnet_V1_RuleChange, owner: GroupID) throws(ClusterError) -> SecurityRule {
+        let name: String
+        switch change.protocol {
+        case .tcp: name = "tcp"
+        case .udp: name = "udp"
+        case .icmp: name = "icmp"
+        default: throw ClusterError("protocol must be tcp, udp or icmp")
+        }
+        let ports = name == "icmp" ? nil : (change.fromPort == change.toPort ? "\(change.fromPort)" : "\(change.fromPort)-\(change.toPort)")
+        let rule = Scenario.Rule(protocol: name, ports: ports,
+                                 icmpType: name == "icmp" && change.icmpType >= 0 ? Int(change.icmpType) : nil,
+                                 icmpCode: name == "icmp" && change.icmpCode >= 0 ? Int(change.icmpCode) : nil,
+                                 source: change.sourceCidr.isEmpty ? nil : change.sourceCidr,
+                                 sourceGroup: change.sourceGroup.isEmpty ? nil : change.sourceGroup)
+        return try ScenarioLoader.securityRule(rule, owner: owner)
+    }
+
+    // MARK: descriptions
+
+    public func instanceInfos(_ state: ClusterState) -> [Vnet_V1_InstanceInfo] {
+        let publicByInstance = state.publicAddressByInstance
+        let layout = config.layout
+        return state.instances.values.sorted { $0.id < $1.id }.map { instance in
+            var info = Vnet_V1_InstanceInfo()
+            info.instanceID = instance.id.description
+            info.node = instance.node
+            info.group = instance.group?.description ?? ""
+            info.address = instance.address?.value ?? 0
+            info.mac = instance.mac.value
+            info.publicIp = publicByInstance[instance.id]?.value ?? 0
+            if config.mode == .managed, let network = instance.group.flatMap({ state.groups[$0]?.network }), let layout {
+                info.vlan = UInt32(layout.vlan(ofNetwork: network))
+                info.bridge = "eucabr\(info.vlan)"
+            } else {
+                info.bridge = state.nodes[instance.node]?.bridge ?? ""
+            }
+            return info
+        }
+    }
+
+    public func groupInfos(_ state: ClusterState) -> [Vnet_V1_GroupInfo] {
+        var counts: [GroupID: UInt32] = [:]
+        for instance in state.instances.values { if let group = instance.group { counts[group, default: 0] += 1 } }
+        return state.groups.values.sorted { $0.id < $1.id }.map { group in
+            var info = Vnet_V1_GroupInfo()
+            info.user = group.id.user
+            info.group = group.id.name
+            info.networkIndex = UInt32(group.network)
+            info.instances = counts[group.id] ?? 0
+            if let layout = config.layout {
+                info.vlan = UInt32(layout.vlan(ofNetwork: group.network))
+                let network = layout.network(group.network)
+                info.network = network.address.value
+                info.prefixLength = UInt32(network.prefixLength)
+            }
+            info.rules = group.rules.map { rule in
+                var change = Vnet_V1_RuleChange()
+                change.icmpType = -1; change.icmpCode = -1
+                switch rule.traffic {
+                case .tcp(let ports): change.protocol = .tcp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
+                case .udp(let ports): change.protocol = .udp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
+                case .icmp(let type, let code): change.protocol = .icmp; change.icmpType = Int32(type ?? -1); change.icmpCode = Int32(code ?? -1)
+                }
+                switch rule.source {
+                case .cidr(let network): change.sourceCidr = network.description
+                case .group(let source): change.sourceGroup = source.description
+                }
+                return change
+            }
+            return info
+        }
+    }
+}
+
+extension String {
+    func orDefault(_ fallback: String) -> String { isEmpty ? fallback : self }
+}

@@ -1,0 +1,418 @@
+import Foundation
+import SwiftProtobuf
+import VNetBus
+import VNetCore
+import VNetProto
+import VNetStore
+import ZMQ
+import CZMQ
+
+/// The coordinator: owns the cluster's allocations and publishes every host's desired state.
+///
+/// One thread, one `zmq_poll` loop over its sockets (libzmq sockets belong to one thread):
+/// - PUB (`publish`): each host's NodeState under the topic `n/HOST/`, and heartbeats under `hb/` (ZeroMQ
+///   guide's Clone pattern: updates on PUB, snapshots on request).
+/// - ROUTER (`sync`): agents register, ask for snapshots, heartbeat (answered with their desired revision),
+///   report inventory and apply results. CURVE domain "nodes": only allow-listed node keys connect, and the
+///   User-Id of each message must be the node it speaks for.
+/// - ROUTER (`control`): vnetctl's requests. CURVE domain "control": admin keys only.
+/// - REP on `inproc://zeromq.zap.01`: the ZAP handler that decides those admissions.
+/// Control requests and registrations are taken in batches: one SQLite commit per batch (committed before
+/// any reply), one replan, one publish of the hosts whose state changed.
+public final class Coordinator {
+    public let config: VNetConfig
+    public let options: CoordinatorOptions
+    public private(set) var endpoints: BusEndpoints
+    let store: ClusterStore
+    let codec: EnvelopeCodec
+    let planner: HostPlanner
+    let handler: ControlHandler
+    let epoch = UInt64.random(in: 1...UInt64.max >> 1)
+
+    var allocator: Allocator
+    var revision: UInt64
+    var hostRevisions: [String: NodeRevision]
+    var desired: [String: HostNetworkState]
+    var encodedStates: [String: Vnet_V1_HostState] = [:]
+    var liveness: Liveness
+    var applied: [String: UInt64] = [:]
+    var peerAddresses: [String: String] = [:]
+    var refusals = RefusalCounters()
+    var zapHandler: ZAPHandler?
+
+    let context = ZMQContext()
+    let publisher: ZMQSocket
+    let sync: ZMQSocket
+    let control: ZMQSocket
+    let zap: ZMQSocket?
+    public let stopFlag = StopFlag()
+
+    public init(config: VNetConfig, options: CoordinatorOptions, store: ClusterStore) throws {
+        self.config = config
+        self.options = options
+        self.store = store
+        codec = EnvelopeCodec(clusterID: options.clusterID)
+        planner = HostPlanner(config: config)
+        handler = ControlHandler(config: config)
+        liveness = Liveness(interval: options.heartbeatInterval, suspectAfter: options.suspectAfter, downAfter: options.downAfter)
+
+        let stored = try store.load()
+        var state = stored.state
+        state.frontend = options.frontendName
+        do { allocator = try Allocator(config: config, state: state) } catch {
+            throw BusError("the stored cluster in \(options.stateDirectory) does not fit the current eucalyptus.conf: \(error) (restore the config it was made with, or move the state directory away to start empty)")
+        }
+        revision = stored.revision
+        hostRevisions = stored.nodeRevisions
+        desired = try planner.desiredStates(for: allocator.state)
+
+        // Sockets, secured unless --insecure.
+        var serverSecret: String?
+        if let keys = options.keysDirectory {
+            guard ZMQContext.hasCurve else { throw BusError("this libzmq has no CURVE support (install libzmq5 built with libsodium)") }
+            serverSecret = try CurveKeys.readPair(secretKeyFile: "\(keys)/coordinator.key").secretKey
+            zapHandler = try ZAPHandler(keysDirectory: keys)
+            let zapSocket = try ZMQSocket(context, .rep)
+            try zapSocket.bind(ZAPHandler.endpoint)
+            zap = zapSocket
+        } else {
+            zap = nil
+        }
+        func security(_ domain: String) -> SocketSecurity {
+            serverSecret.map { .curveServer(secretKey: $0, zapDomain: domain) } ?? .insecure
+        }
+        publisher = try ZMQSocket(context, .pub)
+        sync = try ZMQSocket(context, .router)
+        control = try ZMQSocket(context, .router)
+        try security("nodes").apply(to: publisher)
+        try security("nodes").apply(to: sync)
+        try security("control").apply(to: control)
+        for socket in [sync, control] {
+            try socket.set(ZMQ_MAXMSGSIZE, int64: 4 << 20)  // a frame larger than this is dropped by libzmq
+            try socket.set(ZMQ_HEARTBEAT_IVL, Int32(options.heartbeatInterval * 1000))
+            try socket.set(ZMQ_HEARTBEAT_TIMEOUT, Int32(options.heartbeatInterval * 3000))
+            try socket.set(ZMQ_ROUTER_MANDATORY, 0)
+        }
+        try publisher.set(ZMQ_SNDHWM, 100_000)
+        do {
+            try publisher.bind(options.listen.publish)
+            try sync.bind(options.listen.sync)
+            try control.bind(options.listen.control)
+        } catch {
+            throw BusError("cannot listen on \(options.listen.publish), \(options.listen.sync), \(options.listen.control): \(error)")
+        }
+        endpoints = BusEndpoints(publish: BusEndpoints.connectable(publisher.lastEndpoint),
+                                 sync: BusEndpoints.connectable(sync.lastEndpoint),
+                                 control: BusEndpoints.connectable(control.lastEndpoint))
+        try endpoints.write(to: "\(options.stateDirectory)/\(BusEndpoints.fileName)")
+        try reconcileRevisionsAtStart()
+        Log.line("coordinator", "\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")")
+    }
+
+    public func stop() { stopFlag.stop() }
+
+    /// A state that changed while the coordinator was down (config edited) gets a new revision now.
+    func reconcileRevisionsAtStart() throws {
+        var changed: [String: NodeRevision] = [:]
+        for (host, state) in desired {
+            let digest = state.wire.digest
+            if let known = hostRevisions[host], known.digest == digest { continue }
+            changed[host] = NodeRevision(revision: revision + 1, previous: hostRevisions[host]?.revision ?? 0, digest: digest)
+        }
+        guard !changed.isEmpty else { return }
+        var change = StoreChange(revision: revision + 1)
+        change.nodeRevisions = changed
+        try store.commit(change)
+        revision += 1
+        hostRevisions.merge(changed) { $1 }
+    }
+
+    // MARK: loop
+
+    enum Pending {
+        case control(prefix: [[UInt8]], request: Vnet_V1_ControlRequest)
+        case register(prefix: [[UInt8]], register: Vnet_V1_Register, node: String)
+    }
+
+    public func run() {
+        var nextHeartbeat = 0.0
+        var nextLivenessCheck = 0.0
+        let sockets = [sync, control] + (zap.map { [$0] } ?? [])
+        while !stopFlag.isStopped {
+            let ready = (try? ZMQPoller.readable(sockets, timeoutMilliseconds: 20)) ?? []
+            if sockets.count > 2, ready.count > 2, ready[2] { serveZAP() }
+            var pending: [Pending] = []
+            if ready.first == true { pending += drainSync() }
+            if ready.count > 1, ready[1] { pending += drainControl() }
+            if !pending.isEmpty { process(pending) }
+            let now = monotonicSeconds()
+            if now >= nextHeartbeat {
+                publishHeartbeat()
+                nextHeartbeat = now + options.heartbeatInterval
+            }
+            if now >= nextLivenessCheck {
+                for (node, state) in liveness.transitions(at: now, nodes: knownHosts) {
+                    Log.line("coordinator", "node \(node) is \(state.rawValue)")
+                }
+                nextLivenessCheck = now + 0.1
+            }
+        }
+        publisher.close(); sync.close(); control.close(); zap?.close()
+    }
+
+    var knownHosts: [String] { [options.frontendName] + allocator.state.nodes.keys.sorted() }
+
+    func serveZAP() {
+        guard let zap else { return }
+        while let message = try? zap.receive(wait: false) {
+            let answer = zapHandler?.answer(message.frames) ?? []
+            if !answer.isEmpty { try? zap.send(answer) }
+        }
+    }
+
+    /// Reads what agents sent; answers what needs no commit at once, returns registrations for the batch.
+    func drainSync() -> [Pending] {
+        var pending: [Pending] = []
+        for _ in 0..<options.maxBatch {
+            guard let message = try? sync.receive(wait: false) else { break }
+            guard message.frames.count >= 2, let payload = message.frames.last else { refusals.count(.malformed); continue }
+            let prefix = Array(message.frames.dropLast())
+            switch codec.decode(payload) {
+            case .failure(let refusal):
+                refusals.count(refusal)
+            case .success(let body):
+                if let item = handleSync(body, prefix: prefix, user: message.userID, peer: message.peerAddress) { pending.append(item) }
+            }
+        }
+        return pending
+    }
+
+    /// In CURVE mode the key decides who a message is from; a claim to be another node is refused.
+    func authorized(_ claimed: String, user: String?) -> Bool {
+        guard options.keysDirectory != nil else { return true }
+        if user == claimed { return true }
+        refusals.countUnauthorized()
+        Log.line("coordinator", "refused a message claiming to be node '\(claimed)' from key of '\(user ?? "?")'")
+        return false
+    }
+
+    func handleSync(_ body: Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?) -> Pending? {
+        switch body {
+        case .register(let register):
+            guard authorized(register.nodeID, user: user) else { return nil }
+            if let peer { peerAddresses[register.nodeID] = peer }
+            liveness.heard(register.nodeID, at: monotonicSeconds())
+            return .register(prefix: prefix, register: register, node: register.nodeID)
+        case .snapshotRequest(let request):
+            guard authorized(request.nodeID, user: user) else { return nil }
+            if let state = nodeState(request.nodeID) {
+                send(sync, prefix, .nodeState(state))
+            } else {
+                var reply = Vnet_V1_RegisterReply()
+                reply.accepted = false
+                reply.error = "node '\(request.nodeID)' is not registered"
+                send(sync, prefix, .registerReply(reply))
+            }
+        case .agentHeartbeat(let heartbeat):
+            guard authorized(heartbeat.nodeID, user: user) else { return nil }
+            liveness.heard(heartbeat.nodeID, at: monotonicSeconds())
+            applied[heartbeat.nodeID] = heartbeat.appliedRevision
+            if let peer { peerAddresses[heartbeat.nodeID] = peer }
+            var reply = Vnet_V1_CoordinatorHeartbeat()
+            reply.epoch = epoch
+            reply.clusterRevision = revision
+            reply.desiredRevision = hostRevisions[heartbeat.nodeID]?.revision ?? 0
+            reply.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            send(sync, prefix, .coordinatorHeartbeat(reply))
+        case .inventory(let inventory):
+            guard authorized(inventory.nodeID, user: user) else { return nil }
+            applied[inventory.nodeID] = inventory.appliedRevision
+            if !inventory.drift.isEmpty {
+                Log.line("coordinator", "node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))")
+            }
+        case .applyResult(let result):
+            guard authorized(result.nodeID, user: user) else { return nil }
+            if result.ok {
+                applied[result.nodeID] = result.revision
+            } else {
+                Log.line("coordinator", "node \(result.nodeID) revision \(result.revision): apply failed: \(result.errors.joined(separator: "; "))")
+            }
+        default:
+            refusals.count(.malformed)  // a kind agents do not send
+        }
+        return nil
+    }
+
+    func drainControl() -> [Pending] {
+        var pending: [Pending] = []
+        for _ in 0..<options.maxBatch {
+            guard let message = try? control.receive(wait: false) else { break }
+            guard message.frames.count >= 2, let payload = message.frames.last else { refusals.count(.malformed); continue }
+            if options.keysDirectory != nil, message.userID?.hasPrefix("admin:") != true {
+                refusals.countUnauthorized()
+                continue
+            }
+            switch codec.decode(payload) {
+            case .success(.controlRequest(let request)):
+                pending.append(.control(prefix: Array(message.frames.dropLast()), request: request))
+            case .success:
+                refusals.count(.malformed)
+            case .failure(let refusal):
+                refusals.count(refusal)
+            }
+        }
+        return pending
+    }
+
+    // MARK: batch
+
+    func process(_ pending: [Pending]) {
+        let before = allocator.state
+        var replies: [(socket: ZMQSocket, prefix: [[UInt8]], body: Vnet_V1_Envelope.OneOf_Body, mutating: Bool)] = []
+        let view = currentView()
+        for item in pending {
+            switch item {
+            case .control(let prefix, let request):
+                let (reply, changed) = handler.handle(request, &allocator, view: view)
+                replies.append((control, prefix, .controlReply(reply), changed))
+            case .register(let prefix, let register, let node):
+                var reply = Vnet_V1_RegisterReply()
+                reply.epoch = epoch
+                reply.heartbeatIntervalMs = UInt32(options.heartbeatInterval * 1000)
+                if node == options.frontendName {
+                    reply.accepted = true
+                } else {
+                    do {
+                        try allocator.registerNode(.init(name: node, interface: register.interface, bridge: register.bridge))
+                        reply.accepted = true
+                    } catch {
+                        reply.accepted = false
+                        reply.error = error.description
+                    }
+                }
+                replies.append((sync, prefix, .registerReply(reply), reply.accepted))
+            }
+        }
+        var affected: [String] = []
+        if allocator.state != before {
+            do {
+                affected = try commit(from: before)
+            } catch {
+                // Nothing was written: the allocations go back to what the store holds, and every request of
+                // the batch that changed something is told it did not happen.
+                Log.line("coordinator", "commit of revision \(revision + 1) failed, batch refused: \(error)")
+                allocator = (try? Allocator(config: config, state: before)) ?? allocator
+                for index in replies.indices where replies[index].mutating {
+                    switch replies[index].body {
+                    case .controlReply(var reply):
+                        reply.ok = false
+                        reply.error = "not committed to \(options.stateDirectory): \(error)"
+                        replies[index].body = .controlReply(reply)
+                    case .registerReply(var reply):
+                        reply.accepted = false
+                        reply.error = "not committed: \(error)"
+                        replies[index].body = .registerReply(reply)
+                    default: break
+                    }
+                }
+            }
+        }
+        for reply in replies {
+            var body = reply.body
+            if case .controlReply(var control) = body {
+                control.revision = revision
+                if reply.mutating, control.ok { control.affectedNodes = affected }
+                body = .controlReply(control)
+            }
+            send(reply.socket, reply.prefix, body)
+        }
+    }
+
+    /// Replans, commits allocations and new host revisions in one transaction, then publishes. Returns the
+    /// hosts whose desired state changed.
+    func commit(from before: ClusterState) throws -> [String] {
+        let next = revision + 1
+        let states = try planner.desiredStates(for: allocator.state)
+        var changed: [String: NodeRevision] = [:]
+        var wires: [String: Vnet_V1_HostState] = [:]
+        for (host, state) in states where desired[host] != state {
+            let wire = state.wire
+            wires[host] = wire
+            changed[host] = NodeRevision(revision: next, previous: hostRevisions[host]?.revision ?? 0, digest: wire.digest)
+        }
+        try store.commit(StoreChange.between(before, allocator.state, revision: next, nodeRevisions: changed))
+        revision = next
+        desired = states
+        hostRevisions.merge(changed) { $1 }
+        encodedStates.merge(wires) { $1 }
+        for host in changed.keys.sorted() {
+            if let state = nodeState(host) { publish(host, state) }
+        }
+        return changed.keys.sorted()
+    }
+
+    // MARK: messages
+
+    func nodeState(_ host: String) -> Vnet_V1_NodeState? {
+        guard let state = desired[host] else { return nil }
+        var message = Vnet_V1_NodeState()
+        message.nodeID = host
+        message.epoch = epoch
+        let known = hostRevisions[host]
+        message.revision = known?.revision ?? revision
+        message.previousRevision = known?.previous ?? 0
+        message.clusterRevision = revision
+        if let cached = encodedStates[host] { message.state = cached } else {
+            let wire = state.wire
+            encodedStates[host] = wire
+            message.state = wire
+        }
+        return message
+    }
+
+    func publish(_ host: String, _ state: Vnet_V1_NodeState) {
+        try? publisher.send([Array("n/\(host)/".utf8), codec.encode(.nodeState(state))], wait: false)
+    }
+
+    func publishHeartbeat() {
+        var heartbeat = Vnet_V1_CoordinatorHeartbeat()
+        heartbeat.epoch = epoch
+        heartbeat.clusterRevision = revision
+        heartbeat.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
+        try? publisher.send([Array("hb/".utf8), codec.encode(.coordinatorHeartbeat(heartbeat))], wait: false)
+    }
+
+    func send(_ socket: ZMQSocket, _ prefix: [[UInt8]], _ body: Vnet_V1_Envelope.OneOf_Body) {
+        try? socket.send(prefix + [codec.encode(body)], wait: false)
+    }
+
+    func currentView() -> ControlHandler.View {
+        let now = monotonicSeconds()
+        var view = ControlHandler.View()
+        var counts: [Liveness.State: UInt32] = [:]
+        view.nodes = knownHosts.map { host in
+            var info = Vnet_V1_NodeInfo()
+            info.nodeID = host
+            let state = liveness.state(of: host, at: now)
+            counts[state, default: 0] += 1
+            info.state = state.rawValue
+            info.heartbeatAgeMs = liveness.age(of: host, at: now).map { UInt64(max(0, $0) * 1000) } ?? 0
+            info.desiredRevision = hostRevisions[host]?.revision ?? 0
+            info.appliedRevision = applied[host] ?? 0
+            info.address = peerAddresses[host] ?? ""
+            return info
+        }
+        view.status.clusterID = options.clusterID
+        view.status.mode = config.mode.rawValue
+        view.status.epoch = epoch
+        view.status.revision = revision
+        view.status.nodesUp = counts[.up] ?? 0
+        view.status.nodesSuspect = counts[.suspect] ?? 0
+        view.status.nodesDown = (counts[.down] ?? 0) + (counts[.new] ?? 0)
+        view.status.instances = UInt32(allocator.state.instances.count)
+        view.status.groups = UInt32(allocator.state.groups.count)
+        view.status.droppedFrames = refusals.total
+        view.status.refusedFrames = refusals.unauthorized + (zapHandler?.refused ?? 0)
+        return view
+    }
+}

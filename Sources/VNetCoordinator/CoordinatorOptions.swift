@@ -1,0 +1,23 @@
+import VNetBus
+
+/// How a coordinator runs; built by `vnet-coordinator` from its flags and eucalyptus.conf.
+public struct CoordinatorOptions: Sendable {
+    public var clusterID = "vnet"
+    public var stateDirectory: String
+    /// Where to bind; port 0 picks free ports and `endpoints.json` says which.
+    public var listen: BusEndpoints
+    /// nil: plain text (`--insecure`).
+    public var keysDirectory: String?
+    /// The front end's host name: an agent registering with it gets the front end's desired state.
+    public var frontendName = "frontend"
+    public var heartbeatInterval = 1.0
+    public var suspectAfter = 2.0
+    public var downAfter = 3.0
+    /// Control requests taken into one commit at most.
+    public var maxBatch = 512
+
+    public init(stateDirectory: String, listen: BusEndpoints) {
+        self.stateDirectory = stateDirectory
+        self.listen = listen
+    }
+}

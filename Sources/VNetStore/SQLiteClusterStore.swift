@@ -1,0 +1,175 @@
+import Foundation
+import GRDB
+import VNetCore
+
+/// `ClusterStore` in SQLite (GRDB), in `STATE_DIR/cluster.sqlite`.
+///
+/// WAL with synchronous=FULL: a commit that returned survives kill -9 and power loss. UNIQUE constraints on
+/// instance addresses and MACs, and on group networks, are a second guard (after the Allocator) against
+/// anything being handed out twice.
+public final class SQLiteClusterStore: ClusterStore {
+    let queue: DatabaseQueue
+    public let path: String
+
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = "\(directory)/cluster.sqlite"
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try Self.migrator.migrate(queue)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE nodes (name TEXT PRIMARY KEY, interface TEXT NOT NULL, bridge TEXT NOT NULL);
+            CREATE TABLE host_revisions (host TEXT PRIMARY KEY, revision INTEGER NOT NULL, previous INTEGER NOT NULL,
+                                         digest INTEGER NOT NULL);
+            CREATE TABLE groups (user TEXT NOT NULL, name TEXT NOT NULL, network INTEGER NOT NULL UNIQUE,
+                                 rules TEXT NOT NULL, PRIMARY KEY (user, name));
+            CREATE TABLE instances (id INTEGER PRIMARY KEY, node TEXT NOT NULL, user TEXT, grp TEXT,
+                                    address INTEGER UNIQUE, mac INTEGER NOT NULL UNIQUE, vif TEXT);
+            CREATE TABLE public_ips (address INTEGER PRIMARY KEY, instance INTEGER UNIQUE);
+            INSERT INTO meta (key, value) VALUES ('revision', 0);
+            """)
+        }
+        return migrator
+    }
+
+    public func load() throws -> StoredCluster {
+        try queue.read { db in
+            var state = ClusterState(frontend: "")
+            var nodeRevisions: [String: NodeRevision] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, interface, bridge FROM nodes") {
+                let name: String = row["name"]
+                state.nodes[name] = .init(name: name, interface: row["interface"], bridge: row["bridge"])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT host, revision, previous, digest FROM host_revisions") {
+                nodeRevisions[row["host"]] = NodeRevision(revision: UInt64(row["revision"] as Int64), previous: UInt64(row["previous"] as Int64),
+                                                         digest: UInt64(bitPattern: row["digest"] as Int64))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT user, name, network, rules FROM groups") {
+                let id = GroupID(user: row["user"], name: row["name"])
+                let rules = try RuleRecord.decode(row["rules"] as String)
+                state.groups[id] = .init(id: id, rules: rules, network: row["network"])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, node, user, grp, address, mac, vif FROM instances") {
+                let id = InstanceID(number: UInt32(row["id"] as Int64))
+                let user: String? = row["user"], group: String? = row["grp"]
+                let address: Int64? = row["address"]
+                state.instances[id] = .init(id: id, node: row["node"],
+                                            group: user.flatMap { u in group.map { GroupID(user: u, name: $0) } },
+                                            address: address.map { IPv4Address(UInt32($0)) },
+                                            mac: MACAddress(UInt64(row["mac"] as Int64)), hypervisorVif: row["vif"])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT address, instance FROM public_ips") {
+                let instance: Int64? = row["instance"]
+                state.publicIPs[IPv4Address(UInt32(row["address"] as Int64))] = .some(instance.map { InstanceID(number: UInt32($0)) })
+            }
+            let revision = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'revision'") ?? 0
+            return StoredCluster(state: state, revision: UInt64(revision), nodeRevisions: nodeRevisions)
+        }
+    }
+
+    public func commit(_ change: StoreChange) throws {
+        try queue.write { db in
+            // Deletes first, so that a row re-using a freed address or MAC in the same batch does not trip UNIQUE.
+            for id in change.deletedInstances {
+                try db.execute(sql: "DELETE FROM instances WHERE id = ?", arguments: [Int64(id.number)])
+            }
+            for address in change.releasedPublicIPs {
+                try db.execute(sql: "DELETE FROM public_ips WHERE address = ?", arguments: [Int64(address.value)])
+            }
+            for id in change.deletedGroups {
+                try db.execute(sql: "DELETE FROM groups WHERE user = ? AND name = ?", arguments: [id.user, id.name])
+            }
+            for node in change.nodes {
+                try db.execute(sql: """
+                    INSERT INTO nodes (name, interface, bridge) VALUES (?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET interface = excluded.interface, bridge = excluded.bridge
+                    """, arguments: [node.name, node.interface, node.bridge])
+            }
+            for group in change.groups {
+                try db.execute(sql: """
+                    INSERT INTO groups (user, name, network, rules) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(user, name) DO UPDATE SET network = excluded.network, rules = excluded.rules
+                    """, arguments: [group.id.user, group.id.name, group.network, try RuleRecord.encode(group.rules)])
+            }
+            // Instances that changed are rewritten: free their unique values first, then insert.
+            for instance in change.instances {
+                try db.execute(sql: "DELETE FROM instances WHERE id = ?", arguments: [Int64(instance.id.number)])
+            }
+            for instance in change.instances {
+                try db.execute(sql: "INSERT INTO instances (id, node, user, grp, address, mac, vif) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Int64(instance.id.number), instance.node, instance.group?.user, instance.group?.name,
+                                           instance.address.map { Int64($0.value) }, Int64(instance.mac.value), instance.hypervisorVif])
+            }
+            for (address, holder) in change.publicIPs {
+                try db.execute(sql: "UPDATE public_ips SET instance = NULL WHERE instance = ? AND address != ?",
+                               arguments: [holder.map { Int64($0.number) }, Int64(address.value)])
+                try db.execute(sql: """
+                    INSERT INTO public_ips (address, instance) VALUES (?, ?)
+                    ON CONFLICT(address) DO UPDATE SET instance = excluded.instance
+                    """, arguments: [Int64(address.value), holder.map { Int64($0.number) }])
+            }
+            for (host, revision) in change.nodeRevisions {
+                try db.execute(sql: """
+                    INSERT INTO host_revisions (host, revision, previous, digest) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(host) DO UPDATE SET revision = excluded.revision, previous = excluded.previous, digest = excluded.digest
+                    """, arguments: [host, Int64(revision.revision), Int64(revision.previous), Int64(bitPattern: revision.digest)])
+            }
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'revision'", arguments: [Int64(change.revision)])
+        }
+    }
+}
+
+/// A security rule as stored: a small JSON object per rule, readable with the sqlite3 shell.
+struct RuleRecord: Codable {
+    var proto: String
+    var from: Int?
+    var to: Int?
+    var type: Int?
+    var code: Int?
+    var cidr: String?
+    var sourceUser: String?
+    var sourceGroup: String?
+
+    static func encode(_ rules: [SecurityRule]) throws -> String {
+        let records = rules.map { rule -> RuleRecord in
+            var record = RuleRecord(proto: rule.protocolName)
+            switch rule.traffic {
+            case .tcp(let ports), .udp(let ports): record.from = ports.lowerBound; record.to = ports.upperBound
+            case .icmp(let type, let code): record.type = type; record.code = code
+            }
+            switch rule.source {
+            case .cidr(let network): record.cidr = network.description
+            case .group(let group): record.sourceUser = group.user; record.sourceGroup = group.name
+            }
+            return record
+        }
+        return String(decoding: try JSONEncoder().encode(records), as: UTF8.self)
+    }
+
+    static func decode(_ text: String) throws -> [SecurityRule] {
+        try JSONDecoder().decode([RuleRecord].self, from: Data(text.utf8)).map { record in
+            let traffic: SecurityRule.Traffic
+            switch record.proto {
+            case "tcp": traffic = .tcp((record.from ?? 1)...(record.to ?? 65535))
+            case "udp": traffic = .udp((record.from ?? 1)...(record.to ?? 65535))
+            default: traffic = .icmp(type: record.type, code: record.code)
+            }
+            let source: SecurityRule.Source
+            if let cidr = record.cidr, let network = IPv4Network(cidr) { source = .cidr(network) }
+            else { source = .group(GroupID(user: record.sourceUser ?? "", name: record.sourceGroup ?? "")) }
+            return SecurityRule(traffic, from: source)
+        }
+    }
+
+    init(proto: String) { self.proto = proto }
+}

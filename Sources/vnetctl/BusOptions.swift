@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import VNetBus
+import VNetProto
+import ZMQ
+
+/// How vnetctl reaches the coordinator; shared by every bus command.
+struct BusOptions: ParsableArguments {
+    @Option(help: "The coordinator as HOST:PORT (control is PORT+2). Default: $VNET_COORDINATOR, else 127.0.0.1:7460.")
+    var coordinator: String?
+    @Option(help: "Or the coordinator's endpoints.json. Default: $VNET_ENDPOINTS.") var endpoints: String?
+    @Option(help: "This admin's secret key file (admins/NAME.key). Default: $VNET_KEY.") var key: String?
+    @Option(name: .customLong("coordinator-key"), help: "The coordinator's public key file. Default: $VNET_COORDINATOR_KEY.")
+    var coordinatorKey: String?
+    @Flag(help: "Plain text, for a coordinator started with --insecure.") var insecure = false
+    @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
+    @Option(help: "Seconds to wait for the coordinator's reply.") var timeout = 10.0
+    @Flag(help: "Print JSON.") var json = false
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func client() throws -> RequestClient {
+        let controlEndpoint: String
+        if let path = endpoints ?? (coordinator == nil ? environment["VNET_ENDPOINTS"] : nil) {
+            controlEndpoint = try BusEndpoints.load(from: path).control
+        } else {
+            controlEndpoint = try BusEndpoints(hostAndBasePort: coordinator ?? environment["VNET_COORDINATOR"] ?? "127.0.0.1:\(BusEndpoints.defaultPort)").control
+        }
+        let security: SocketSecurity
+        if insecure {
+            security = .insecure
+        } else {
+            guard let keyFile = key ?? environment["VNET_KEY"], let serverFile = coordinatorKey ?? environment["VNET_COORDINATOR_KEY"] else {
+                throw CommandFailure.usage("CURVE keys needed: --key FILE --coordinator-key FILE (or $VNET_KEY, $VNET_COORDINATOR_KEY), or --insecure")
+            }
+            security = .curveClient(keys: try CurveKeys.readPair(secretKeyFile: keyFile), serverPublicKey: try CurveKeys.readKey(serverFile))
+        }
+        return try RequestClient(context: BusContext.shared, endpoint: controlEndpoint, security: security,
+                                 codec: EnvelopeCodec(clusterID: clusterID))
+    }
+
+    /// Sends one request; a refused request prints the coordinator's reason and exits 1, no reply exits 3.
+    func call(_ op: Vnet_V1_ControlRequest.OneOf_Op) throws -> Vnet_V1_ControlReply {
+        var request = Vnet_V1_ControlRequest()
+        request.op = op
+        let reply: Vnet_V1_ControlReply
+        do { reply = try client().call(request, timeout: timeout) } catch let error as BusError {
+            throw CommandFailure(code: 3, message: error.message)
+        }
+        guard reply.ok else { throw CommandFailure.invalidInput(reply.error) }
+        return reply
+    }
+}
+
+/// vnetctl's one ZeroMQ context (a context is meant to be shared; sockets are per use).
+enum BusContext {
+    static let shared = ZMQContext()
+}
+
+/// `--wait`: waits until every node the change affected has applied it, with a progress line.
+struct WaitOptions: ParsableArguments {
+    @Flag(help: "Wait until every affected node has applied the change.") var wait = false
+    @Option(name: .customLong("wait-timeout"), help: "Seconds --wait waits before naming the nodes that lag.") var waitTimeout = 30.0
+
+    func waitIfAsked(_ reply: Vnet_V1_ControlReply, _ bus: BusOptions) throws {
+        guard wait, !reply.affectedNodes.isEmpty else { return }
+        let deadline = Date().addingTimeInterval(waitTimeout)
+        let target = reply.revision
+        var lagging = reply.affectedNodes
+        while true {
+            let nodes = try bus.call(.listNodes(Vnet_V1_ListNodes())).nodes
+            let applied = Dictionary(nodes.map { ($0.nodeID, $0.appliedRevision) }, uniquingKeysWith: { $1 })
+            lagging = reply.affectedNodes.filter { (applied[$0] ?? 0) < target }
+            let done = reply.affectedNodes.count - lagging.count
+            FileHandle.standardError.write(Data("\rwaiting for revision \(target): \(done)/\(reply.affectedNodes.count) nodes applied".utf8))
+            if lagging.isEmpty { FileHandle.standardError.write(Data("\n".utf8)); return }
+            if Date() > deadline {
+                FileHandle.standardError.write(Data("\n".utf8))
+                throw CommandFailure(code: 4, message: "timed out after \(waitTimeout) s; revision \(target) not applied by: \(lagging.joined(separator: ", "))")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}

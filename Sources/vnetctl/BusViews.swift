@@ -1,0 +1,79 @@
+import VNetCore
+import VNetProto
+
+/// The JSON shapes of bus replies: addresses as text, absent values as null, names an operator would use.
+struct InstanceView: Encodable {
+    var id: String, node: String, group: String?, ip: String?, mac: String, vlan: Int?, bridge: String, publicIp: String?
+    init(_ info: Vnet_V1_InstanceInfo) {
+        id = info.instanceID; node = info.node; group = info.group.isEmpty ? nil : info.group
+        ip = info.address == 0 ? nil : IPv4Address(info.address).description
+        mac = MACAddress(info.mac).description; vlan = info.vlan == 0 ? nil : Int(info.vlan); bridge = info.bridge
+        publicIp = info.publicIp == 0 ? nil : IPv4Address(info.publicIp).description
+    }
+    var row: [String] { [id, node, group ?? "-", ip ?? "(dhcp)", mac, vlan.map(String.init) ?? "-", bridge, publicIp ?? "-"] }
+    static let header = ["INSTANCE", "NODE", "GROUP", "IP", "MAC", "VLAN", "BRIDGE", "PUBLIC IP"]
+}
+
+struct NodeView: Encodable {
+    var id: String, address: String?, state: String, heartbeatAgeMs: UInt64?, desiredRevision: UInt64, appliedRevision: UInt64
+    init(_ info: Vnet_V1_NodeInfo) {
+        id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
+        heartbeatAgeMs = info.state == "NEW" ? nil : info.heartbeatAgeMs
+        desiredRevision = info.desiredRevision; appliedRevision = info.appliedRevision
+    }
+    var row: [String] {
+        [id, address ?? "-", state, heartbeatAgeMs.map { String(format: "%.1fs", Double($0) / 1000) } ?? "never",
+         String(desiredRevision), String(appliedRevision)]
+    }
+    static let header = ["NODE", "ADDRESS", "STATE", "HEARTBEAT", "DESIRED", "APPLIED"]
+}
+
+struct RuleView: Encodable {
+    var `protocol`: String, ports: String?, icmpType: Int?, icmpCode: Int?, source: String
+    init(_ rule: Vnet_V1_RuleChange) {
+        switch rule.protocol {
+        case .tcp: `protocol` = "tcp"
+        case .udp: `protocol` = "udp"
+        default: `protocol` = "icmp"
+        }
+        ports = `protocol` == "icmp" ? nil : (rule.fromPort == rule.toPort ? "\(rule.fromPort)" : "\(rule.fromPort)-\(rule.toPort)")
+        icmpType = `protocol` == "icmp" && rule.icmpType >= 0 ? Int(rule.icmpType) : nil
+        icmpCode = `protocol` == "icmp" && rule.icmpCode >= 0 ? Int(rule.icmpCode) : nil
+        source = rule.sourceCidr.isEmpty ? "group \(rule.sourceGroup)" : rule.sourceCidr
+    }
+    var text: String {
+        let what = ports.map { "\(`protocol`) \($0)" } ?? (icmpType.map { "icmp type \($0)\(icmpCode.map { " code \($0)" } ?? "")" } ?? "icmp")
+        return "\(what) from \(source)"
+    }
+}
+
+struct GroupView: Encodable {
+    var user: String, name: String, vlan: Int?, network: String?, instances: Int, rules: [RuleView]
+    init(_ info: Vnet_V1_GroupInfo) {
+        user = info.user; name = info.group; vlan = info.vlan == 0 ? nil : Int(info.vlan)
+        network = info.network == 0 && info.prefixLength == 0 ? nil : "\(IPv4Address(info.network))/\(info.prefixLength)"
+        instances = Int(info.instances); rules = info.rules.map(RuleView.init)
+    }
+}
+
+struct AddressView: Encodable {
+    var address: String, instance: String?
+    init(_ info: Vnet_V1_AddressInfo) {
+        address = IPv4Address(info.address).description; instance = info.instanceID.isEmpty ? nil : info.instanceID
+    }
+}
+
+struct ChangeView: Encodable {
+    var ok = true
+    var revision: UInt64
+    var affectedNodes: [String]
+    var instances: [InstanceView]?
+    var groups: [GroupView]?
+    var addresses: [AddressView]?
+    init(_ reply: Vnet_V1_ControlReply) {
+        revision = reply.revision; affectedNodes = reply.affectedNodes
+        instances = reply.instances.isEmpty ? nil : reply.instances.map(InstanceView.init)
+        groups = reply.groups.isEmpty ? nil : reply.groups.map(GroupView.init)
+        addresses = reply.addresses.isEmpty ? nil : reply.addresses.map(AddressView.init)
+    }
+}

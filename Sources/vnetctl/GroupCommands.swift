@@ -1,0 +1,120 @@
+import ArgumentParser
+import VNetCore
+import VNetProto
+
+/// Names a group: `--group NAME [--user USER]`.
+struct GroupName: ParsableArguments {
+    @Option(help: "The group's name.") var group: String
+    @Option(help: "The group's owner (default admin).") var user: String?
+    var ref: Vnet_V1_GroupRef {
+        var ref = Vnet_V1_GroupRef()
+        ref.group = group; ref.user = user ?? ""
+        return ref
+    }
+}
+
+/// `vnetctl create-group` / `delete-group`
+struct CreateGroupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create-group", abstract: "Create a security group (and take a network for it).")
+    @OptionGroup var name: GroupName
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let reply = try bus.call(.createGroup(name.ref))
+        if bus.json { try Output.json(ChangeView(reply)); return }
+        let group = reply.groups.first.map(GroupView.init)
+        Output.text("created \(name.user ?? "admin")/\(name.group)\(group.map { " on \($0.network ?? "-")\($0.vlan.map { ", VLAN \($0)" } ?? "")" } ?? ""); revision \(reply.revision)\n")
+    }
+}
+
+struct DeleteGroupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete-group", abstract: "Delete a security group with no instances.")
+    @OptionGroup var name: GroupName
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let reply = try bus.call(.deleteGroup(name.ref))
+        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("deleted \(name.user ?? "admin")/\(name.group); revision \(reply.revision)\n") }
+        try wait.waitIfAsked(reply, bus)
+    }
+}
+
+/// The rule of `authorize` and `revoke`: `--protocol tcp|udp|icmp [--ports 22|1000-2000] [--icmp-type T [--icmp-code C]]
+/// (--source-cidr CIDR | --source-group [USER/]NAME)`.
+struct RuleOptions: ParsableArguments {
+    @Option(name: .customLong("protocol")) var proto: String
+    @Option var ports: String?
+    @Option(name: .customLong("icmp-type")) var icmpType: Int?
+    @Option(name: .customLong("icmp-code")) var icmpCode: Int?
+    @Option(name: .customLong("source-cidr")) var sourceCIDR: String?
+    @Option(name: .customLong("source-group")) var sourceGroup: String?
+
+    func validate() throws {
+        guard ["tcp", "udp", "icmp"].contains(proto) else { throw ValidationError("--protocol is tcp, udp or icmp") }
+        if (sourceCIDR == nil) == (sourceGroup == nil) { throw ValidationError("give one of --source-cidr and --source-group") }
+        if proto == "icmp", ports != nil { throw ValidationError("icmp has no --ports; use --icmp-type/--icmp-code") }
+        if proto != "icmp", ports == nil { throw ValidationError("\(proto) needs --ports (22 or 1000-2000)") }
+    }
+
+    func change(_ group: GroupName) throws -> Vnet_V1_RuleChange {
+        var change = Vnet_V1_RuleChange()
+        change.user = group.user ?? ""; change.group = group.group
+        change.protocol = proto == "tcp" ? .tcp : proto == "udp" ? .udp : .icmp
+        change.icmpType = Int32(icmpType ?? -1); change.icmpCode = Int32(icmpCode ?? -1)
+        if let ports {
+            let ends = ports.split(separator: "-", omittingEmptySubsequences: false)
+            guard ends.count <= 2, let low = UInt32(ends[0]), let high = UInt32(ends.last!) else {
+                throw CommandFailure.usage("--ports '\(ports)' is not a port or a range low-high")
+            }
+            change.fromPort = low; change.toPort = high
+        }
+        change.sourceCidr = sourceCIDR ?? ""; change.sourceGroup = sourceGroup ?? ""
+        return change
+    }
+}
+
+struct AuthorizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "authorize", abstract: "Let traffic into a group.")
+    @OptionGroup var name: GroupName
+    @OptionGroup var rule: RuleOptions
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let reply = try bus.call(.authorize(try rule.change(name)))
+        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("authorized; revision \(reply.revision)\n") }
+        try wait.waitIfAsked(reply, bus)
+    }
+}
+
+struct RevokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Remove a rule from a group.")
+    @OptionGroup var name: GroupName
+    @OptionGroup var rule: RuleOptions
+    @OptionGroup var wait: WaitOptions
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let reply = try bus.call(.revoke(try rule.change(name)))
+        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("revoked; revision \(reply.revision)\n") }
+        try wait.waitIfAsked(reply, bus)
+    }
+}
+
+struct DescribeGroupsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "describe-groups", abstract: "Groups, their networks and rules.")
+    @OptionGroup var bus: BusOptions
+
+    func run() throws {
+        let groups = try bus.call(.describeGroups(Vnet_V1_DescribeGroups())).groups.map(GroupView.init)
+        if bus.json { try Output.json(groups); return }
+        var out = table([["GROUP", "NETWORK", "VLAN", "INSTANCES"]] + groups.map {
+            ["\($0.user)/\($0.name)", $0.network ?? "-", $0.vlan.map(String.init) ?? "-", String($0.instances)]
+        })
+        for group in groups where !group.rules.isEmpty {
+            out += "\(group.user)/\(group.name):\n" + group.rules.map { "  allow \($0.text)\n" }.joined()
+        }
+        Output.text(out)
+    }
+}
