@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+import VNetBus
+import VNetProto
+import ZMQ
+
+/// Real coordinator and agent processes on 127.0.0.1, with CURVE keys, in a temporary directory. Everything
+/// it starts is killed when it is released, also when a test fails.
+final class ClusterHarness {
+    static let binaries: URL = {
+        for directory in [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent()] {
+            if FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("vnet-coordinator").path) { return directory }
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug")
+    }()
+
+    let directory: String
+    let keys: String
+    let heartbeat: Double
+    let frontendConfig: String
+    let nodeConfig: String
+    var coordinator: Process?
+    var agents: [String: Process] = [:]
+    /// Three consecutive free ports, kept across coordinator restarts as an operator's would be.
+    let basePort: Int
+    let context = ZMQContext()
+
+    init(heartbeat: Double = 1.0, addressesPerNetwork: Int = 64) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-cluster-\(UUID().uuidString.prefix(8))").path
+        keys = "\(directory)/keys"
+        self.heartbeat = heartbeat
+        basePort = Self.freeBasePort()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        frontendConfig = "\(directory)/frontend.conf"
+        nodeConfig = "\(directory)/node.conf"
+        try """
+        VNET_MODE="MANAGED"
+        VNET_INTERFACE="eth0"
+        VNET_DHCPDAEMON="/usr/sbin/dhcpd"
+        VNET_SUBNET="10.20.0.0"
+        VNET_NETMASK="255.255.0.0"
+        VNET_DNS="192.0.2.53"
+        VNET_ADDRSPERNET="\(addressesPerNetwork)"
+        VNET_PUBLICIPS="203.0.113.10-203.0.113.60"
+
+        """.write(toFile: frontendConfig, atomically: true, encoding: .utf8)
+        try "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n".write(toFile: nodeConfig, atomically: true, encoding: .utf8)
+        try CurveKeys.generate(in: keys, name: "coordinator")
+        try CurveKeys.generate(in: "\(keys)/admins", name: "tester")
+    }
+
+    deinit {
+        for process in agents.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let coordinator, coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func launch(_ name: String, _ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = Self.binaries.appendingPathComponent(name)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    /// A base port whose three ports nobody is listening on (bound and released here, then used at once).
+    static func freeBasePort() -> Int {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000...60_000)
+            let sockets = (0..<3).map { offset -> Int32 in
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = UInt16(base + offset).bigEndian
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                if bound != 0 { close(fd); return -1 }
+                return fd
+            }
+            for fd in sockets where fd >= 0 { close(fd) }
+            if !sockets.contains(-1) { return base }
+        }
+        return 0
+    }
+
+    var endpointsFile: String { "\(directory)/coordinator/\(BusEndpoints.fileName)" }
+
+    func startCoordinator() throws {
+        try? FileManager.default.removeItem(atPath: endpointsFile)
+        coordinator = try launch("vnet-coordinator", [
+            "--config", frontendConfig, "--state-dir", "\(directory)/coordinator", "--listen", "127.0.0.1:\(basePort)",
+            "--keys", keys, "--frontend", "fe", "--heartbeat-interval", String(heartbeat),
+        ], log: "\(directory)/coordinator.log")
+        try waitUntil(timeout: 10, "the coordinator writes its endpoints") { FileManager.default.fileExists(atPath: self.endpointsFile) }
+    }
+
+    func nodeKey(_ name: String) throws -> String {
+        let path = "\(keys)/nodes/\(name).key"
+        if !FileManager.default.fileExists(atPath: path) { try CurveKeys.generate(in: "\(keys)/nodes", name: name) }
+        return path
+    }
+
+    func startAgent(_ name: String, key: String? = nil) throws {
+        agents[name] = try launch("vnet-agent", [
+            "--config", nodeConfig, "--endpoints", endpointsFile, "--node-id", name, "--state-dir", "\(directory)/agents/\(name)",
+            "--key", try key ?? nodeKey(name), "--coordinator-key", "\(keys)/coordinator.pub", "--heartbeat-interval", String(heartbeat),
+        ], log: "\(directory)/agent-\(name).log")
+    }
+
+    func kill9(_ process: Process?) {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func appliesLogged(by node: String) -> Int {
+        let text = (try? String(contentsOfFile: "\(directory)/agents/\(node)/applies.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").count
+    }
+
+    func adminSecurity() throws -> SocketSecurity {
+        .curveClient(keys: try CurveKeys.readPair(secretKeyFile: "\(keys)/admins/tester.key"),
+                     serverPublicKey: try CurveKeys.readKey("\(keys)/coordinator.pub"))
+    }
+
+    /// One control request with the admin key, as vnetctl makes it.
+    func control(_ op: Vnet_V1_ControlRequest.OneOf_Op, timeout: Double = 5) throws -> Vnet_V1_ControlReply {
+        let client = try RequestClient(context: context, endpoint: try BusEndpoints.load(from: endpointsFile).control,
+                                       security: try adminSecurity(), codec: EnvelopeCodec(clusterID: "vnet"))
+        var request = Vnet_V1_ControlRequest()
+        request.op = op
+        return try client.call(request, timeout: timeout)
+    }
+
+    func nodes() throws -> [String: Vnet_V1_NodeInfo] {
+        Dictionary(uniqueKeysWithValues: try control(.listNodes(Vnet_V1_ListNodes())).nodes.map { ($0.nodeID, $0) })
+    }
+
+    func log(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "" }
+
+    func waitUntil(timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Issue.record("timed out after \(timeout) s waiting until \(what)\n--- coordinator log ---\n\(log("coordinator").suffix(3000))", sourceLocation: sourceLocation)
+        throw HarnessTimeout()
+    }
+
+    struct HarnessTimeout: Error {}
+}
+
+func runInstance(_ id: String, node: String, group: String = "", publicIP: String = "") -> Vnet_V1_ControlRequest.OneOf_Op {
+    var run = Vnet_V1_RunInstance()
+    run.instanceID = id; run.node = node; run.group = group; run.publicIp = publicIP
+    return .runInstance(run)
+}

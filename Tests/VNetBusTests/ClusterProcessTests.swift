@@ -1,0 +1,232 @@
+import Foundation
+import Synchronization
+import Testing
+import VNetBus
+import VNetCore
+import VNetProto
+import ZMQ
+import CZMQ
+
+/// The bus issue's acceptance, with real processes on 127.0.0.1. Serialized: each test is timing-sensitive
+/// (heartbeats) and this machine has two cores.
+@Suite("cluster processes on 127.0.0.1", .serialized)
+struct ClusterProcessTests {
+    @Test func twentyAgentsConvergeAndAChangeReachesThemAll() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        let names = (1...20).map { String(format: "node%02d", $0) }
+        for name in names { try cluster.startAgent(name) }
+        try cluster.waitUntil(timeout: 20, "all 20 agents are UP and have applied their first state") {
+            let nodes = try cluster.nodes()
+            return names.allSatisfy { nodes[$0]?.state == "UP" && nodes[$0]?.appliedRevision == nodes[$0]?.desiredRevision && nodes[$0]?.appliedRevision != 0 }
+        }
+        // One change per node: an instance on each, in one group.
+        var group = Vnet_V1_GroupRef()
+        group.group = "web"
+        #expect(try cluster.control(.createGroup(group)).ok)
+        var last: UInt64 = 0
+        for (index, name) in names.enumerated() {
+            let reply = try cluster.control(runInstance(String(format: "i-%08x", index + 1), node: name, group: "web"))
+            #expect(reply.ok, "\(reply.error)")
+            #expect(reply.affectedNodes.contains(name) && reply.affectedNodes.contains("fe"))
+            last = reply.revision
+        }
+        try cluster.waitUntil(timeout: 10, "every agent applied its instance") {
+            let nodes = try cluster.nodes()
+            return names.allSatisfy { (nodes[$0]?.appliedRevision ?? 0) >= (nodes[$0]?.desiredRevision ?? .max) && (nodes[$0]?.desiredRevision ?? 0) > 1 }
+        }
+        // An authorize changes the front end only; nodes are not bothered.
+        var rule = Vnet_V1_RuleChange()
+        rule.group = "web"; rule.protocol = .tcp; rule.fromPort = 22; rule.toPort = 22; rule.sourceCidr = "0.0.0.0/0"
+        let authorized = try cluster.control(.authorize(rule))
+        #expect(authorized.ok && authorized.affectedNodes == ["fe"])
+        #expect(authorized.revision == last + 1)
+        for name in names { #expect(cluster.appliesLogged(by: name) == 2, "\(name): first state, then its instance") }
+    }
+
+    @Test func aKilledAgentIsDownWithinThreeAndAHalfSecondsAndComesBackWithoutReapplying() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startAgent("n1")
+        try cluster.startAgent("n2")
+        try cluster.waitUntil(timeout: 10, "both agents are UP") { try cluster.nodes().values.filter { $0.state == "UP" }.count == 2 }
+        #expect(try cluster.control(runInstance("i-00000001", node: "n1")).ok)
+        try cluster.waitUntil(timeout: 5, "n1 applied its instance") {
+            let n1 = try cluster.nodes()["n1"]
+            return n1?.appliedRevision == n1?.desiredRevision
+        }
+        let appliesBefore = cluster.appliesLogged(by: "n1")
+        // Let a heartbeat go out, so that the timing below starts from a fresh one at worst.
+        Thread.sleep(forTimeInterval: 0.2)
+        let killedAt = Date()
+        cluster.kill9(cluster.agents["n1"])
+        try cluster.waitUntil(timeout: 5, "n1 is DOWN") { try cluster.nodes()["n1"]?.state == "DOWN" }
+        let detection = Date().timeIntervalSince(killedAt)
+        #expect(detection < 3.5, "DOWN after \(detection) s")
+        #expect(try cluster.nodes()["n2"]?.state == "UP")
+        try cluster.startAgent("n1")
+        try cluster.waitUntil(timeout: 5, "n1 is UP again and in sync") {
+            let n1 = try cluster.nodes()["n1"]
+            return n1?.state == "UP" && n1?.appliedRevision == n1?.desiredRevision
+        }
+        #expect(cluster.appliesLogged(by: "n1") == appliesBefore, "state already applied was applied again")
+        // And a change made while it was down reaches it after it returns.
+        cluster.kill9(cluster.agents["n1"])
+        #expect(try cluster.control(runInstance("i-00000002", node: "n1")).ok)
+        try cluster.startAgent("n1")
+        try cluster.waitUntil(timeout: 5, "n1 resynchronised the change it missed") {
+            let n1 = try cluster.nodes()["n1"]
+            return n1?.appliedRevision == n1?.desiredRevision
+        }
+        #expect(cluster.appliesLogged(by: "n1") == appliesBefore + 1)
+    }
+
+    @Test func killingTheCoordinatorUnderLoadLosesNoAcknowledgedAllocation() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startAgent("n1")
+        try cluster.waitUntil(timeout: 10, "n1 registered") { try cluster.nodes()["n1"] != nil }
+        for index in 0..<10 {
+            var group = Vnet_V1_GroupRef()
+            group.group = "g\(index)"
+            #expect(try cluster.control(.createGroup(group)).ok)
+        }
+        let acknowledged = Mutex<[String: (UInt32, UInt64)]>([:])
+        let endpoint = try BusEndpoints.load(from: cluster.endpointsFile).control
+        let security = try cluster.adminSecurity()
+        let clients = 5, perClient = 100
+        let threads = (0..<clients).map { client in
+            Thread {
+                let context = ZMQContext()
+                guard let rpc = try? RequestClient(context: context, endpoint: endpoint, security: security, codec: EnvelopeCodec(clusterID: "vnet")) else { return }
+                for n in 0..<perClient {
+                    let number = client * perClient + n + 1
+                    var request = Vnet_V1_ControlRequest()
+                    request.op = runInstance(String(format: "i-%08x", number), node: "n1", group: "g\(number % 10)")
+                    guard let reply = try? rpc.call(request, timeout: 1.5) else { continue }
+                    if reply.ok, let info = reply.instances.first {
+                        acknowledged.withLock { $0[info.instanceID] = (info.address, info.mac) }
+                    }
+                }
+            }
+        }
+        for thread in threads { thread.start() }
+        try cluster.waitUntil(timeout: 30, "about 150 requests were acknowledged") { acknowledged.withLock { $0.count } >= 150 }
+        cluster.kill9(cluster.coordinator)
+        let atKill = acknowledged.withLock { $0.count }
+        Thread.sleep(forTimeInterval: 0.3)
+        try cluster.startCoordinator()
+        try cluster.waitUntil(timeout: 60, "the clients have finished") { threads.allSatisfy(\.isFinished) }
+        let acked = acknowledged.withLock { $0 }
+        #expect(atKill < clients * perClient, "the kill happened while requests were in flight")
+        let instances = try cluster.control(.describeInstances(Vnet_V1_DescribeInstances())).instances
+        let present = Dictionary(uniqueKeysWithValues: instances.map { ($0.instanceID, ($0.address, $0.mac)) })
+        for (id, allocation) in acked {
+            #expect(present[id]?.0 == allocation.0 && present[id]?.1 == allocation.1, "\(id) lost or changed after the restart")
+        }
+        #expect(Set(instances.map(\.address)).count == instances.count, "an IP was handed out twice")
+        #expect(Set(instances.map(\.mac)).count == instances.count, "a MAC was handed out twice")
+        #expect(acked.count > atKill, "requests were served again after the restart")
+        // The revision went on from where it was.
+        #expect(try cluster.control(.status(Vnet_V1_StatusRequest())).status.revision > UInt64(10))
+        // And the agent resynchronised with the restarted coordinator.
+        try cluster.waitUntil(timeout: 10, "n1 caught up with the restarted coordinator") {
+            let n1 = try cluster.nodes()["n1"]
+            return n1?.state == "UP" && n1?.appliedRevision == n1?.desiredRevision
+        }
+    }
+
+    @Test func keysDecideWhoIsAdmittedAndWhoTheyMaySpeakFor() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startAgent("a")
+        try cluster.startAgent("b")
+        // A key that is in no allow-list.
+        let strangers = "\(cluster.directory)/strangers"
+        try CurveKeys.generate(in: strangers, name: "intruder")
+        try cluster.startAgent("intruder", key: "\(strangers)/intruder.key")
+        try cluster.waitUntil(timeout: 10, "a and b are UP") { try cluster.nodes().values.filter { $0.state == "UP" }.count == 2 }
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try cluster.nodes()["intruder"] == nil, "an unknown key was admitted")
+        let refusedBefore = try cluster.control(.status(Vnet_V1_StatusRequest())).status.refusedFrames
+        #expect(refusedBefore > 0, "the intruder's attempts were not counted")
+
+        // Node a's key claiming to be node b: refused, and b's record is untouched.
+        let b = try #require(try cluster.nodes()["b"])
+        let endpoints = try BusEndpoints.load(from: cluster.endpointsFile)
+        let impostor = try ZMQSocket(cluster.context, .dealer)
+        try SocketSecurity.curveClient(keys: try CurveKeys.readPair(secretKeyFile: "\(cluster.keys)/nodes/a.key"),
+                                       serverPublicKey: try CurveKeys.readKey("\(cluster.keys)/coordinator.pub")).apply(to: impostor)
+        try impostor.connect(endpoints.sync)
+        let codec = EnvelopeCodec(clusterID: "vnet")
+        var result = Vnet_V1_ApplyResult()
+        result.nodeID = "b"; result.revision = 999_999; result.ok = true
+        var heartbeat = Vnet_V1_AgentHeartbeat()
+        heartbeat.nodeID = "b"; heartbeat.appliedRevision = 999_999
+        try impostor.send([codec.encode(.applyResult(result))])
+        try impostor.send([codec.encode(.agentHeartbeat(heartbeat))])
+        try cluster.waitUntil(timeout: 5, "the impostor's reports are refused") {
+            try cluster.control(.status(Vnet_V1_StatusRequest())).status.refusedFrames >= refusedBefore + 2
+        }
+        #expect(try cluster.nodes()["b"]?.appliedRevision == b.appliedRevision)
+
+        // A node's key cannot make control requests.
+        let nodeAsAdmin = try RequestClient(context: cluster.context, endpoint: endpoints.control,
+            security: .curveClient(keys: try CurveKeys.readPair(secretKeyFile: "\(cluster.keys)/nodes/a.key"),
+                                   serverPublicKey: try CurveKeys.readKey("\(cluster.keys)/coordinator.pub")),
+            codec: codec)
+        var request = Vnet_V1_ControlRequest()
+        request.op = runInstance("i-000000aa", node: "a")
+        #expect(throws: BusError.self) { try nodeAsAdmin.call(request, timeout: 1.5) }
+        #expect(try cluster.control(.describeInstances(Vnet_V1_DescribeInstances())).instances.isEmpty)
+    }
+
+    @Test func garbageOnEverySocketLeavesTheCoordinatorServing() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startAgent("a")
+        try cluster.waitUntil(timeout: 10, "a is UP") { try cluster.nodes()["a"]?.state == "UP" }
+        let endpoints = try BusEndpoints.load(from: cluster.endpointsFile)
+        // Raw TCP garbage at every port: not even a ZMTP greeting.
+        for endpoint in [endpoints.publish, endpoints.sync, endpoints.control] {
+            let port = UInt16(endpoint.split(separator: ":").last!)!
+            for size in [1, 64, 4096] {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = port.bigEndian
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                if connected == 0 {
+                    let junk = (0..<size).map { _ in UInt8.random(in: 0...255) }
+                    _ = junk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                }
+                close(fd)
+            }
+        }
+        // Authenticated peers sending frames that are not envelopes, from the wrong cluster, and oversized.
+        let node = try ZMQSocket(cluster.context, .dealer)
+        try SocketSecurity.curveClient(keys: try CurveKeys.readPair(secretKeyFile: "\(cluster.keys)/nodes/a.key"),
+                                       serverPublicKey: try CurveKeys.readKey("\(cluster.keys)/coordinator.pub")).apply(to: node)
+        try node.connect(endpoints.sync)
+        let admin = try ZMQSocket(cluster.context, .dealer)
+        try cluster.adminSecurity().apply(to: admin)
+        try admin.connect(endpoints.control)
+        var heartbeat = Vnet_V1_AgentHeartbeat()
+        heartbeat.nodeID = "a"
+        for socket in [node, admin] {
+            try socket.send([Array(repeating: 0xff, count: 100)])
+            try socket.send([EnvelopeCodec(clusterID: "someone-else").encode(.agentHeartbeat(heartbeat))])
+            try socket.send([[], [0x0a, 0x05]])
+            try socket.send([Array(repeating: 0x41, count: 5 << 20)])  // over the 4 MiB limit: libzmq drops the peer
+        }
+        try cluster.waitUntil(timeout: 5, "the bad frames are counted") {
+            try cluster.control(.status(Vnet_V1_StatusRequest())).status.droppedFrames >= 4
+        }
+        #expect(cluster.coordinator?.isRunning == true)
+        #expect(try cluster.control(runInstance("i-00000001", node: "a")).ok)
+        #expect(try cluster.nodes()["a"]?.state == "UP")
+    }
+}

@@ -1,0 +1,83 @@
+import Testing
+import VNetAgent
+import VNetCoordinator
+@testable import VNetCore
+import VNetProto
+
+@Suite("bus logic without sockets")
+struct PureBusLogicTests {
+    @Test(arguments: [
+        (UInt64(5), UInt64(4), UInt64(4), SyncDecision.apply),
+        (5, 3, 4, .requestSnapshot),     // 4 -> 5 was not the update we got: a gap
+        (4, 3, 4, .ignore),              // duplicate
+        (3, 2, 4, .ignore),              // old
+        (9, 0, 0, .apply),               // first state of a new host
+        (9, 7, 0, .requestSnapshot),     // a fresh agent joining late
+    ])
+    func updateDecisions(revision: UInt64, previous: UInt64, held: UInt64, expected: SyncDecision) {
+        #expect(SyncDecision.forUpdate(revision: revision, previousRevision: previous, held: held) == expected)
+    }
+
+    @Test func heartbeatDecisions() {
+        #expect(SyncDecision.forHeartbeat(desired: 7, held: 7) == .ignore)
+        #expect(SyncDecision.forHeartbeat(desired: 8, held: 7) == .requestSnapshot)
+        #expect(SyncDecision.forHeartbeat(desired: 3, held: 7) == .requestSnapshot)  // coordinator restored from backup
+    }
+
+    @Test func livenessStates() {
+        var liveness = Liveness(interval: 1, suspectAfter: 2, downAfter: 3)
+        #expect(liveness.state(of: "n1", at: 0) == .new)
+        liveness.heard("n1", at: 10)
+        #expect(liveness.state(of: "n1", at: 11.9) == .up)
+        #expect(liveness.state(of: "n1", at: 12.0) == .suspect)
+        #expect(liveness.state(of: "n1", at: 12.9) == .suspect)
+        #expect(liveness.state(of: "n1", at: 13.0) == .down)
+        #expect(liveness.transitions(at: 13.0, nodes: ["n1", "n2"]).map(\.1) == [.down])
+        #expect(liveness.transitions(at: 13.5, nodes: ["n1", "n2"]).isEmpty)
+        liveness.heard("n1", at: 14)
+        #expect(liveness.transitions(at: 14, nodes: ["n1"]).map(\.1) == [.up])
+        var fast = Liveness(interval: 0.1)
+        fast.heard("n", at: 0)
+        #expect(fast.state(of: "n", at: 0.31) == .down)
+    }
+
+    func handler() throws -> (ControlHandler, Allocator) {
+        let text = "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\nVNET_DHCPDAEMON=\"/usr/sbin/dhcpd\"\nVNET_SUBNET=\"10.20.0.0\"\nVNET_NETMASK=\"255.255.0.0\"\nVNET_DNS=\"192.0.2.53\"\nVNET_ADDRSPERNET=\"64\"\nVNET_PUBLICIPS=\"203.0.113.10\"\n"
+        let config = try #require(ConfigValidator.validate(text: text, role: .frontend).config)
+        var allocator = try Allocator(config: config, state: ClusterState(frontend: "fe"))
+        try allocator.addNode(.init(name: "n1", interface: "eth0", bridge: "br0"))
+        return (ControlHandler(config: config), allocator)
+    }
+
+    func run(_ id: String, publicIP: String = "", group: String = "") -> Vnet_V1_ControlRequest {
+        var run = Vnet_V1_RunInstance()
+        run.instanceID = id; run.node = "n1"; run.publicIp = publicIP; run.group = group
+        var request = Vnet_V1_ControlRequest()
+        request.op = .runInstance(run)
+        return request
+    }
+
+    @Test func defaultGroupIsMadeOnFirstUse() throws {
+        var (handler, allocator) = try handler()
+        let (reply, changed) = handler.handle(run("i-00000001"), &allocator, view: .init())
+        #expect(reply.ok && changed)
+        #expect(reply.instances.first?.group == "admin/default")
+        #expect(allocator.state.groups[GroupID(user: "admin", name: "default")] != nil)
+    }
+
+    @Test func aFailedStepUndoesTheEarlierOnes() throws {
+        var (handler, allocator) = try handler()
+        _ = handler.handle(run("i-00000001", publicIP: "auto"), &allocator, view: .init())
+        let before = allocator.state
+        // The only public IP is taken: the instance and the default group it would have made are undone.
+        let (reply, changed) = handler.handle(run("i-00000002", publicIP: "auto", group: ""), &allocator, view: .init())
+        #expect(!reply.ok && !changed)
+        #expect(reply.error.contains("no free public IP"))
+        #expect(allocator.state == before)
+        var fresh = try self.handler().1
+        let empty = fresh.state
+        let (second, _) = handler.handle(run("i-00000003", publicIP: "198.51.100.1"), &fresh, view: .init())
+        #expect(!second.ok)
+        #expect(fresh.state == empty, "the default group made for it is removed again")
+    }
+}
