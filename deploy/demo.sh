@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v swift >/dev/null || { echo "demo: swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
+bash deploy/install-deps.sh
 echo "== building vnetctl (release)"
 swift build -c release --product vnetctl 2>&1 | tail -n 1
 vnetctl=".build/release/vnetctl"

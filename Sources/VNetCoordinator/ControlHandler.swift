@@ -65,8 +65,8 @@ public struct ControlHandler: Sendable {
             try allocator.terminateInstance(id)
             return true
         case .createGroup(let ref):
-            try allocator.createGroup(try groupID(ref.user, ref.group))
-            reply.groups = groupInfos(allocator.state).filter { $0.user == ref.user.orDefault(Self.defaultUser) && $0.group == ref.group }
+            let group = try allocator.createGroup(try groupID(ref.user, ref.group))
+            reply.groups = [groupInfo(group, instances: 0)]
             return true
         case .deleteGroup(let ref):
             try allocator.deleteGroup(try groupID(ref.user, ref.group))
@@ -142,7 +142,11 @@ public struct ControlHandler: Sendable {
                 throw error
             }
         }
-        reply.instances = instanceInfos(allocator.state).filter { $0.instanceID == id.description }
+        if let instance = allocator.state.instances[id] {
+            // Only this instance is described: the reply must not cost more as the cluster grows.
+            let publicIP = allocator.state.publicIPs.first { $0.value == id }?.key
+            reply.instances = [instanceInfo(instance, allocator.state, publicIP: publicIP)]
+        }
     }
 
     func instanceID(_ text: String) throws(ClusterError) -> InstanceID {
@@ -176,56 +180,59 @@ public struct ControlHandler: Sendable {
 
     public func instanceInfos(_ state: ClusterState) -> [Vnet_V1_InstanceInfo] {
         let publicByInstance = state.publicAddressByInstance
-        let layout = config.layout
-        return state.instances.values.sorted { $0.id < $1.id }.map { instance in
-            var info = Vnet_V1_InstanceInfo()
-            info.instanceID = instance.id.description
-            info.node = instance.node
-            info.group = instance.group?.description ?? ""
-            info.address = instance.address?.value ?? 0
-            info.mac = instance.mac.value
-            info.publicIp = publicByInstance[instance.id]?.value ?? 0
-            if config.mode == .managed, let network = instance.group.flatMap({ state.groups[$0]?.network }), let layout {
-                info.vlan = UInt32(layout.vlan(ofNetwork: network))
-                info.bridge = "eucabr\(info.vlan)"
-            } else {
-                info.bridge = state.nodes[instance.node]?.bridge ?? ""
-            }
-            return info
+        return state.instances.values.sorted { $0.id < $1.id }.map { instanceInfo($0, state, publicIP: publicByInstance[$0.id]) }
+    }
+
+    func instanceInfo(_ instance: ClusterState.Instance, _ state: ClusterState, publicIP: IPv4Address?) -> Vnet_V1_InstanceInfo {
+        var info = Vnet_V1_InstanceInfo()
+        info.instanceID = instance.id.description
+        info.node = instance.node
+        info.group = instance.group?.description ?? ""
+        info.address = instance.address?.value ?? 0
+        info.mac = instance.mac.value
+        info.publicIp = publicIP?.value ?? 0
+        if config.mode == .managed, let network = instance.group.flatMap({ state.groups[$0]?.network }), let layout = config.layout {
+            info.vlan = UInt32(layout.vlan(ofNetwork: network))
+            info.bridge = "eucabr\(info.vlan)"
+        } else {
+            info.bridge = state.nodes[instance.node]?.bridge ?? ""
         }
+        return info
     }
 
     public func groupInfos(_ state: ClusterState) -> [Vnet_V1_GroupInfo] {
         var counts: [GroupID: UInt32] = [:]
         for instance in state.instances.values { if let group = instance.group { counts[group, default: 0] += 1 } }
-        return state.groups.values.sorted { $0.id < $1.id }.map { group in
-            var info = Vnet_V1_GroupInfo()
-            info.user = group.id.user
-            info.group = group.id.name
-            info.networkIndex = UInt32(group.network)
-            info.instances = counts[group.id] ?? 0
-            if let layout = config.layout {
-                info.vlan = UInt32(layout.vlan(ofNetwork: group.network))
-                let network = layout.network(group.network)
-                info.network = network.address.value
-                info.prefixLength = UInt32(network.prefixLength)
-            }
-            info.rules = group.rules.map { rule in
-                var change = Vnet_V1_RuleChange()
-                change.icmpType = -1; change.icmpCode = -1
-                switch rule.traffic {
-                case .tcp(let ports): change.protocol = .tcp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
-                case .udp(let ports): change.protocol = .udp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
-                case .icmp(let type, let code): change.protocol = .icmp; change.icmpType = Int32(type ?? -1); change.icmpCode = Int32(code ?? -1)
-                }
-                switch rule.source {
-                case .cidr(let network): change.sourceCidr = network.description
-                case .group(let source): change.sourceGroup = source.description
-                }
-                return change
-            }
-            return info
+        return state.groups.values.sorted { $0.id < $1.id }.map { groupInfo($0, instances: counts[$0.id] ?? 0) }
+    }
+
+    func groupInfo(_ group: ClusterState.Group, instances: UInt32) -> Vnet_V1_GroupInfo {
+        var info = Vnet_V1_GroupInfo()
+        info.user = group.id.user
+        info.group = group.id.name
+        info.networkIndex = UInt32(group.network)
+        info.instances = instances
+        if let layout = config.layout {
+            info.vlan = UInt32(layout.vlan(ofNetwork: group.network))
+            let network = layout.network(group.network)
+            info.network = network.address.value
+            info.prefixLength = UInt32(network.prefixLength)
         }
+        info.rules = group.rules.map { rule in
+            var change = Vnet_V1_RuleChange()
+            change.icmpType = -1; change.icmpCode = -1
+            switch rule.traffic {
+            case .tcp(let ports): change.protocol = .tcp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
+            case .udp(let ports): change.protocol = .udp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
+            case .icmp(let type, let code): change.protocol = .icmp; change.icmpType = Int32(type ?? -1); change.icmpCode = Int32(code ?? -1)
+            }
+            switch rule.source {
+            case .cidr(let network): change.sourceCidr = network.description
+            case .group(let source): change.sourceGroup = source.description
+            }
+            return change
+        }
+        return info
     }
 }
 

@@ -383,6 +383,7 @@ public final class Coordinator {
     }
 
     func send(_ socket: ZMQSocket, _ prefix: [[UInt8]], _ body: Vnet_V1_Envelope.OneOf_Body) {
+        // A peer whose queue is full (or that went away) loses this reply; it will ask again.
         try? socket.send(prefix + [codec.encode(body)], wait: false)
     }
 

@@ -5,8 +5,11 @@ import CZMQ
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
-    public init() {
+    /// `maxSockets`: libzmq allows 1023 sockets per context by default; a benchmark simulating a thousand
+    /// agents needs more.
+    public init(maxSockets: Int32? = nil) {
         handle = zmq_ctx_new()
+        if let maxSockets { zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, maxSockets) }
     }
 
     /// Terminates the context. Every socket must be closed first (they are, with linger set, so this never

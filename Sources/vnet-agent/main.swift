@@ -56,9 +56,9 @@ struct AgentCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
             }
             let agent = try Agent(options: options, backend: RecordingBackend(logPath: "\(stateDir)/applies.log"))
-            let signals = agent.stopFlag.stopOnTerminationSignals()
+            agent.stopFlag.stopOnTerminationSignals()
             agent.run()
-            _ = signals
+            Log.line("agent \(nodeID)", "stopped; the host keeps its network as it is")
         } catch let error as ValidationError {
             throw error
         } catch {

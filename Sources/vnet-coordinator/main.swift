@@ -51,9 +51,9 @@ struct CoordinatorCommand: ParsableCommand {
         do {
             let store = try SQLiteClusterStore(directory: stateDir)
             let coordinator = try Coordinator(config: vnetConfig, options: options, store: store)
-            let signals = coordinator.stopFlag.stopOnTerminationSignals()
+            coordinator.stopFlag.stopOnTerminationSignals()
             coordinator.run()
-            _ = signals
+            Log.line("coordinator", "stopped; state kept in \(stateDir)")
         } catch {
             FileHandle.standardError.write(Data("vnet-coordinator: \(error)\n".utf8))
             throw ExitCode.failure

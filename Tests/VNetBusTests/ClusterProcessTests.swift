@@ -181,6 +181,21 @@ struct ClusterProcessTests {
         #expect(try cluster.control(.describeInstances(Vnet_V1_DescribeInstances())).instances.isEmpty)
     }
 
+    @Test func sigtermStopsBothDaemonsGracefully() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startAgent("a")
+        try cluster.waitUntil(timeout: 10, "a is UP") { try cluster.nodes()["a"]?.state == "UP" }
+        for (name, process) in [("agent", cluster.agents["a"]!), ("coordinator", cluster.coordinator!)] {
+            process.terminate()  // SIGTERM
+            let deadline = Date().addingTimeInterval(3)
+            while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            #expect(!process.isRunning, "\(name) ignored SIGTERM")
+            if !process.isRunning { #expect(process.terminationStatus == 0, "\(name) exited with \(process.terminationStatus)") }
+        }
+        #expect(cluster.log("coordinator").contains("stopped; state kept"))
+    }
+
     @Test func garbageOnEverySocketLeavesTheCoordinatorServing() throws {
         let cluster = try ClusterHarness()
         try cluster.startCoordinator()

@@ -1,0 +1,476 @@
+import ArgumentParser
+import Foundation
+import VNetBus
+import VNetCore
+import VNetProto
+import ZMQ
+import CZMQ
+
+/// `vnet-bench bus`: the bus issue's figures, each against its target, in one run.
+///
+/// - convergence: a real `vnet-coordinator` process and N simulated agents in this process (each its own SUB
+///   and DEALER, registered and synchronised like a real agent). One committed change gives each of the N
+///   nodes an instance; the latency of a node is from the moment the requests are sent to the moment its
+///   new state arrives on its SUB socket.
+/// - throughput: the intent path (host state to wire, envelope encode, PUB, SUB, decode, checked back into a
+///   host state) against raw libzmq PUB/SUB moving frames of the same size, same run.
+/// - detection: an agent stops heartbeating; time until the coordinator reports it DOWN (1 s and 100 ms
+///   heartbeats).
+/// - durable: acknowledged run-instance requests per second, SQLite synchronous=FULL, several clients.
+/// - memory: resident size of a real vnet-agent process, and of the coordinator holding 1000 agents.
+struct BusBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bus", abstract: "Measure the bus; print figures against the targets.")
+
+    @Option(help: "Which measurements: all, convergence, throughput, detection, durable, memory.") var only = "all"
+    @Flag(help: "Print one JSON object.") var json = false
+
+    struct Figure: Encodable {
+        var name: String
+        var value: Double
+        var unit: String
+        var target: String
+        var meets: Bool
+        var detail: String
+    }
+
+    func run() throws {
+        var figures: [Figure] = []
+        let want = { (name: String) in only == "all" || only == name }
+        if want("convergence") || want("memory") {
+            for count in [100, 1000] {
+                let result = try Convergence.measure(agents: count)
+                let target = count == 100 ? 50.0 : 500.0
+                figures.append(Figure(name: "convergence p50, \(count) agents", value: result.p50 * 1000, unit: "ms", target: "-", meets: true,
+                                      detail: "\(result.rounds) rounds"))
+                figures.append(Figure(name: "convergence p99, \(count) agents", value: result.p99 * 1000, unit: "ms", target: "< \(Int(target)) ms",
+                                      meets: result.p99 * 1000 < target, detail: "max \(String(format: "%.1f", result.max * 1000)) ms"))
+                if count == 1000 {
+                    figures.append(Figure(name: "coordinator resident memory, 1000 agents", value: result.coordinatorMiB, unit: "MiB",
+                                          target: "< 150 MiB", meets: result.coordinatorMiB < 150, detail: "VmRSS of the vnet-coordinator process"))
+                }
+            }
+        }
+        if want("memory") {
+            let agentMiB = try AgentMemory.measure()
+            figures.append(Figure(name: "agent resident memory", value: agentMiB, unit: "MiB", target: "< 20 MiB", meets: agentMiB < 20,
+                                  detail: "VmRSS of a synchronised vnet-agent process (recording backend)"))
+        }
+        if want("throughput") {
+            let result = try Throughput.measure()
+            figures.append(Figure(name: "raw libzmq PUB/SUB, \(result.bytes)-byte frames", value: result.raw, unit: "msg/s", target: "baseline", meets: true, detail: ""))
+            figures.append(Figure(name: "intent path, same size", value: result.intents, unit: "msg/s", target: ">= 0.5x raw",
+                                  meets: result.intents >= 0.5 * result.raw, detail: String(format: "%.2fx raw", result.intents / result.raw)))
+        }
+        if want("detection") {
+            for (interval, target) in [(1.0, 3.0), (0.1, 0.5)] {
+                let result = try Detection.measure(interval: interval, trials: interval < 1 ? 10 : 5)
+                figures.append(Figure(name: "failure detection, \(Int(interval * 1000)) ms heartbeats", value: result.max, unit: "s",
+                                      target: "< \(target) s", meets: result.max < target,
+                                      detail: String(format: "median %.2f s over %d trials (worst shown)", result.median, result.trials)))
+            }
+        }
+        if want("durable") {
+            let rate = try Durable.measure(clients: 4, requests: 4000)
+            figures.append(Figure(name: "durable run-instance", value: rate, unit: "req/s", target: ">= 2000/s", meets: rate >= 2000,
+                                  detail: "4 clients, SQLite WAL synchronous=FULL, acknowledged after commit"))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+        } else {
+            var rows = [["MEASUREMENT", "VALUE", "TARGET", "", "DETAIL"]]
+            for f in figures {
+                let value = f.unit == "msg/s" || f.unit == "req/s" ? String(format: "%.0f %@", f.value, f.unit) : String(format: "%.2f %@", f.value, f.unit)
+                rows.append([f.name, value, f.target, f.meets ? "ok" : "MISSES", f.detail])
+            }
+            print(table(rows), terminator: "")
+        }
+    }
+}
+
+// MARK: shared pieces
+
+/// A coordinator process for a benchmark: release binary next to this one, insecure, on free ports.
+final class BenchCoordinator {
+    let process = Process()
+    let directory: String
+    let endpoints: BusEndpoints
+
+    init(heartbeat: Double = 1.0) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-bench-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = "\(directory)/frontend.conf"
+        try """
+        VNET_MODE="MANAGED"
+        VNET_INTERFACE="eth0"
+        VNET_DHCPDAEMON="/usr/sbin/dhcpd"
+        VNET_SUBNET="10.0.0.0"
+        VNET_NETMASK="255.0.0.0"
+        VNET_DNS="192.0.2.53"
+        VNET_ADDRSPERNET="64"
+
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnet-coordinator")
+        process.arguments = ["--config", config, "--state-dir", "\(directory)/state", "--listen", "127.0.0.1:0", "--insecure",
+                             "--frontend", "fe", "--heartbeat-interval", String(heartbeat)]
+        FileManager.default.createFile(atPath: "\(directory)/coordinator.log", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: "\(directory)/coordinator.log")
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let file = "\(directory)/state/\(BusEndpoints.fileName)"
+        let deadline = Date().addingTimeInterval(15)
+        while !FileManager.default.fileExists(atPath: file) {
+            guard Date() < deadline, process.isRunning else { throw BusError("the coordinator did not start") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        endpoints = try BusEndpoints.load(from: file)
+    }
+
+    var residentMiB: Double { residentMiBOf(process.processIdentifier) }
+
+    var logTail: String {
+        String(((try? String(contentsOfFile: "\(directory)/coordinator.log", encoding: .utf8)) ?? "").suffix(2000))
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+func residentMiBOf(_ pid: Int32) -> Double {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+let codec = EnvelopeCodec(clusterID: "vnet")
+
+/// Simulated agents: real sockets, registration and snapshots like vnet-agent, nothing applied.
+final class SimulatedAgents {
+    struct Agent {
+        var name: String
+        var subscriber: ZMQSocket
+        var dealer: ZMQSocket
+        var held: UInt64 = 0
+        var synced = false
+    }
+    var agents: [Agent] = []
+    let context = ZMQContext(maxSockets: 8192)
+
+    init(count: Int, endpoints: BusEndpoints) throws {
+        for index in 0..<count {
+            let name = String(format: "sim%04d", index)
+            let subscriber = try ZMQSocket(context, .sub)
+            try subscriber.set(ZMQ_RCVHWM, 0)
+            try subscriber.subscribe(Array("n/\(name)/".utf8))
+            try subscriber.connect(endpoints.publish)
+            let dealer = try ZMQSocket(context, .dealer)
+            try dealer.connect(endpoints.sync)
+            agents.append(Agent(name: name, subscriber: subscriber, dealer: dealer))
+        }
+    }
+
+    func send(_ index: Int, _ body: Vnet_V1_Envelope.OneOf_Body) { try? agents[index].dealer.send([codec.encode(body)]) }
+
+    /// Registers everyone and waits until each holds its snapshot.
+    func synchronise(timeout: Double) throws {
+        for index in agents.indices {
+            var register = Vnet_V1_Register()
+            register.nodeID = agents[index].name
+            register.interface = "eth0"
+            register.bridge = "br0"
+            send(index, .register(register))
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while agents.contains(where: { !$0.synced }) {
+            guard Date() < deadline else { throw BusError("simulated agents did not synchronise in \(timeout) s") }
+            _ = poll(timeoutMilliseconds: 50) { _, _ in }
+        }
+    }
+
+    /// Polls every socket once; calls `updated(index, revision)` for each NodeState arriving on a SUB.
+    func poll(timeoutMilliseconds: Int, _ updated: (Int, UInt64) -> Void) -> Int {
+        let sockets = agents.flatMap { [$0.subscriber, $0.dealer] }
+        guard let ready = try? ZMQPoller.readable(sockets, timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
+        var events = 0
+        for (position, isReady) in ready.enumerated() where isReady {
+            let index = position / 2, fromSubscriber = position % 2 == 0
+            let socket = fromSubscriber ? agents[index].subscriber : agents[index].dealer
+            while let message = try? socket.receive(wait: false) {
+                events += 1
+                guard let payload = message.frames.last, case .success(let body) = codec.decode(payload) else { continue }
+                switch body {
+                case .registerReply(let reply) where reply.accepted:
+                    var request = Vnet_V1_SnapshotRequest()
+                    request.nodeID = agents[index].name
+                    send(index, .snapshotRequest(request))
+                case .nodeState(let state):
+                    if fromSubscriber { updated(index, state.revision) } else { agents[index].synced = true }
+                    agents[index].held = state.revision
+                default:
+                    break
+                }
+            }
+        }
+        return events
+    }
+}
+
+// MARK: measurements
+
+enum Convergence {
+    struct Result { var p50: Double; var p99: Double; var max: Double; var rounds: Int; var coordinatorMiB: Double }
+
+    static func measure(agents count: Int, rounds: Int = 5) throws -> Result {
+        let coordinator = try BenchCoordinator()
+        defer { coordinator.stop() }
+        let agents = try SimulatedAgents(count: count, endpoints: coordinator.endpoints)
+        try agents.synchronise(timeout: 60)
+        Thread.sleep(forTimeInterval: 0.3)  // let the SUB subscriptions settle
+        let context = ZMQContext()
+        let control = try ZMQSocket(context, .dealer)
+        try control.connect(coordinator.endpoints.control)
+        var latencies: [Double] = []
+        var nextInstance: UInt32 = 1
+        for _ in 0..<rounds {
+            var arrived = [Double?](repeating: nil, count: count)
+            let start = monotonicSeconds()
+            // One instance per node, sent together: the coordinator commits them as one batch and publishes
+            // every node's new state.
+            for index in 0..<count {
+                var run = Vnet_V1_RunInstance()
+                run.instanceID = String(format: "i-%08x", nextInstance)
+                run.node = agents.agents[index].name
+                nextInstance += 1
+                var request = Vnet_V1_ControlRequest()
+                request.op = .runInstance(run)
+                try control.send([[], codec.encode(.controlRequest(request))])
+            }
+            let deadline = start + 30
+            var pending = count
+            while pending > 0, monotonicSeconds() < deadline {
+                _ = agents.poll(timeoutMilliseconds: 10) { index, _ in
+                    if arrived[index] == nil { arrived[index] = monotonicSeconds() - start; pending -= 1 }
+                }
+                while (try? control.receive(wait: false)) != nil {}
+            }
+            guard pending == 0 else { throw BusError("\(pending) of \(count) agents never received their update") }
+            latencies += arrived.compactMap { $0 }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let memory = coordinator.residentMiB
+        let sorted = latencies.sorted()
+        return Result(p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.last ?? .nan, rounds: rounds, coordinatorMiB: memory)
+    }
+}
+
+enum AgentMemory {
+    static func measure() throws -> Double {
+        let coordinator = try BenchCoordinator()
+        defer { coordinator.stop() }
+        let directory = coordinator.directory
+        try "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n".write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8)
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnet-agent")
+        agent.arguments = ["--config", "\(directory)/node.conf", "--endpoints", "\(directory)/state/\(BusEndpoints.fileName)",
+                           "--node-id", "n1", "--state-dir", "\(directory)/agent", "--insecure"]
+        agent.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try agent.run()
+        defer { agent.terminate(); agent.waitUntilExit() }
+        // Synchronised and heartbeating for a few seconds: the steady state.
+        Thread.sleep(forTimeInterval: 3)
+        return residentMiBOf(agent.processIdentifier)
+    }
+}
+
+enum Throughput {
+    struct Result { var raw: Double; var intents: Double; var bytes: Int }
+
+    /// A node's state with a few instances: the typical intent.
+    static func sampleState() -> HostNetworkState {
+        var state = HostNetworkState(host: "node0001", role: .node, mode: .managed)
+        state.requiredLinks = ["eth0"]
+        state.vlanDevices = [.init(name: "eth0.10", parent: "eth0", vlan: 10)]
+        state.bridges = [.init(name: "eucabr10", ports: ["eth0.10"])]
+        state.vifs = (1...4).map { .init(name: "vn-0000000\($0)", bridge: "eucabr10", mac: MACAddress(0xD00D_0000_0000 + UInt64($0)), instance: InstanceID(number: UInt32($0)), createTap: true) }
+        return state
+    }
+
+    static func measure(messages: Int = 200_000) throws -> Result {
+        let state = sampleState()
+        var probe = Vnet_V1_NodeState()
+        probe.nodeID = "node0001"; probe.revision = 1; probe.state = state.wire
+        let size = codec.encode(.nodeState(probe)).count
+        let raw = try run(messages: messages, produce: { _ in Array(repeating: 7, count: size) }, consume: { _ in true })
+        // As the coordinator does: the host's wire state is built once per change and cached; each
+        // publication stamps the revisions and encodes the envelope.
+        let wire = state.wire
+        let intents = try run(messages: messages, produce: { index in
+            var message = Vnet_V1_NodeState()
+            message.nodeID = "node0001"
+            message.revision = UInt64(index + 1)
+            message.previousRevision = UInt64(index)
+            message.state = wire
+            return codec.encode(.nodeState(message))
+        }, consume: { frame in
+            guard case .success(.nodeState(let message)) = codec.decode(frame) else { return false }
+            return (try? HostNetworkState(wire: message.state)) != nil
+        })
+        return Result(raw: raw, intents: intents, bytes: size)
+    }
+
+    /// Messages per second from a PUB thread to a SUB thread; the clock runs from the first to the last
+    /// message received, so connection set-up is not counted.
+    static func run(messages: Int, produce: @escaping @Sendable (Int) -> [UInt8], consume: @escaping @Sendable ([UInt8]) -> Bool) throws -> Double {
+        let context = ZMQContext()
+        let endpoint = "inproc://throughput-\(UUID().uuidString)"
+        let ready = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        final class Box: @unchecked Sendable { var seconds = 0.0; var ok = true }
+        let box = Box()
+        let receiver = Thread {
+            guard let sub = try? ZMQSocket(context, .sub) else { return }
+            try? sub.set(ZMQ_RCVHWM, 0)
+            try? sub.subscribe([])
+            try? sub.connect(endpoint)
+            ready.signal()
+            var first = 0.0
+            for index in 0..<messages + 1 {
+                guard let message = try? sub.receive() else { box.ok = false; break }
+                if index == 0 { first = monotonicSeconds(); continue }  // the first one only starts the clock
+                if !consume(message.frames[1]) { box.ok = false }
+            }
+            box.seconds = monotonicSeconds() - first
+            done.signal()
+        }
+        let pub = try ZMQSocket(context, .pub)
+        try pub.set(ZMQ_SNDHWM, 0)
+        try pub.bind(endpoint)
+        receiver.start()
+        ready.wait()
+        Thread.sleep(forTimeInterval: 0.2)
+        let topic = Array("n/node0001/".utf8)
+        try pub.send([topic, produce(0)])
+        for index in 0..<messages { try pub.send([topic, produce(index)]) }
+        done.wait()
+        guard box.ok else { throw BusError("a message did not decode") }
+        return Double(messages) / box.seconds
+    }
+}
+
+enum Detection {
+    struct Result { var median: Double; var max: Double; var trials: Int }
+
+    static func measure(interval: Double, trials: Int) throws -> Result {
+        let coordinator = try BenchCoordinator(heartbeat: interval)
+        defer { coordinator.stop() }
+        let context = ZMQContext()
+        let control = try RequestClient(context: context, endpoint: coordinator.endpoints.control, security: .insecure, codec: codec)
+        var times: [Double] = []
+        for trial in 0..<trials {
+            let name = "hb\(trial)"
+            let dealer = try ZMQSocket(context, .dealer)
+            try dealer.connect(coordinator.endpoints.sync)
+            var register = Vnet_V1_Register()
+            register.nodeID = name; register.interface = "eth0"; register.bridge = "br0"
+            try dealer.send([codec.encode(.register(register))])
+            var heartbeat = Vnet_V1_AgentHeartbeat()
+            heartbeat.nodeID = name
+            // Heartbeat like an agent for a while, then stop at a random point within an interval.
+            let stopAt = monotonicSeconds() + 5 * interval + Double.random(in: 0..<interval)
+            var lastBeat = 0.0
+            while monotonicSeconds() < stopAt {
+                if monotonicSeconds() - lastBeat >= interval {
+                    try dealer.send([codec.encode(.agentHeartbeat(heartbeat))])
+                    lastBeat = monotonicSeconds()
+                }
+                while (try? dealer.receive(wait: false)) != nil {}
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+            dealer.close()
+            let stopped = monotonicSeconds()
+            var request = Vnet_V1_ControlRequest()
+            request.op = .listNodes(Vnet_V1_ListNodes())
+            while true {
+                let nodes = try control.call(request, timeout: 5).nodes
+                if nodes.first(where: { $0.nodeID == name })?.state == "DOWN" { break }
+                guard monotonicSeconds() - stopped < 20 else { throw BusError("\(name) never went DOWN") }
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+            times.append(monotonicSeconds() - stopped)
+        }
+        let sorted = times.sorted()
+        return Result(median: percentile(sorted, 0.5), max: sorted.last ?? .nan, trials: trials)
+    }
+}
+
+enum Durable {
+    static func measure(clients: Int, requests: Int) throws -> Double {
+        let coordinator = try BenchCoordinator()
+        defer { coordinator.stop() }
+        // A node to run instances on, and groups with room for them all (61 instances each).
+        let context = ZMQContext()
+        let registrar = try ZMQSocket(context, .dealer)
+        try registrar.connect(coordinator.endpoints.sync)
+        var register = Vnet_V1_Register()
+        register.nodeID = "n1"; register.interface = "eth0"; register.bridge = "br0"
+        try registrar.send([codec.encode(.register(register))])
+        let setup = try RequestClient(context: context, endpoint: coordinator.endpoints.control, security: .insecure, codec: codec)
+        Thread.sleep(forTimeInterval: 0.3)
+        let groups = requests / 50 + 1
+        for index in 0..<groups {
+            var request = Vnet_V1_ControlRequest()
+            var group = Vnet_V1_GroupRef()
+            group.group = "g\(index)"
+            request.op = .createGroup(group)
+            guard try setup.call(request, timeout: 10).ok else { throw BusError("cannot create group g\(index)") }
+        }
+        let endpoint = coordinator.endpoints.control
+        let perClient = requests / clients
+        let finished = DispatchSemaphore(value: 0)
+        final class Counter: @unchecked Sendable { let lock = NSLock(); var acknowledged = 0 }
+        let counter = Counter()
+        let start = monotonicSeconds()
+        for client in 0..<clients {
+            Thread {
+                defer { finished.signal() }
+                let context = ZMQContext()
+                guard let socket = try? ZMQSocket(context, .dealer), (try? socket.connect(endpoint)) != nil else { return }
+                // Pipelined: up to 64 requests in flight per client, as a busy front end would send them.
+                var sent = 0, received = 0
+                while received < perClient {
+                    while sent < perClient, sent - received < 64 {
+                        let number = client * perClient + sent + 1
+                        var run = Vnet_V1_RunInstance()
+                        run.instanceID = String(format: "i-%08x", number)
+                        run.node = "n1"
+                        run.group = "g\(number / 50)"
+                        var request = Vnet_V1_ControlRequest()
+                        request.requestID = "\(number)"
+                        request.op = .runInstance(run)
+                        try? socket.send([[], codec.encode(.controlRequest(request))])
+                        sent += 1
+                    }
+                    guard let message = try? socket.receive(), let payload = message.frames.last,
+                          case .success(.controlReply(let reply)) = codec.decode(payload) else { continue }
+                    received += 1
+                    if reply.ok { counter.lock.lock(); counter.acknowledged += 1; counter.lock.unlock() }
+                }
+            }.start()
+        }
+        for _ in 0..<clients {
+            guard finished.wait(timeout: .now() + 120) == .success else { throw BusError("clients did not finish in 120 s\n\(coordinator.logTail)") }
+        }
+        let seconds = monotonicSeconds() - start
+        guard counter.acknowledged == perClient * clients else { throw BusError("only \(counter.acknowledged) of \(perClient * clients) requests succeeded") }
+        return Double(counter.acknowledged) / seconds
+    }
+}

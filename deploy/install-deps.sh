@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vnet builds and tests with, when they are missing (root only; apt-get).
+# Used by deploy/demo.sh and Tests/run-all.sh, so a fresh machine needs nothing done by hand.
+set -euo pipefail
+
+# Debian packages the build and the tests need: libzmq (with CURVE) and SQLite to build; ISC dhcpd, iptables
+# and iproute2 for the root lane; protobuf-c and gcc for the C conformance test; e2fsprogs for chattr.
+needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server iptables iproute2 protobuf-c-compiler
+        libprotobuf-c-dev gcc libc6-dev e2fsprogs)
+packages=()
+for package in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
+done
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "run-all: installing ${packages[*]}"
+    # Keep package scripts from starting services (isc-dhcp-server would try to start dhcpd on this host).
+    # A policy file already there (container images ship one) is left as it is; one made here is removed
+    # even if apt-get fails.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy"
+      chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  else
+    echo "run-all: not root, cannot install ${packages[*]}; the root lane will say what is missing" >&2
+  fi
+fi
