@@ -127,6 +127,18 @@ public final class Agent {
         for _ in 0..<1000 {
             guard let message = try? socket.receive(wait: false) else { return }
             guard let payload = message.frames.last, message.frames.count >= (fromPublisher ? 2 : 1) else { continue }
+            // Updates on PUB: the header alone says whether this is news; only news is decoded in full.
+            if fromPublisher, let header = IntentFrame.peek(payload, clusterID: options.clusterID) {
+                guard header.nodeID == options.nodeID else { refusals.countUnauthorized(); continue }
+                contact(epoch: header.epoch)
+                switch SyncDecision.forUpdate(revision: header.revision, previousRevision: header.previousRevision, held: held) {
+                case .ignore: continue
+                case .requestSnapshot:
+                    requestSnapshot(reason: "missed an update (got \(header.revision) after \(header.previousRevision), holding \(held))")
+                    continue
+                case .apply: break
+                }
+            }
             switch codec.decode(payload) {
             case .failure(let refusal):
                 refusals.count(refusal)
@@ -156,15 +168,9 @@ public final class Agent {
         case .nodeState(let state):
             guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }
             contact(epoch: state.epoch)
-            if fromPublisher {
-                switch SyncDecision.forUpdate(revision: state.revision, previousRevision: state.previousRevision, held: held) {
-                case .apply: apply(state)
-                case .ignore: break
-                case .requestSnapshot: requestSnapshot(reason: "missed an update (got \(state.revision) after \(state.previousRevision), holding \(held))")
-                }
-            } else {
-                apply(state)  // a snapshot: apply unless the host already has exactly this
-            }
+            // From PUB it was found to be the next update (peek above); from a snapshot it is applied unless
+            // the host already has exactly this.
+            apply(state)
         default:
             refusals.count(.malformed)
         }

@@ -33,7 +33,8 @@ public final class Coordinator {
     var revision: UInt64
     var hostRevisions: [String: NodeRevision]
     var desired: [String: HostNetworkState]
-    var encodedStates: [String: Vnet_V1_HostState] = [:]
+    /// Each host's desired state serialized once per change; every publication and snapshot reuses it.
+    var serializedStates: [String: [UInt8]] = [:]
     var liveness: Liveness
     var applied: [String: UInt64] = [:]
     var peerAddresses: [String: String] = [:]
@@ -205,8 +206,8 @@ public final class Coordinator {
             return .register(prefix: prefix, register: register, node: register.nodeID)
         case .snapshotRequest(let request):
             guard authorized(request.nodeID, user: user) else { return nil }
-            if let state = nodeState(request.nodeID) {
-                send(sync, prefix, .nodeState(state))
+            if let frame = nodeStateFrame(request.nodeID) {
+                try? sync.send(prefix + [frame], wait: false)
             } else {
                 var reply = Vnet_V1_RegisterReply()
                 reply.accepted = false
@@ -334,44 +335,37 @@ public final class Coordinator {
         let next = revision + 1
         let states = try planner.desiredStates(for: allocator.state)
         var changed: [String: NodeRevision] = [:]
-        var wires: [String: Vnet_V1_HostState] = [:]
+        var serialized: [String: [UInt8]] = [:]
         for (host, state) in states where desired[host] != state {
             let wire = state.wire
-            wires[host] = wire
+            serialized[host] = (try? wire.serializedBytes()) ?? []
             changed[host] = NodeRevision(revision: next, previous: hostRevisions[host]?.revision ?? 0, digest: wire.digest)
         }
         try store.commit(StoreChange.between(before, allocator.state, revision: next, nodeRevisions: changed))
         revision = next
         desired = states
         hostRevisions.merge(changed) { $1 }
-        encodedStates.merge(wires) { $1 }
+        serializedStates.merge(serialized) { $1 }
         for host in changed.keys.sorted() {
-            if let state = nodeState(host) { publish(host, state) }
+            if let frame = nodeStateFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
         }
         return changed.keys.sorted()
     }
 
     // MARK: messages
 
-    func nodeState(_ host: String) -> Vnet_V1_NodeState? {
+    /// The NodeState envelope of a host, framed around its cached serialized state (see IntentFrame).
+    func nodeStateFrame(_ host: String) -> [UInt8]? {
         guard let state = desired[host] else { return nil }
-        var message = Vnet_V1_NodeState()
-        message.nodeID = host
-        message.epoch = epoch
-        let known = hostRevisions[host]
-        message.revision = known?.revision ?? revision
-        message.previousRevision = known?.previous ?? 0
-        message.clusterRevision = revision
-        if let cached = encodedStates[host] { message.state = cached } else {
-            let wire = state.wire
-            encodedStates[host] = wire
-            message.state = wire
+        let bytes: [UInt8]
+        if let cached = serializedStates[host] { bytes = cached } else {
+            bytes = (try? state.wire.serializedBytes()) ?? []
+            serializedStates[host] = bytes
         }
-        return message
-    }
-
-    func publish(_ host: String, _ state: Vnet_V1_NodeState) {
-        try? publisher.send([Array("n/\(host)/".utf8), codec.encode(.nodeState(state))], wait: false)
+        let known = hostRevisions[host]
+        let header = IntentFrame.Header(nodeID: host, epoch: epoch, revision: known?.revision ?? revision,
+                                        previousRevision: known?.previous ?? 0, clusterRevision: revision)
+        return IntentFrame.nodeState(clusterID: options.clusterID, header: header, stateBytes: bytes)
     }
 
     func publishHeartbeat() {

@@ -67,15 +67,25 @@ struct WaitOptions: ParsableArguments {
         let deadline = Date().addingTimeInterval(waitTimeout)
         let target = reply.revision
         var lagging = reply.affectedNodes
+        var shown = -1
+        // On a terminal the line is rewritten in place; in a log, a line is added only when the count moves.
+        let terminal = isatty(STDERR_FILENO) == 1
         while true {
             let nodes = try bus.call(.listNodes(Vnet_V1_ListNodes())).nodes
             let applied = Dictionary(nodes.map { ($0.nodeID, $0.appliedRevision) }, uniquingKeysWith: { $1 })
             lagging = reply.affectedNodes.filter { (applied[$0] ?? 0) < target }
             let done = reply.affectedNodes.count - lagging.count
-            FileHandle.standardError.write(Data("\rwaiting for revision \(target): \(done)/\(reply.affectedNodes.count) nodes applied".utf8))
-            if lagging.isEmpty { FileHandle.standardError.write(Data("\n".utf8)); return }
+            if done != shown {
+                shown = done
+                let line = "waiting for revision \(target): \(done)/\(reply.affectedNodes.count) nodes applied"
+                FileHandle.standardError.write(Data((terminal ? "\r" + line : line + "\n").utf8))
+            }
+            if lagging.isEmpty {
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                return
+            }
             if Date() > deadline {
-                FileHandle.standardError.write(Data("\n".utf8))
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
                 throw CommandFailure(code: 4, message: "timed out after \(waitTimeout) s; revision \(target) not applied by: \(lagging.joined(separator: ", "))")
             }
             Thread.sleep(forTimeInterval: 0.1)

@@ -108,9 +108,14 @@ final class ClusterHarness {
         return path
     }
 
-    func startAgent(_ name: String, key: String? = nil) throws {
+    /// The front end's own agent (node id "fe", the front end's config), as a real deployment runs it.
+    func startFrontendAgent() throws {
+        try startAgent("fe", config: frontendConfig, role: "frontend")
+    }
+
+    func startAgent(_ name: String, key: String? = nil, config: String? = nil, role: String = "node") throws {
         agents[name] = try launch("vnet-agent", [
-            "--config", nodeConfig, "--endpoints", endpointsFile, "--node-id", name, "--state-dir", "\(directory)/agents/\(name)",
+            "--role", role, "--config", config ?? nodeConfig, "--endpoints", endpointsFile, "--node-id", name, "--state-dir", "\(directory)/agents/\(name)",
             "--key", try key ?? nodeKey(name), "--coordinator-key", "\(keys)/coordinator.pub", "--heartbeat-interval", String(heartbeat),
         ], log: "\(directory)/agent-\(name).log")
     }

@@ -245,3 +245,99 @@ struct ClusterProcessTests {
         #expect(try cluster.nodes()["a"]?.state == "UP")
     }
 }
+
+/// vnetctl's bus commands against a real coordinator and agent: text, JSON, --wait and exit codes.
+@Suite("vnetctl against a running cluster", .serialized)
+struct VNetCtlBusTests {
+    func vnetctl(_ cluster: ClusterHarness, _ arguments: [String], keys: Bool = true) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = ClusterHarness.binaries.appendingPathComponent("vnetctl")
+        var all = arguments + ["--endpoints", cluster.endpointsFile]
+        if keys { all += ["--key", "\(cluster.keys)/admins/tester.key", "--coordinator-key", "\(cluster.keys)/coordinator.pub"] }
+        process.arguments = all
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    func object(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+    @Test func operatorWorkflow() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startFrontendAgent()
+        try cluster.startAgent("n1")
+        try cluster.startAgent("n2")
+        try cluster.waitUntil(timeout: 10, "the front end and both nodes are UP") { try cluster.nodes().values.filter { $0.state == "UP" }.count == 3 }
+
+        let created = try vnetctl(cluster, ["create-group", "--group", "web"])
+        #expect(created.status == 0 && created.stdout.contains("created admin/web on 10.20.0.0/26, VLAN 2"), "\(created)")
+        let run = try vnetctl(cluster, ["run-instance", "--id", "i-3F1A0B2C", "--node", "n1", "--group", "web", "--public-ip", "auto", "--wait", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let change = try #require(try object(run.stdout) as? [String: Any])
+        let instance = try #require((change["instances"] as? [[String: Any]])?.first)
+        #expect(instance["ip"] as? String == "10.20.0.2" && instance["mac"] as? String == "d0:0d:3f:1a:0b:2c")
+        #expect(instance["vlan"] as? Int == 2 && instance["bridge"] as? String == "eucabr2" && instance["publicIp"] as? String == "203.0.113.10")
+        #expect(run.stderr.contains("2/2 nodes applied"), "--wait shows progress: \(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count <= 3, "progress is printed when it changes, not on every poll: \(run.stderr)")
+        // After --wait returned, the affected nodes have applied it.
+        let nodes = try #require(try object(try vnetctl(cluster, ["nodes", "--json"]).stdout) as? [[String: Any]])
+        let n1 = try #require(nodes.first { $0["id"] as? String == "n1" })
+        #expect(n1["state"] as? String == "UP")
+        #expect(n1["appliedRevision"] as? Int == n1["desiredRevision"] as? Int)
+
+        let authorize = try vnetctl(cluster, ["authorize", "--group", "web", "--protocol", "tcp", "--ports", "22", "--source-cidr", "0.0.0.0/0", "--wait"])
+        #expect(authorize.status == 0, "\(authorize.stderr)")
+        let groups = try vnetctl(cluster, ["describe-groups"])
+        #expect(groups.stdout.contains("allow tcp 22 from 0.0.0.0/0"))
+        #expect(try vnetctl(cluster, ["revoke", "--group", "web", "--protocol", "tcp", "--ports", "22", "--source-cidr", "0.0.0.0/0"]).status == 0)
+        #expect(!(try vnetctl(cluster, ["describe-groups"]).stdout.contains("allow tcp 22")))
+
+        let addresses = try #require(try object(try vnetctl(cluster, ["describe-addresses", "--json"]).stdout) as? [[String: Any]])
+        #expect(addresses.first?["address"] as? String == "203.0.113.10" && addresses.first?["instance"] as? String == "i-3f1a0b2c")
+        #expect(try vnetctl(cluster, ["disassociate-address", "--address", "203.0.113.10", "--wait"]).status == 0)
+        #expect(try vnetctl(cluster, ["release-address", "--address", "203.0.113.10"]).status == 0)
+        let allocated = try vnetctl(cluster, ["allocate-address", "--address", "203.0.113.20"])
+        #expect(allocated.status == 0 && allocated.stdout.contains("allocated 203.0.113.20"))
+        #expect(try vnetctl(cluster, ["associate-address", "--address", "203.0.113.20", "--instance", "i-3f1a0b2c"]).status == 0)
+
+        // Refusals exit 1 with the coordinator's reason; nothing changes.
+        let duplicate = try vnetctl(cluster, ["run-instance", "--id", "i-3f1a0b2c", "--node", "n2"])
+        #expect(duplicate.status == 1 && duplicate.stderr.contains("already exists"))
+        let busy = try vnetctl(cluster, ["delete-group", "--group", "web"])
+        #expect(busy.status == 1 && busy.stderr.contains("still has instances"))
+        #expect(try vnetctl(cluster, ["terminate-instance", "--id", "i-3f1a0b2c", "--wait"]).status == 0)
+        #expect(try vnetctl(cluster, ["delete-group", "--group", "web"]).status == 0)
+        // Usage errors exit 2; no keys given exits 2 and says which flags are needed.
+        #expect(try vnetctl(cluster, ["run-instance", "--id", "i-12", "--node", "n1"]).status == 2)
+        let noKeys = try vnetctl(cluster, ["status"], keys: false)
+        #expect(noKeys.status == 2 && noKeys.stderr.contains("--key"))
+        let status = try #require(try object(try vnetctl(cluster, ["status", "--json"]).stdout) as? [String: Any])
+        #expect(status["mode"] as? String == "MANAGED" && status["nodesUp"] as? Int == 3)
+    }
+
+    @Test func waitTimesOutNamingTheLaggingNode() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        try cluster.startFrontendAgent()
+        try cluster.startAgent("n1")
+        try cluster.waitUntil(timeout: 10, "fe and n1 are UP") { try cluster.nodes().values.filter { $0.state == "UP" }.count == 2 }
+        cluster.kill9(cluster.agents["n1"])
+        let waited = try vnetctl(cluster, ["run-instance", "--id", "i-00000001", "--node", "n1", "--wait", "--wait-timeout", "1"])
+        #expect(waited.status == 4)
+        #expect(waited.stderr.contains("not applied by: n1"), "\(waited.stderr)")
+    }
+
+    @Test func anUnreachableCoordinatorExitsThree() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        cluster.kill9(cluster.coordinator)
+        let result = try vnetctl(cluster, ["status", "--timeout", "0.5"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("no reply from the coordinator"))
+    }
+}
