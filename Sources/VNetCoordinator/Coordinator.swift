@@ -95,6 +95,9 @@ public final class Coordinator {
             try socket.set(ZMQ_ROUTER_MANDATORY, 0)
         }
         try publisher.set(ZMQ_SNDHWM, 100_000)
+        // ZMTP heartbeats on every socket: a subscriber or agent that froze is dropped by libzmq itself.
+        try publisher.set(ZMQ_HEARTBEAT_IVL, Int32(options.heartbeatInterval * 1000))
+        try publisher.set(ZMQ_HEARTBEAT_TIMEOUT, Int32(options.heartbeatInterval * 3000))
         do {
             try publisher.bind(options.listen.publish)
             try sync.bind(options.listen.sync)
