@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 command -v swift >/dev/null || { echo "demo: swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
 bash deploy/install-deps.sh
-echo "== building vnetctl (release)"
+echo "== building vnetctl, vnet-coordinator, vnet-agent (release)"
 swift build -c release --product vnetctl 2>&1 | tail -n 1
+swift build -c release --product vnet-coordinator 2>&1 | tail -n 1
+swift build -c release --product vnet-agent 2>&1 | tail -n 1
 vnetctl=".build/release/vnetctl"
 
 echo
@@ -22,7 +24,7 @@ done
 echo
 echo "== vnetctl config check on a broken file (exit 1 expected)"
 broken=$(mktemp)
-trap 'rm -f "$broken"' EXIT
+trap 'rm -f "$broken"' EXIT  # replaced by the bus section's cleanup, which removes it too
 cat > "$broken" <<'CONF'
 VNET_MODE="MANAGED"
 VNET_INTERFACE="eth0"
@@ -45,6 +47,50 @@ for pair in "system scenario-system.json" "static scenario-static.json" "managed
   echo "== vnetctl plan: $1 mode (deploy/examples/$1/eucalyptus.frontend.conf, deploy/examples/$2)"
   "$vnetctl" plan --config "deploy/examples/$1/eucalyptus.frontend.conf" --scenario "deploy/examples/$2"
 done
+
+# The bus on loopback: a coordinator, the front end's agent and three node agents (recording backend: they
+# apply nothing to this machine's kernel), with CURVE keys, in a scratch directory removed at the end.
+echo
+echo "== the bus on 127.0.0.1: coordinator, front-end agent, 3 node agents (MANAGED, CURVE)"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work" "$broken"
+}
+trap cleanup EXIT
+keys="$work/keys"
+"$vnetctl" keys generate --dir "$keys" --coordinator >/dev/null
+"$vnetctl" keys generate --dir "$keys" --admin demo >/dev/null
+for node in fe node1 node2 node3; do "$vnetctl" keys generate --dir "$keys" --node "$node" >/dev/null; done
+.build/release/vnet-coordinator --config deploy/examples/managed/eucalyptus.frontend.conf --state-dir "$work/coordinator" \
+  --keys "$keys" --listen 127.0.0.1:0 --frontend fe 2>"$work/coordinator.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -f "$work/coordinator/endpoints.json" ] && break; sleep 0.05; done
+start_agent() {  # NAME ROLE CONFIG
+  .build/release/vnet-agent --role "$2" --config "$3" --endpoints "$work/coordinator/endpoints.json" --node-id "$1" \
+    --state-dir "$work/agent-$1" --key "$keys/nodes/$1.key" --coordinator-key "$keys/coordinator.pub" 2>"$work/agent-$1.log" &
+  pids+=($!)
+}
+start_agent fe frontend deploy/examples/managed/eucalyptus.frontend.conf
+for node in node1 node2 node3; do start_agent "$node" node deploy/examples/managed/eucalyptus.node.conf; done
+export VNET_ENDPOINTS="$work/coordinator/endpoints.json" VNET_KEY="$keys/admins/demo.key" VNET_COORDINATOR_KEY="$keys/coordinator.pub"
+for _ in $(seq 100); do "$vnetctl" nodes 2>/dev/null | grep -c " UP " | grep -q 4 && break; sleep 0.1; done
+run() { echo "\$ vnetctl $*"; "$vnetctl" "$@" 2>&1 | sed 's/^/  /'; }
+refused() { echo "\$ vnetctl $*   (refused on purpose)"; set +e; "$vnetctl" "$@" 2>&1 | sed 's/^/  /'; echo "  (exit status ${PIPESTATUS[0]})"; set -e; }
+run create-group --group web
+run create-group --group db
+run authorize --group db --protocol tcp --ports 5432 --source-group web --wait
+run run-instance --id i-3F1A0B2C --node node1 --group web --public-ip auto --wait
+run run-instance --id i-00000B01 --node node2 --group web --wait
+run run-instance --id i-0000DB01 --node node3 --group db --wait
+refused run-instance --id i-0000DB02 --node node3 --group nosuch
+refused run-instance --id i-3F1A0B2C --node node2 --group web
+run describe-instances
+run describe-groups
+run nodes
+run status
 
 echo
 echo "demo: done. Try: $vnetctl plan --config deploy/examples/managed/eucalyptus.frontend.conf --scenario deploy/examples/scenario.json --host node2 --json"

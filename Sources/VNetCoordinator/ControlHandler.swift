@@ -28,7 +28,8 @@ public struct ControlHandler: Sendable {
             return (reply, changed)
         } catch {
             reply.ok = false
-            reply.error = error.description
+            // The field prefix names a path in a file; for a command line the message alone reads right.
+            reply.error = error.message
             return (reply, false)
         }
     }
