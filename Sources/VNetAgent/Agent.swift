@@ -57,6 +57,7 @@ public final class Agent {
     var coordinatorLost = false
     var lastSnapshotRequest = -1e9
     var heartbeatSequence: UInt64 = 0
+    var lastRefusal = ""
     public private(set) var refusals = RefusalCounters()
 
     var recordPath: String { "\(options.stateDirectory)/applied.json" }
@@ -163,7 +164,9 @@ public final class Agent {
                 requestSnapshot(reason: "registration", force: true)
             } else {
                 registered = false
-                log("registration refused: \(reply.error)")
+                // It is asked again every interval; say so once per reason, not once a second.
+                if reply.error != lastRefusal { log("registration refused: \(reply.error)") }
+                lastRefusal = reply.error
             }
         case .nodeState(let state):
             guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }

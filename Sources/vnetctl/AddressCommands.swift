@@ -15,9 +15,9 @@ struct AllocateAddressCommand: ParsableCommand {
     func run() throws {
         var ref = Vnet_V1_AddressRef()
         if let address { ref.address = try parseAddress(address, "--address") }
-        let reply = try bus.call(.allocateAddress(ref))
-        if bus.json { try Output.json(ChangeView(reply)); return }
-        Output.text("allocated \(reply.addresses.first.map { IPv4Address($0.address).description } ?? "?"); revision \(reply.revision)\n")
+        try bus.change(.allocateAddress(ref), wait: nil) { reply in
+            "allocated \(reply.addresses.first.map { IPv4Address($0.address).description } ?? "?"); revision \(reply.revision)\n"
+        }
     }
 }
 
@@ -32,9 +32,7 @@ struct AssociateAddressCommand: ParsableCommand {
         var association = Vnet_V1_Association()
         association.address = try parseAddress(address, "--address")
         association.instanceID = instance
-        let reply = try bus.call(.associateAddress(association))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("\(address) -> \(instance); revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.associateAddress(association), wait: wait) { "\(address) -> \(instance); revision \($0.revision)\n" }
     }
 }
 
@@ -47,9 +45,7 @@ struct DisassociateAddressCommand: ParsableCommand {
     func run() throws {
         var ref = Vnet_V1_AddressRef()
         ref.address = try parseAddress(address, "--address")
-        let reply = try bus.call(.disassociateAddress(ref))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("disassociated \(address); revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.disassociateAddress(ref), wait: wait) { "disassociated \(address); revision \($0.revision)\n" }
     }
 }
 
@@ -61,8 +57,7 @@ struct ReleaseAddressCommand: ParsableCommand {
     func run() throws {
         var ref = Vnet_V1_AddressRef()
         ref.address = try parseAddress(address, "--address")
-        let reply = try bus.call(.releaseAddress(ref))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("released \(address); revision \(reply.revision)\n") }
+        try bus.change(.releaseAddress(ref), wait: nil) { "released \(address); revision \($0.revision)\n" }
     }
 }
 

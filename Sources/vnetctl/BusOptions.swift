@@ -52,6 +52,15 @@ struct BusOptions: ParsableArguments {
     }
 }
 
+extension BusOptions {
+    /// A request that changes the cluster: send it, report it (JSON, or `text` of the reply), then `--wait`.
+    func change(_ op: Vnet_V1_ControlRequest.OneOf_Op, wait: WaitOptions?, text: (Vnet_V1_ControlReply) -> String) throws {
+        let reply = try call(op)
+        if json { try Output.json(ChangeView(reply)) } else { Output.text(text(reply)) }
+        try wait?.waitIfAsked(reply, self)
+    }
+}
+
 /// vnetctl's one ZeroMQ context (a context is meant to be shared; sockets are per use).
 enum BusContext {
     static let shared = ZMQContext()

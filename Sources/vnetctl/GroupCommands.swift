@@ -20,10 +20,10 @@ struct CreateGroupCommand: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let reply = try bus.call(.createGroup(name.ref))
-        if bus.json { try Output.json(ChangeView(reply)); return }
-        let group = reply.groups.first.map(GroupView.init)
-        Output.text("created \(name.user ?? "admin")/\(name.group)\(group.map { " on \($0.network ?? "-")\($0.vlan.map { ", VLAN \($0)" } ?? "")" } ?? ""); revision \(reply.revision)\n")
+        try bus.change(.createGroup(name.ref), wait: nil) { reply in
+            let group = reply.groups.first.map(GroupView.init)
+            return "created \(name.user ?? "admin")/\(name.group)\(group.map { " on \($0.network ?? "-")\($0.vlan.map { ", VLAN \($0)" } ?? "")" } ?? ""); revision \(reply.revision)\n"
+        }
     }
 }
 
@@ -34,9 +34,7 @@ struct DeleteGroupCommand: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let reply = try bus.call(.deleteGroup(name.ref))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("deleted \(name.user ?? "admin")/\(name.group); revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.deleteGroup(name.ref), wait: wait) { "deleted \(name.user ?? "admin")/\(name.group); revision \($0.revision)\n" }
     }
 }
 
@@ -82,9 +80,7 @@ struct AuthorizeCommand: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let reply = try bus.call(.authorize(try rule.change(name)))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("authorized; revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.authorize(try rule.change(name)), wait: wait) { "authorized; revision \($0.revision)\n" }
     }
 }
 
@@ -96,9 +92,7 @@ struct RevokeCommand: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func run() throws {
-        let reply = try bus.call(.revoke(try rule.change(name)))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("revoked; revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.revoke(try rule.change(name)), wait: wait) { "revoked; revision \($0.revision)\n" }
     }
 }
 

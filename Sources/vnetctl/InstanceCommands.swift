@@ -22,11 +22,9 @@ struct RunInstanceCommand: ParsableCommand {
         var request = Vnet_V1_RunInstance()
         request.instanceID = id; request.node = node; request.group = group ?? ""; request.user = user ?? ""
         request.publicIp = publicIP ?? ""; request.vif = vif ?? ""
-        let reply = try bus.call(.runInstance(request))
-        if bus.json { try Output.json(ChangeView(reply)) } else {
-            Output.text(table([InstanceView.header] + reply.instances.map { InstanceView($0).row }) + "revision \(reply.revision)\n")
+        try bus.change(.runInstance(request), wait: wait) { reply in
+            table([InstanceView.header] + reply.instances.map { InstanceView($0).row }) + "revision \(reply.revision)\n"
         }
-        try wait.waitIfAsked(reply, bus)
     }
 }
 
@@ -40,9 +38,7 @@ struct TerminateInstanceCommand: ParsableCommand {
     func run() throws {
         var ref = Vnet_V1_InstanceRef()
         ref.instanceID = id
-        let reply = try bus.call(.terminateInstance(ref))
-        if bus.json { try Output.json(ChangeView(reply)) } else { Output.text("terminated \(id); revision \(reply.revision)\n") }
-        try wait.waitIfAsked(reply, bus)
+        try bus.change(.terminateInstance(ref), wait: wait) { "terminated \(id); revision \($0.revision)\n" }
     }
 }
 
