@@ -7,6 +7,7 @@
 //   VNetStore        the coordinator's durable allocations in SQLite (GRDB).
 //   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
 //   VNetAgent        the node agent's event loop and the host-backend protocol it applies through.
+//   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply.
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 import PackageDescription
 
@@ -34,6 +35,7 @@ let package = Package(
         .target(name: "VNetStore", dependencies: ["VNetCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore"]),
         .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore"]),
+        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto"]),
         .executableTarget(
             name: "vnetctl",
             dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -44,7 +46,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vnet-agent",
-            dependencies: ["VNetAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetAgent", "VNetLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-bench",
@@ -56,7 +58,7 @@ let package = Package(
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
         // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
-        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto"]),
+        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "ZMQ", "VNetCore",

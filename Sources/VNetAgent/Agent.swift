@@ -16,6 +16,8 @@ public struct AgentOptions: Sendable {
     public var interface = "eth0"
     public var bridge = "br0"
     public var heartbeatInterval = 1.0
+    /// Seconds between re-applying the held state, which repairs what was changed by hand (0: never).
+    public var reconcileInterval = 10.0
     /// nil: plain text (`--insecure`).
     public var keys: ZMQCurve.KeyPair?
     public var coordinatorPublicKey: String?
@@ -50,6 +52,8 @@ public final class Agent {
     public let stopFlag = StopFlag()
 
     var applied: AppliedRecord?
+    /// The desired state held, kept to re-apply it periodically (drift repair).
+    var heldState: HostNetworkState?
     var held: UInt64 { applied?.revision ?? 0 }
     var registered = false
     var epoch: UInt64 = 0
@@ -100,6 +104,7 @@ public final class Agent {
         log("starting; holding revision \(held)")
         var nextHeartbeat = 0.0
         var nextInventory = monotonicSeconds() + 10
+        var nextReconcile = monotonicSeconds() + options.reconcileInterval
         register()
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
@@ -118,6 +123,10 @@ public final class Agent {
             if now >= nextInventory {
                 sendInventory(drift: [])
                 nextInventory = now + 10
+            }
+            if options.reconcileInterval > 0, now >= nextReconcile {
+                reconcile()
+                nextReconcile = now + options.reconcileInterval
             }
         }
         subscriber.close()
@@ -198,6 +207,7 @@ public final class Agent {
     func apply(_ message: Vnet_V1_NodeState) {
         let digest = message.state.digest
         if let applied, applied.digest == digest {
+            if heldState == nil { heldState = try? HostNetworkState(wire: message.state) }
             // The host already has this state: take the revision, apply nothing.
             if applied.revision != message.revision { record(AppliedRecord(revision: message.revision, digest: digest)) }
             acknowledge(message.revision, operations: 0, started: monotonicSeconds(), errors: [])
@@ -213,13 +223,29 @@ public final class Agent {
         }
         do {
             let operations = try backend.apply(state, revision: message.revision)
+            heldState = state
             record(AppliedRecord(revision: message.revision, digest: digest))
             log("revision \(message.revision): applied \(operations) operations")
             acknowledge(message.revision, operations: operations, started: started, errors: [])
-            sendInventory(drift: [])
+            sendInventory(drift: backend.lastDrift)
         } catch {
             log("revision \(message.revision): apply failed: \(error)")
             acknowledge(message.revision, operations: 0, started: started, errors: ["\(error)"])
+        }
+    }
+
+    /// Re-applies the held state: nothing happens if the host is as it should be; what was changed by hand is
+    /// put back and reported.
+    func reconcile() {
+        guard let heldState else { return }
+        do {
+            let operations = try backend.apply(heldState, revision: held)
+            if operations > 0 {
+                log("revision \(held): repaired drift with \(operations) operations: \(backend.lastDrift.joined(separator: "; "))")
+                sendInventory(drift: backend.lastDrift)
+            }
+        } catch {
+            log("revision \(held): reconcile failed: \(error)")
         }
     }
 

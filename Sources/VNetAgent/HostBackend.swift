@@ -8,6 +8,12 @@ public protocol HostBackend: AnyObject {
     func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int
     /// What is really on the host now, as far as this backend can see.
     func observe() -> HostNetworkState?
+    /// What the last apply found changed by hand and put back, in words (empty when nothing was).
+    var lastDrift: [String] { get }
+}
+
+extension HostBackend {
+    public var lastDrift: [String] { [] }
 }
 
 /// Keeps the applied state in memory and, when given a file, appends one line per apply

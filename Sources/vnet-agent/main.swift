@@ -3,6 +3,7 @@ import Foundation
 import VNetAgent
 import VNetBus
 import VNetCore
+import VNetLinux
 
 /// `vnet-agent`: a host's side. Flags and wiring only.
 struct AgentCommand: ParsableCommand {
@@ -19,7 +20,10 @@ struct AgentCommand: ParsableCommand {
     @Option(name: .customLong("coordinator-key"), help: "The coordinator's public key file (coordinator.pub).") var coordinatorKey: String?
     @Flag(help: "Plain text, no CURVE. Development only.") var insecure = false
     @Option(help: "Role of this host's config: node or frontend.") var role = "node"
-    @Option(help: "How to apply: recording (logs applies to STATE_DIR/applies.log; touches no kernel).") var backend = "recording"
+    @Option(help: "How to apply: linux (links and addresses with iproute2; needs CAP_NET_ADMIN), or recording (logs applies to STATE_DIR/applies.log; touches no kernel).")
+    var backend = "recording"
+    @Option(name: .customLong("reconcile-interval"), help: "Seconds between re-applying the held state to repair drift (0: never).")
+    var reconcileInterval = 10.0
     @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
     @Option(name: .customLong("heartbeat-interval")) var heartbeatInterval = 1.0
 
@@ -28,7 +32,7 @@ struct AgentCommand: ParsableCommand {
         if key != nil, coordinatorKey == nil { throw ValidationError("--key needs --coordinator-key") }
         if (coordinator == nil) == (endpoints == nil), coordinator != nil { throw ValidationError("give --coordinator or --endpoints, not both") }
         guard ["node", "frontend"].contains(role) else { throw ValidationError("--role is node or frontend") }
-        guard backend == "recording" else { throw ValidationError("--backend: only 'recording' exists yet (the Linux backend arrives with the agent issue)") }
+        guard ["recording", "linux"].contains(backend) else { throw ValidationError("--backend is linux or recording") }
     }
 
     func run() throws {
@@ -55,7 +59,11 @@ struct AgentCommand: ParsableCommand {
             } else {
                 FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
             }
-            let agent = try Agent(options: options, backend: RecordingBackend(logPath: "\(stateDir)/applies.log"))
+            options.reconcileInterval = reconcileInterval
+            let hostBackend: HostBackend = backend == "linux"
+                ? LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb")
+                : RecordingBackend(logPath: "\(stateDir)/applies.log")
+            let agent = try Agent(options: options, backend: hostBackend)
             agent.stopFlag.stopOnTerminationSignals()
             agent.run()
             Log.line("agent \(nodeID)", "stopped; the host keeps its network as it is")

@@ -1,0 +1,139 @@
+import Foundation
+import SwiftProtobuf
+import VNetAgent
+import VNetCore
+import VNetProto
+
+/// The agent's Linux backend for links and addresses: observe with `ip -json`, diff against the desired state
+/// (`KernelPlanner`), apply the difference in one `ip -batch` run.
+///
+/// Ownership: it only ever changes what this project made. Bridges named `eucabr*`, VLAN devices named
+/// `<parent>.<vid>`, taps named `vn-*`, and the vifs, bridges and addresses its last applied state listed.
+/// The operator's interfaces (VNET_INTERFACE, VNET_BRIDGE and their ports) and addresses are never touched.
+/// That last applied state is kept in `stateFile`, so ownership survives an agent restart.
+///
+/// Not yet here (the rest of the Linux agent issue): iptables and dhcpd. A desired state that needs them is
+/// refused before anything is changed, rather than half applied.
+public final class LinuxBackend: HostBackend {
+    public enum Failure: Error, CustomStringConvertible {
+        case missingLinks([String])
+        case unsupported(String)
+        case command(CommandError)
+        case observation(String)
+        public var description: String {
+            switch self {
+            case .missingLinks(let names): "required link\(names.count == 1 ? "" : "s") missing: \(names.joined(separator: ", ")) (vnet never creates the operator's interfaces or VNET_BRIDGE); nothing was changed"
+            case .unsupported(let what): "\(what); nothing was changed"
+            case .command(let error): "\(error)"
+            case .observation(let message): "cannot read the host's links: \(message)"
+            }
+        }
+    }
+
+    let runner: CommandRunner
+    let stateFile: String?
+    public private(set) var lastApplied: HostNetworkState?
+    /// What the last apply found changed by hand and put back, in words.
+    public private(set) var lastDrift: [String] = []
+
+    public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil) {
+        self.runner = runner
+        self.stateFile = stateFile
+        if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
+           let wire = try? Vnet_V1_HostState(serializedBytes: [UInt8](data)) {
+            lastApplied = try? HostNetworkState(wire: wire)
+        }
+    }
+
+    public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int {
+        if desired.dhcpd != nil || desired.firewall != nil {
+            throw Failure.unsupported("this backend does not manage dhcpd or iptables yet (the front end's part of the Linux agent issue)")
+        }
+        let (links, addresses) = try observeHost()
+        let present = Set(links.map(\.name))
+        let missing = desired.requiredLinks.filter { !present.contains($0) }
+        guard missing.isEmpty else { throw Failure.missingLinks(missing) }
+        let observed = ownedState(like: desired, links: links, addresses: addresses)
+        var operations = KernelPlanner.operations(from: observed, to: desired)
+        // A link of ours that someone set down is set up again.
+        let ours = Set(desired.vlanDevices.map(\.name) + desired.bridges.map(\.name) + desired.vifs.filter(\.createTap).map(\.name))
+        let created = Set(operations.compactMap { if case .setUp(let name) = $0 { name } else { nil } })
+        for link in links where ours.contains(link.name) && !link.isUp && !created.contains(link.name) {
+            operations.append(.setUp(link.name))
+        }
+        lastDrift = lastApplied == desired ? operations.filter { if case .requireLink = $0 { false } else { true } }.map(\.description) : []
+        let lines: [String]
+        do { lines = try IPBatch.lines(for: operations) } catch { throw Failure.unsupported("\(error)") }
+        if !lines.isEmpty {
+            do { _ = try runner.run(["ip", "-batch", "-"], input: Array((lines.joined(separator: "\n") + "\n").utf8)) } catch {
+                throw Failure.command(error)
+            }
+        }
+        remember(desired)
+        return lines.count
+    }
+
+    public func observe() -> HostNetworkState? {
+        guard let reference = lastApplied, let (links, addresses) = try? observeHost() else { return nil }
+        return ownedState(like: reference, links: links, addresses: addresses)
+    }
+
+    func observeHost() throws -> ([ObservedLink], [ObservedAddress]) {
+        do {
+            let links = try LinkObservation.links(fromJSON: try runner.run(["ip", "-json", "-details", "link", "show"], input: nil))
+            let addresses = try LinkObservation.addresses(fromJSON: try runner.run(["ip", "-json", "address", "show"], input: nil))
+            return (links, addresses)
+        } catch let error as CommandError {
+            throw Failure.command(error)
+        } catch {
+            throw Failure.observation("\(error)")
+        }
+    }
+
+    func remember(_ state: HostNetworkState) {
+        lastApplied = state
+        guard let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
+        let temporary = stateFile + ".tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) { _ = rename(temporary, stateFile) }
+    }
+
+    /// The part of the host this project owns, in the shape of a desired state, so the planner can diff.
+    func ownedState(like desired: HostNetworkState, links: [ObservedLink], addresses: [ObservedAddress]) -> HostNetworkState {
+        let known = [desired] + (lastApplied.map { [$0] } ?? [])
+        let knownVifs = Dictionary(known.flatMap(\.vifs).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let knownBridges = Set(known.flatMap(\.bridges).map(\.name))
+        let knownVLANs = Set(known.flatMap(\.vlanDevices).map(\.name))
+        let knownAddresses = Set(known.flatMap(\.addresses))
+        let byName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+
+        var state = HostNetworkState(host: desired.host, role: desired.role, mode: desired.mode)
+        state.requiredLinks = desired.requiredLinks
+        for link in links where link.kind == "vlan" {
+            guard let vid = link.vlanID, let parent = link.parent, link.name == "\(parent).\(vid)" || knownVLANs.contains(link.name) else { continue }
+            state.vlanDevices.append(.init(name: link.name, parent: parent, vlan: vid))
+        }
+        let ownedVLANs = Set(state.vlanDevices.map(\.name))
+        for link in links where link.kind == "bridge" && (link.name.hasPrefix("eucabr") || knownBridges.contains(link.name)) {
+            let ports = links.filter { $0.master == link.name && ownedVLANs.contains($0.name) }.map(\.name).sorted()
+            state.bridges.append(.init(name: link.name, ports: ports))
+        }
+        for link in links where link.name.hasPrefix("vn-") || knownVifs[link.name] != nil {
+            let known = knownVifs[link.name]
+            guard let instance = known?.instance ?? InstanceID("i-" + link.name.dropFirst(3)) else { continue }
+            state.vifs.append(.init(name: link.name, bridge: link.master ?? "", mac: link.mac ?? MACAddress(0),
+                                    instance: instance, createTap: link.kind == "tun"))
+        }
+        let ownedDevices = ownedVLANs.union(state.bridges.map(\.name))
+        for address in addresses {
+            let candidate = HostNetworkState.Address(device: address.device, address: address.address,
+                                                     prefixLength: address.prefixLength, broadcast: address.broadcast)
+            if ownedDevices.contains(address.device) || knownAddresses.contains(candidate)
+                || knownAddresses.contains(where: { $0.device == candidate.device && $0.address == candidate.address && $0.prefixLength == candidate.prefixLength }) {
+                state.addresses.append(candidate)
+            }
+        }
+        _ = byName
+        state.vlanDevices.sort(); state.bridges.sort(); state.vifs.sort(); state.addresses.sort()
+        return state
+    }
+}
