@@ -28,13 +28,17 @@ public enum IPTablesRenderer {
     public static let metadataAddress = IPv4Address(169, 254, 169, 254)
     public static let metadataPort = 8773
 
-    public static func filter(_ firewall: FirewallConfig) -> String {
+    /// `staleChains`: chains of this project that exist but are no longer wanted (groups deleted). They are
+    /// declared (which flushes them) and deleted at the end of the same transaction, after the chains that
+    /// jumped to them were rewritten.
+    public static func filter(_ firewall: FirewallConfig, staleChains: [String] = []) -> String {
         let subnet = firewall.subnet.description
         var out = ""
         out.reserveCapacity(400 + firewall.groups.count * 200 + firewall.groups.reduce(0) { $0 + $1.rules.count } * 90)
         out += "# filter table written by vnet; apply with iptables-restore --noflush (owned chains only)\n"
         out += "*filter\n:FORWARD DROP [0:0]\n:" + ChainName.forward + " - [0:0]\n"
         for group in firewall.groups { out += ":" + group.chain + " - [0:0]\n" }
+        for chain in staleChains { out += ":" + chain + " - [0:0]\n" }
         out += "-A " + ChainName.forward + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
         for group in firewall.groups {
             let network = group.network.description
@@ -50,6 +54,7 @@ public enum IPTablesRenderer {
                 out += head + rule.source.description + destination + match(rule.traffic) + " -j ACCEPT\n"
             }
         }
+        for chain in staleChains { out += "-X " + chain + "\n" }
         out += "COMMIT\n"
         return out
     }

@@ -12,8 +12,11 @@ import VNetProto
 /// The operator's interfaces (VNET_INTERFACE, VNET_BRIDGE and their ports) and addresses are never touched.
 /// That last applied state is kept in `stateFile`, so ownership survives an agent restart.
 ///
-/// Not yet here (the rest of the Linux agent issue): iptables and dhcpd. A desired state that needs them is
-/// refused before anything is changed, rather than half applied.
+/// The front end's firewall goes through `IPTablesApplier` (iptables-restore --noflush, own chains only); its
+/// jumps are checked on every apply, so a deleted jump is drift and is put back.
+///
+/// Not yet here (the rest of the Linux agent issue): dhcpd. A desired state that needs it is refused before
+/// anything is changed, rather than half applied.
 public final class LinuxBackend: HostBackend {
     public enum Failure: Error, CustomStringConvertible {
         case missingLinks([String])
@@ -46,8 +49,8 @@ public final class LinuxBackend: HostBackend {
     }
 
     public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int {
-        if desired.dhcpd != nil || desired.firewall != nil {
-            throw Failure.unsupported("this backend does not manage dhcpd or iptables yet (the front end's part of the Linux agent issue)")
+        if desired.dhcpd != nil {
+            throw Failure.unsupported("this backend does not manage dhcpd yet (the front end's part of the Linux agent issue)")
         }
         let (links, addresses) = try observeHost()
         let present = Set(links.map(\.name))
@@ -61,7 +64,7 @@ public final class LinuxBackend: HostBackend {
         for link in links where ours.contains(link.name) && !link.isUp && !created.contains(link.name) {
             operations.append(.setUp(link.name))
         }
-        lastDrift = lastApplied == desired ? operations.filter { if case .requireLink = $0 { false } else { true } }.map(\.description) : []
+        var drift = lastApplied == desired ? operations.filter { if case .requireLink = $0 { false } else { true } }.map(\.description) : []
         let lines: [String]
         do { lines = try IPBatch.lines(for: operations) } catch { throw Failure.unsupported("\(error)") }
         if !lines.isEmpty {
@@ -69,8 +72,29 @@ public final class LinuxBackend: HostBackend {
                 throw Failure.command(error)
             }
         }
+        // The firewall, after the links and addresses it refers to exist.
+        var firewallOperations = 0
+        let firewall = IPTablesApplier(runner: runner)
+        do {
+            if let wanted = desired.firewall {
+                if wanted != lastApplied?.firewall {
+                    try firewall.apply(wanted)
+                    firewallOperations = 2
+                } else {
+                    let added = try firewall.ensureJumps()
+                    drift += added
+                    firewallOperations = added.count
+                }
+            } else if lastApplied?.firewall != nil {
+                try firewall.remove()
+                firewallOperations = 1
+            }
+        } catch {
+            throw Failure.command(error)
+        }
+        lastDrift = drift
         remember(desired)
-        return lines.count
+        return lines.count + firewallOperations
     }
 
     public func observe() -> HostNetworkState? {
@@ -108,6 +132,8 @@ public final class LinuxBackend: HostBackend {
 
         var state = HostNetworkState(host: desired.host, role: desired.role, mode: desired.mode)
         state.requiredLinks = desired.requiredLinks
+        // The firewall is compared with what was last written (its jumps are checked on every apply).
+        state.firewall = lastApplied?.firewall
         for link in links where link.kind == "vlan" {
             guard let vid = link.vlanID, let parent = link.parent, link.name == "\(parent).\(vid)" || knownVLANs.contains(link.name) else { continue }
             state.vlanDevices.append(.init(name: link.name, parent: parent, vlan: vid))

@@ -154,7 +154,56 @@ struct LinuxBackendTests {
         #expect(Set(try host.links().keys) == Set(before.keys))
     }
 
-    @Test func stateNeedingIptablesOrDhcpdIsRefusedWhole() throws {
+    /// The front end's firewall on a real netfilter: chains and rules written, a deleted group's chain removed,
+    /// a jump deleted by hand put back as drift, the operator's own chain and rule never touched.
+    @Test func theFirewallIsAppliedOwnsOnlyItsChainsAndRepairsItsJumps() throws {
+        let host = try Host()
+        try host.sh("iptables -w -N operator-chain")
+        try host.sh("iptables -w -A FORWARD -s 198.51.100.7/32 -j operator-chain")
+        let layout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
+        func chain(_ name: String, _ index: Int) -> FirewallConfig.GroupChain {
+            let id = GroupID(user: "admin", name: name)
+            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index),
+                         rules: [.init(source: IPv4Network("0.0.0.0/0")!, traffic: .tcp(22...22))])
+        }
+        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
+        state.requiredLinks = ["eth0"]
+        state.firewall = FirewallConfig(subnet: layout.subnet, groups: [chain("web", 0), chain("db", 1)],
+                                        publicMappings: [.init(publicAddress: IPv4Address("203.0.113.10")!, privateAddress: IPv4Address("10.20.0.2")!)],
+                                        metadataTarget: nil)
+        let backend = host.backend()
+        #expect(try backend.apply(state, revision: 1) == 2)
+        func save(_ table: String) throws -> String { String(decoding: try host.runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self) }
+        var filter = try save("filter")
+        #expect(filter.contains("-A vn-admin-web -d 10.20.0.0/26 -p tcp -m tcp --dport 22 -j ACCEPT") && filter.contains(":vn-admin-db"))
+        #expect(filter.contains("-A FORWARD -j VNET-FORWARD") && filter.contains(":FORWARD DROP"))
+        #expect(try save("nat").contains("-A VNET-PREROUTING -d 203.0.113.10/32 -j DNAT --to-destination 10.20.0.2"))
+        #expect(try backend.apply(state, revision: 1) == 0, "nothing to do the second time")
+
+        // A group deleted: its chain goes, in the same transaction that stops jumping to it.
+        state.firewall!.groups = [chain("web", 0)]
+        _ = try backend.apply(state, revision: 2)
+        filter = try save("filter")
+        #expect(!filter.contains("vn-admin-db") && filter.contains(":vn-admin-web"))
+
+        // A jump deleted by hand is drift, put back once.
+        try host.sh("iptables -w -D FORWARD -j VNET-FORWARD")
+        #expect(try backend.apply(state, revision: 2) == 1)
+        #expect(backend.lastDrift.contains { $0.contains("-I FORWARD 1 -j VNET-FORWARD") })
+        filter = try save("filter")
+        #expect(filter.components(separatedBy: "-A FORWARD -j VNET-FORWARD").count == 2, "exactly one jump")
+        #expect(filter.contains(":operator-chain") && filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"), "the operator's rules stay")
+
+        // No firewall wanted any more: ours is gone, the operator's stays.
+        state.firewall = nil
+        _ = try backend.apply(state, revision: 3)
+        filter = try save("filter")
+        #expect(!filter.contains("VNET-FORWARD") && !filter.contains("vn-admin"))
+        #expect(!(try save("nat")).contains("VNET-"))
+        #expect(filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"))
+    }
+
+    @Test func stateNeedingDhcpdIsRefusedWhole() throws {
         let host = try Host()
         var state = Self.node([Self.vif(1)])
         state.dhcpd = DHCPDConfig(sharedNetwork: true, subnets: [], hosts: [], interfaces: ["br0"])
