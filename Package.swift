@@ -8,6 +8,7 @@
 //   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
 //   VNetAgent        the node agent's event loop and the host-backend protocol it applies through.
 //   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply.
+//   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 import PackageDescription
 
@@ -35,7 +36,8 @@ let package = Package(
         .target(name: "VNetStore", dependencies: ["VNetCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore"]),
         .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore"]),
-        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto"]),
+        .target(name: "CSpawn"),
+        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto", "CSpawn"]),
         .executableTarget(
             name: "vnetctl",
             dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -311,6 +311,7 @@ public final class Agent {
         inventory.appliedRevision = held
         if let observed = backend.observe() { inventory.observed = observed.wire }
         inventory.drift = drift
+        inventory.dhcpdState = backend.dhcpdState
         send(.inventory(inventory))
     }
 

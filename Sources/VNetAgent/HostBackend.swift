@@ -10,10 +10,13 @@ public protocol HostBackend: AnyObject {
     func observe() -> HostNetworkState?
     /// What the last apply found changed by hand and put back, in words (empty when nothing was).
     var lastDrift: [String] { get }
+    /// dhcpd as the inventory reports it: "running (pid N)", "stopped", "absent".
+    var dhcpdState: String { get }
 }
 
 extension HostBackend {
     public var lastDrift: [String] { [] }
+    public var dhcpdState: String { "absent" }
 }
 
 /// Keeps the applied state in memory and, when given a file, appends one line per apply

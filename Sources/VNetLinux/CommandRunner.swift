@@ -1,4 +1,5 @@
 import Foundation
+import CSpawn
 
 /// Runs one program with an argument list: never a shell, never a command line built from strings.
 /// Everything the Linux backend does to the host goes through one of these, so tests can put a fake in its
@@ -32,36 +33,81 @@ public struct ProcessRunner: CommandRunner {
         let path = program.hasPrefix("/") ? program
             : Self.searchPath.map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let path else { throw CommandError(arguments: full, status: 127, stderr: "\(program) not found in \(Self.searchPath.joined(separator: ":"))") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(full.dropFirst())
-        process.environment = ["LC_ALL": "C", "PATH": Self.searchPath.joined(separator: ":")]
-        let stdout = Pipe(), stderr = Pipe(), stdin = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = stdin
-        do { try process.run() } catch {
-            throw CommandError(arguments: full, status: -1, stderr: "cannot start: \(error)")
+        // Output goes to unlinked temporary files and the child inherits nothing else (CSpawn closes every
+        // descriptor above 2): a program that starts a daemon (dhcpd) would otherwise leave the daemon holding
+        // our descriptors, and waiting for their end would wait for the daemon.
+        guard let stdout = TemporaryOutput(), let stderr = TemporaryOutput() else {
+            throw CommandError(arguments: full, status: -1, stderr: "cannot create a temporary file for the output")
         }
-        // Write input and read both outputs concurrently enough not to deadlock on full pipes.
-        let errorData = LockedData()
-        let reader = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
-        if let input { stdin.fileHandleForWriting.write(Data(input)) }
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.001) }
-        guard process.terminationStatus == 0 else {
-            throw CommandError(arguments: full, status: process.terminationStatus, stderr: String(decoding: errorData.get(), as: UTF8.self))
+        var inputPipe: [Int32] = [-1, -1]
+        let nullFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(nullFD) }
+        if input != nil {
+            guard pipe(&inputPipe) == 0 else {
+                throw CommandError(arguments: full, status: -1, stderr: "cannot create a pipe: \(String(cString: strerror(errno)))")
+            }
+            for fd in inputPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // other threads' children must not inherit it
         }
-        return [UInt8](output)
+        let environment = ["LC_ALL=C", "PATH=" + Self.searchPath.joined(separator: ":")]
+        var pid: pid_t = 0
+        let result = withCStrings([path] + Array(full.dropFirst())) { argv in
+            withCStrings(environment) { envp in
+                vnet_spawn(path, argv, envp, input == nil ? nullFD : inputPipe[0], stdout.handle.fileDescriptor, stderr.handle.fileDescriptor, &pid)
+            }
+        }
+        if input != nil { close(inputPipe[0]) }
+        guard result == 0 else {
+            if input != nil { close(inputPipe[1]) }
+            throw CommandError(arguments: full, status: -1, stderr: "cannot start: \(String(cString: strerror(result)))")
+        }
+        if let input {
+            // A child that stops reading early must not kill this process with SIGPIPE: MSG_NOSIGNAL is for
+            // sockets, so the write simply fails with EPIPE here (SIGPIPE is ignored process-wide below).
+            Self.ignoreSIGPIPE
+            input.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = write(inputPipe[1], buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0 { if errno == EINTR { continue }; break }
+                    offset += written
+                }
+            }
+            close(inputPipe[1])
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        guard exitStatus == 0 else {
+            throw CommandError(arguments: full, status: exitStatus, stderr: String(decoding: stderr.contents(), as: UTF8.self))
+        }
+        return stdout.contents()
+    }
+
+    static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+}
+
+/// Calls `body` with a NULL-terminated array of C strings.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// A temporary file, unlinked at once, that a child writes its output to.
+final class TemporaryOutput {
+    let handle: FileHandle
+
+    init?() {
+        var template = Array("/tmp/vnet-output-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { return nil }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    func contents() -> [UInt8] {
+        try? handle.seek(toOffset: 0)
+        return [UInt8]((try? handle.readToEnd()) ?? Data())
     }
 }
 
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
-    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
-}

@@ -15,8 +15,9 @@ import VNetProto
 /// The front end's firewall goes through `IPTablesApplier` (iptables-restore --noflush, own chains only); its
 /// jumps are checked on every apply, so a deleted jump is drift and is put back.
 ///
-/// Not yet here (the rest of the Linux agent issue): dhcpd. A desired state that needs it is refused before
-/// anything is changed, rather than half applied.
+/// dhcpd goes through `DHCPDManager` (validated config, started after the addresses it binds to exist,
+/// restarted with SIGTERM on change, started again if it died). A desired state with dhcpd on a backend made
+/// without a manager is refused before anything is changed.
 public final class LinuxBackend: HostBackend {
     public enum Failure: Error, CustomStringConvertible {
         case missingLinks([String])
@@ -35,13 +36,15 @@ public final class LinuxBackend: HostBackend {
 
     let runner: CommandRunner
     let stateFile: String?
+    let dhcpd: DHCPDManager?
     public private(set) var lastApplied: HostNetworkState?
     /// What the last apply found changed by hand and put back, in words.
     public private(set) var lastDrift: [String] = []
 
-    public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil) {
+    public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil, dhcpd: DHCPDManager? = nil) {
         self.runner = runner
         self.stateFile = stateFile
+        self.dhcpd = dhcpd
         if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
            let wire = try? Vnet_V1_HostState(serializedBytes: [UInt8](data)) {
             lastApplied = try? HostNetworkState(wire: wire)
@@ -49,8 +52,8 @@ public final class LinuxBackend: HostBackend {
     }
 
     public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int {
-        if desired.dhcpd != nil {
-            throw Failure.unsupported("this backend does not manage dhcpd yet (the front end's part of the Linux agent issue)")
+        if desired.dhcpd != nil, dhcpd == nil {
+            throw Failure.unsupported("this agent was started without dhcpd settings, and this host's state needs dhcpd")
         }
         let (links, addresses) = try observeHost()
         let present = Set(links.map(\.name))
@@ -92,10 +95,32 @@ public final class LinuxBackend: HostBackend {
         } catch {
             throw Failure.command(error)
         }
+        // dhcpd, once the addresses it serves on exist.
+        var dhcpdOperations = 0
+        if let dhcpd {
+            do {
+                if let wanted = desired.dhcpd {
+                    let wasRunning = dhcpd.runningPID != nil
+                    if try dhcpd.apply(wanted) {
+                        dhcpdOperations = 1
+                        if !wasRunning, lastApplied?.dhcpd == wanted { drift.append("dhcpd was not running; started it again") }
+                    }
+                } else if dhcpd.runningPID != nil {
+                    dhcpd.stop()
+                    dhcpdOperations = 1
+                }
+            } catch let error as CommandError {
+                throw Failure.command(error)
+            } catch {
+                throw Failure.observation("dhcpd: \(error)")
+            }
+        }
         lastDrift = drift
         remember(desired)
-        return lines.count + firewallOperations
+        return lines.count + firewallOperations + dhcpdOperations
     }
+
+    public var dhcpdState: String { dhcpd?.stateDescription ?? "absent" }
 
     public func observe() -> HostNetworkState? {
         guard let reference = lastApplied, let (links, addresses) = try? observeHost() else { return nil }

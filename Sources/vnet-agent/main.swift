@@ -60,9 +60,16 @@ struct AgentCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
             }
             options.reconcileInterval = reconcileInterval
-            let hostBackend: HostBackend = backend == "linux"
-                ? LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb")
-                : RecordingBackend(logPath: "\(stateDir)/applies.log")
+            let hostBackend: HostBackend
+            if backend == "linux" {
+                var dhcpd = DHCPDManager.Settings(directory: "\(stateDir)/dhcpd")
+                if let daemon = vnetConfig.dhcpDaemon { dhcpd.daemon = daemon }
+                dhcpd.user = vnetConfig.dhcpUser
+                hostBackend = LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb",
+                                           dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd))
+            } else {
+                hostBackend = RecordingBackend(logPath: "\(stateDir)/applies.log")
+            }
             let agent = try Agent(options: options, backend: hostBackend)
             agent.stopFlag.stopOnTerminationSignals()
             agent.run()

@@ -203,7 +203,7 @@ struct LinuxBackendTests {
         #expect(filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"))
     }
 
-    @Test func stateNeedingDhcpdIsRefusedWhole() throws {
+    @Test func stateNeedingDhcpdIsRefusedWholeWithoutDhcpdSettings() throws {
         let host = try Host()
         var state = Self.node([Self.vif(1)])
         state.dhcpd = DHCPDConfig(sharedNetwork: true, subnets: [], hosts: [], interfaces: ["br0"])
