@@ -52,7 +52,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "ZMQ",
+            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),

@@ -95,7 +95,7 @@ public enum IPTablesRenderer {
         }
     }
 
-    static func portText(_ ports: ClosedRange<Int>) -> String {
+    public static func portText(_ ports: ClosedRange<Int>) -> String {
         ports.lowerBound == ports.upperBound ? String(ports.lowerBound) : "\(ports.lowerBound):\(ports.upperBound)"
     }
 }
