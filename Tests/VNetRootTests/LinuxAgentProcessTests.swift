@@ -51,10 +51,13 @@ struct LinuxAgentProcessTests {
             try? FileManager.default.removeItem(atPath: directory)
         }
 
-        func start(_ name: String, _ program: String, _ arguments: [String]) throws {
+        func start(_ name: String, _ program: String, _ arguments: [String], capabilities: [String]? = nil) throws {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace.name, LinuxAgentProcessTests.binaries.appendingPathComponent(program).path] + arguments
+            // With `capabilities`, the program runs as systemd's CapabilityBoundingSet would run it: root uid,
+            // no capability but these (deploy/systemd/vnet-agent.service).
+            let confinement = capabilities.map { ["/usr/bin/setpriv", "--bounding-set=-all," + $0.map { "+" + $0 }.joined(separator: ",")] } ?? []
+            process.arguments = ["netns", "exec", namespace.name] + confinement + [LinuxAgentProcessTests.binaries.appendingPathComponent(program).path] + arguments
             if !FileManager.default.fileExists(atPath: "\(directory)/\(name).log") {
                 FileManager.default.createFile(atPath: "\(directory)/\(name).log", contents: nil)  // appended to across restarts
             }
@@ -73,7 +76,8 @@ struct LinuxAgentProcessTests {
 
         func startAgent() throws {
             try start("agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", "127.0.0.1:7460", "--node-id", "node1",
-                                              "--state-dir", "\(directory)/agent", "--insecure", "--backend", "linux", "--reconcile-interval", "1"])
+                                              "--state-dir", "\(directory)/agent", "--insecure", "--backend", "linux", "--reconcile-interval", "1"],
+                      capabilities: ["net_admin", "net_raw"])
         }
 
         func vnetctl(_ arguments: [String]) throws -> [UInt8] {
@@ -99,6 +103,7 @@ struct LinuxAgentProcessTests {
         struct Timeout: Error {}
     }
 
+    /// The agent runs with CAP_NET_ADMIN and CAP_NET_RAW only, as its systemd unit confines it.
     @Test func instancesTapsSurviveAgentRestartsAndDriftIsRepaired() throws {
         let node = try Node()
         try node.startCoordinator()
