@@ -79,9 +79,7 @@ struct BusBenchmark: ParsableCommand {
                                   detail: "4 clients, SQLite WAL synchronous=FULL, acknowledged after commit"))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+            try printJSON(figures)
         } else {
             var rows = [["MEASUREMENT", "VALUE", "TARGET", "", "DETAIL"]]
             for f in figures {

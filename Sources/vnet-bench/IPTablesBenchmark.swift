@@ -71,9 +71,7 @@ struct IPTablesBenchmark: ParsableCommand {
         let result = Result(existingRules: existingRules, newRules: newRules, batchedSeconds: batched, eucalyptusSeconds: eucalyptus,
                             eucalyptusMeasuredCycles: cycles, eucalyptusPerRuleSeconds: perRule, speedup: ratio, meetsTarget: ratio >= 50)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             print("""
             table: \(existingRules) rules in \(groups.count) group chains; adding a group of \(newRules) rules

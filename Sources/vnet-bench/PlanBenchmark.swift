@@ -74,9 +74,7 @@ struct PlanBenchmark: ParsableCommand {
                             timeRatioToTarget: median.total / Self.targetSeconds, memoryRatioToTarget: peakMiB / Self.targetMiB,
                             meetsTarget: median.total < Self.targetSeconds && peakMiB < Self.targetMiB)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             print(result.text)
         }
