@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Debian packages the build and the tests need: libzmq (with CURVE) and SQLite to build; ISC dhcpd, iptables
 # and iproute2 for the root lane; protobuf-c and gcc for the C conformance test; e2fsprogs for chattr.
-needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 protobuf-c-compiler
+needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs)
 packages=()
 for package in "${needed[@]}"; do
