@@ -11,7 +11,7 @@ import VNetLinux
 @Suite("MANAGED-NOVLAN cluster in namespaces", .enabled(if: RootLane.enabled, RootLane.reason), .serialized)
 struct ManagedNoVLANClusterTests {
     final class Cluster {
-        let switchNS: ScratchNamespace, frontEnd: ScratchNamespace
+        let switchNS: ScratchNamespace, frontEnd: ScratchNamespace, outside: ScratchNamespace
         var nodes: [String: ScratchNamespace] = [:]
         var instances: [String: ScratchNamespace] = [:]
         let directory: String
@@ -23,6 +23,7 @@ struct ManagedNoVLANClusterTests {
         init(nodeNames: [String]) throws {
             switchNS = try ScratchNamespace()
             frontEnd = try ScratchNamespace()
+            outside = try ScratchNamespace()
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-novlan-\(UUID().uuidString.prefix(8))").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try sh(switchNS, "ip link add sw type bridge")
@@ -35,6 +36,13 @@ struct ManagedNoVLANClusterTests {
                 try sh(namespace, "ip link set eth0 up")
             }
             try plug(frontEnd, port: "p-fe")
+            // "The outside world": a host on the same wire with an address of the documentation range, routing
+            // the cluster's public addresses to the front end (as an upstream router would).
+            try plug(outside, port: "p-out")
+            try sh(outside, "ip address add 203.0.113.100/24 dev eth0")
+            try sh(outside, "ip route add 10.99.0.0/24 dev eth0")  // to answer the front end's own address
+            // The front end's upstream: its public side reaches the outside host directly on the wire.
+            try sh(frontEnd, "ip route add 203.0.113.96/28 dev eth0")
             try sh(frontEnd, "ip address add 10.99.0.1/24 dev eth0")
             try sh(frontEnd, "sysctl -q -w net.ipv4.ip_forward=1")
             for (index, name) in nodeNames.enumerated() {
@@ -129,6 +137,16 @@ struct ManagedNoVLANClusterTests {
         }
 
         func log(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "" }
+
+        /// Pings from `namespace`: count sent, count received.
+        func pingCount(_ namespace: ScratchNamespace, _ address: String, count: Int, interval: String = "0.2") -> (Int, Int) {
+            let output = (try? runner(namespace).run(["ping", "-n", "-q", "-c", String(count), "-i", interval, "-W", "1", address], input: nil))
+                ?? []
+            let text = String(decoding: output, as: UTF8.self)
+            guard let line = text.split(separator: "\n").first(where: { $0.contains("packets transmitted") }) else { return (count, 0) }
+            let numbers = line.split(separator: " ").compactMap { Int($0) }
+            return numbers.count >= 2 ? (numbers[0], numbers[1]) : (count, 0)
+        }
     }
 
     @Test func groupsIsolateUntilAuthorizedAndDHCPGivesEveryInstanceItsAddress() throws {
@@ -163,5 +181,41 @@ struct ManagedNoVLANClusterTests {
         #expect(cluster.ping(from: a1, addressB1), "reachable once db authorizes icmp from web")
         _ = try cluster.vnetctl(["revoke", "--group", "db", "--protocol", "icmp", "--source-group", "web", "--wait"])
         #expect(!cluster.ping(from: a1, addressB1), "not reachable after revoke")
+
+        // Public IPs. The outside answers pings only from 203.0.113.10, so a reply proves the source address.
+        _ = try cluster.vnetctl(["authorize", "--group", "web", "--protocol", "icmp", "--source-cidr", "0.0.0.0/0", "--wait"])
+        try cluster.sh(cluster.outside, "iptables -w -A INPUT -p icmp --icmp-type echo-request ! -s 203.0.113.10 -j DROP")
+        #expect(!cluster.ping(from: a1, "203.0.113.100"), "without a public IP the instance leaves masqueraded (as 10.99.0.1), and the outside drops it")
+        try cluster.sh(cluster.outside, "iptables -w -I INPUT 1 -p icmp --icmp-type echo-request -s 10.99.0.1 -j ACCEPT")
+        #expect(cluster.ping(from: a1, "203.0.113.100"), "...and it did leave, masqueraded: the outside accepts the front end's address")
+        try cluster.sh(cluster.outside, "iptables -w -D INPUT -p icmp --icmp-type echo-request -s 10.99.0.1 -j ACCEPT")
+        _ = try cluster.vnetctl(["allocate-address", "--address", "203.0.113.10"])
+        _ = try cluster.vnetctl(["associate-address", "--address", "203.0.113.10", "--instance", a1.description, "--wait"])
+        #expect(cluster.pingCount(cluster.outside, "203.0.113.10", count: 1).1 == 1, "the outside reaches the instance through its public IP")
+        #expect(cluster.ping(from: a1, "203.0.113.100"), "the instance's traffic leaves with its public IP as source")
+        _ = try cluster.vnetctl(["disassociate-address", "--address", "203.0.113.10", "--wait"])
+        #expect(cluster.pingCount(cluster.outside, "203.0.113.10", count: 1).1 == 0, "not after disassociate-address")
+
+        // The data plane does not depend on the control plane: pings go on through an agent's kill -9 and
+        // restart, and with the coordinator stopped.
+        let n1Agent = cluster.processes.first { $0.arguments?.contains("n1") == true && $0.arguments?.contains("--role") == false }!
+        let pinger = Process()
+        pinger.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        pinger.arguments = ["netns", "exec", cluster.instances[a1.description]!.name, "ping", "-n", "-q", "-c", "20", "-i", "0.1", "-W", "1", addressA2]
+        let pingOutput = Pipe()
+        pinger.standardOutput = pingOutput
+        try pinger.run()
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(n1Agent.processIdentifier, SIGKILL)
+        n1Agent.waitUntilExit()
+        try cluster.start(cluster.nodes["n1"]!, "n1-agent-again", "vnet-agent", ["--config", "\(cluster.directory)/node.conf", "--coordinator", "10.99.0.1:7460",
+                                                                                "--node-id", "n1", "--state-dir", "\(cluster.directory)/n1-agent", "--insecure", "--backend", "linux"])
+        let summary = String(decoding: pingOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        pinger.waitUntilExit()
+        #expect(summary.contains("20 packets transmitted, 20 received"), "pings lost through an agent restart: \(summary)")
+        let coordinator = cluster.processes.first { $0.arguments?.contains("vnet-coordinator") == true || ($0.arguments ?? []).contains { $0.hasSuffix("vnet-coordinator") } }!
+        coordinator.terminate()
+        coordinator.waitUntilExit()
+        #expect(cluster.pingCount(cluster.instances[a1.description]!, addressA2, count: 5, interval: "0.1") == (5, 5), "instances keep talking without the coordinator")
     }
 }
