@@ -92,5 +92,43 @@ run describe-groups
 run nodes
 run status
 
+# The main job: a MANAGED-NOVLAN cluster in network namespaces, with real bridges, taps, iptables, dhcpd,
+# DHCP clients and pings (root only: namespaces need it).
+if [ "$(id -u)" -eq 0 ]; then
+  echo
+  echo "== a MANAGED-NOVLAN cluster in network namespaces: front end and 3 nodes (deploy/netns-cluster.sh)"
+  cluster=deploy/netns-cluster.sh
+  trap 'cleanup; "$cluster" down >/dev/null 2>&1 || true' EXIT
+  "$cluster" up 3
+  ctl() { echo "\$ vnetctl $*"; "$cluster" vnetctl "$@" 2>&1 | sed 's/^/  /'; }
+  ctl nodes
+  ctl create-group --group web
+  ctl create-group --group db
+  echo "instances (each a namespace on a node's br0, configured by DHCP from the front end's dhcpd):"
+  a1=$("$cluster" instance i-0000A001 n1 web); echo "  i-0000a001 on n1 in web: $a1"
+  a2=$("$cluster" instance i-0000A002 n2 web); echo "  i-0000a002 on n2 in web: $a2"
+  b1=$("$cluster" instance i-0000B001 n3 db);  echo "  i-0000b001 on n3 in db:  $b1"
+  verdict() { if "$@"; then echo "reaches"; else echo "blocked"; fi; }
+  echo "ping a1 -> a2 (same group, two nodes): $(verdict "$cluster" ping i-0000A001 "$a2")"
+  echo "ping a1 -> b1 (web -> db):             $(verdict "$cluster" ping i-0000A001 "$b1")"
+  ctl authorize --group db --protocol icmp --source-group web --wait
+  echo "ping a1 -> b1 after authorize:         $(verdict "$cluster" ping i-0000A001 "$b1")"
+  ctl revoke --group db --protocol icmp --source-group web --wait
+  echo "ping a1 -> b1 after revoke:            $(verdict "$cluster" ping i-0000A001 "$b1")"
+  ctl authorize --group web --protocol icmp --source-cidr 0.0.0.0/0 --wait
+  ctl allocate-address --address 203.0.113.10
+  ctl associate-address --address 203.0.113.10 --instance i-0000A001 --wait
+  echo "ping outside -> 203.0.113.10 (a1's public IP): $(verdict "$cluster" outside 203.0.113.10)"
+  ctl disassociate-address --address 203.0.113.10 --wait
+  echo "ping outside -> 203.0.113.10 after disassociate: $(verdict "$cluster" outside 203.0.113.10)"
+  ctl describe-instances
+  ctl nodes
+  ctl status
+  "$cluster" down
+else
+  echo
+  echo "== (the namespace cluster needs root; run as root to see instances reach each other as the rules allow)"
+fi
+
 echo
 echo "demo: done. Try: $vnetctl plan --config deploy/examples/managed/eucalyptus.frontend.conf --scenario deploy/examples/scenario.json --host node2 --json"

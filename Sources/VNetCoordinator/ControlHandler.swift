@@ -214,7 +214,8 @@ public struct ControlHandler: Sendable {
         info.networkIndex = UInt32(group.network)
         info.instances = instances
         if let layout = config.layout {
-            info.vlan = UInt32(layout.vlan(ofNetwork: group.network))
+            // A VLAN tag only in MANAGED; MANAGED-NOVLAN carves networks but tags nothing.
+            if config.mode == .managed { info.vlan = UInt32(layout.vlan(ofNetwork: group.network)) }
             let network = layout.network(group.network)
             info.network = network.address.value
             info.prefixLength = UInt32(network.prefixLength)
