@@ -52,7 +52,6 @@ up() {
   plug fe
   in_ns fe ip address add 10.99.0.1/24 dev eth0
   in_ns fe ip route add 203.0.113.96/28 dev eth0
-  in_ns fe sysctl -q -w net.ipv4.ip_forward=1
   plug out
   in_ns out ip address add 203.0.113.100/24 dev eth0
   in_ns out ip route add 10.99.0.0/24 dev eth0

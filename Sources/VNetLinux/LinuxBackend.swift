@@ -75,6 +75,21 @@ public final class LinuxBackend: HostBackend {
                 throw Failure.command(error)
             }
         }
+        // A front end in the managed modes routes between the groups' networks and to the outside: forwarding
+        // must be on. Written only when it is not (the CNI plugins' rule), and reported if it was turned off.
+        var forwardingOperations = 0
+        if desired.role == .frontend, desired.mode.carvesNetworks {
+            do {
+                let current = String(decoding: try runner.run(["sysctl", "-n", "net.ipv4.ip_forward"], input: nil), as: UTF8.self)
+                if current.trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
+                    _ = try runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], input: nil)
+                    forwardingOperations = 1
+                    if lastApplied == desired { drift.append("net.ipv4.ip_forward was off; turned it on") }
+                }
+            } catch {
+                throw Failure.command(error)
+            }
+        }
         // The firewall, after the links and addresses it refers to exist.
         var firewallOperations = 0
         let firewall = IPTablesApplier(runner: runner)
@@ -117,7 +132,7 @@ public final class LinuxBackend: HostBackend {
         }
         lastDrift = drift
         remember(desired)
-        return lines.count + firewallOperations + dhcpdOperations
+        return lines.count + forwardingOperations + firewallOperations + dhcpdOperations
     }
 
     public var dhcpdState: String { dhcpd?.stateDescription ?? "absent" }

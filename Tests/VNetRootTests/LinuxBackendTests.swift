@@ -133,7 +133,7 @@ struct LinuxBackendTests {
         state.requiredLinks = ["eth0"]
         state.addresses = [.init(device: "eth0", address: IPv4Address("10.20.0.1")!, prefixLength: 26, broadcast: IPv4Address("10.20.0.63")),
                            .init(device: "eth0", address: IPv4Address("203.0.113.10")!, prefixLength: 32, broadcast: nil)]
-        #expect(try backend.apply(state, revision: 1) == 2)
+        #expect(try backend.apply(state, revision: 1) == 3, "two addresses, and forwarding on for a managed front end")
         #expect(try host.addresses().contains("10.20.0.1/26 eth0") && (try host.addresses().contains("203.0.113.10/32 eth0")))
         state.addresses.removeLast()
         #expect(try backend.apply(state, revision: 2) == 1)
@@ -172,7 +172,12 @@ struct LinuxBackendTests {
                                         publicMappings: [.init(publicAddress: IPv4Address("203.0.113.10")!, privateAddress: IPv4Address("10.20.0.2")!)],
                                         metadataTarget: nil)
         let backend = host.backend()
-        #expect(try backend.apply(state, revision: 1) == 2)
+        func forwarding() throws -> String {
+            String(decoding: try host.runner.run(["sysctl", "-n", "net.ipv4.ip_forward"], input: nil), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try forwarding() == "0", "a new namespace starts without forwarding")
+        #expect(try backend.apply(state, revision: 1) == 3, "forwarding on, then both tables")
+        #expect(try forwarding() == "1")
         func save(_ table: String) throws -> String { String(decoding: try host.runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self) }
         var filter = try save("filter")
         #expect(filter.contains("-A vn-admin-web -d 10.20.0.0/26 -p tcp -m tcp --dport 22 -j ACCEPT") && filter.contains(":vn-admin-db"))
@@ -186,6 +191,11 @@ struct LinuxBackendTests {
         filter = try save("filter")
         #expect(!filter.contains("vn-admin-db") && filter.contains(":vn-admin-web"))
 
+        // Forwarding turned off by hand is drift too.
+        try host.sh("sysctl -q -w net.ipv4.ip_forward=0")
+        #expect(try backend.apply(state, revision: 2) == 1)
+        #expect(backend.lastDrift.contains("net.ipv4.ip_forward was off; turned it on"))
+        #expect(try forwarding() == "1")
         // A jump deleted by hand is drift, put back once.
         try host.sh("iptables -w -D FORWARD -j VNET-FORWARD")
         #expect(try backend.apply(state, revision: 2) == 1)

@@ -44,7 +44,7 @@ struct ManagedNoVLANClusterTests {
             // The front end's upstream: its public side reaches the outside host directly on the wire.
             try sh(frontEnd, "ip route add 203.0.113.96/28 dev eth0")
             try sh(frontEnd, "ip address add 10.99.0.1/24 dev eth0")
-            try sh(frontEnd, "sysctl -q -w net.ipv4.ip_forward=1")
+            // Forwarding is left off: the front end's agent turns it on itself.
             for (index, name) in nodeNames.enumerated() {
                 let namespace = try ScratchNamespace()
                 nodes[name] = namespace
