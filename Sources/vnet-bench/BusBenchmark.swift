@@ -103,16 +103,7 @@ final class BenchCoordinator {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let config = "\(directory)/frontend.conf"
-        try """
-        VNET_MODE="MANAGED"
-        VNET_INTERFACE="eth0"
-        VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-        VNET_SUBNET="10.0.0.0"
-        VNET_NETMASK="255.0.0.0"
-        VNET_DNS="192.0.2.53"
-        VNET_ADDRSPERNET="64"
-
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        try benchmarkConfigText().write(toFile: config, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnet-coordinator")
         process.arguments = ["--config", config, "--state-dir", "\(directory)/state", "--listen", "127.0.0.1:0", "--insecure",
                              "--frontend", "fe", "--heartbeat-interval", String(heartbeat)]

@@ -104,20 +104,9 @@ struct PlanBenchmark: ParsableCommand {
     }
 
     func benchmarkConfig() throws -> VNetConfig {
-        // 10.0.0.0/8 in networks of 64: 4093 usable networks of 61 instances. Public addresses from
-        // 198.18.0.0/15 (RFC 2544's benchmarking range), never routed anywhere.
+        // Public addresses from 198.18.0.0/15 (RFC 2544's benchmarking range), never routed anywhere.
         let last = IPv4Address(198, 18, 0, 0).advanced(by: UInt32(max(publicIPs, 1) - 1))
-        let text = """
-        VNET_MODE="MANAGED"
-        VNET_INTERFACE="eth0"
-        VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-        VNET_SUBNET="10.0.0.0"
-        VNET_NETMASK="255.0.0.0"
-        VNET_DNS="192.0.2.53"
-        VNET_ADDRSPERNET="64"
-        VNET_PUBLICIPS="198.18.0.0-\(last)"
-        VNET_CLOUDIP="192.0.2.10"
-        """
+        let text = benchmarkConfigText([#"VNET_PUBLICIPS="198.18.0.0-\#(last)""#, #"VNET_CLOUDIP="192.0.2.10""#])
         let check = ConfigValidator.validate(text: text, role: .frontend)
         guard let config = check.config else { throw ValidationError("benchmark config invalid: \(check.diagnostics)") }
         return config

@@ -17,4 +17,13 @@ func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// The benchmarks' front-end config: MANAGED, 10.0.0.0/8 in networks of 64 (4093 usable networks of 61
+/// instances). `extra` adds lines (public addresses, metadata).
+func benchmarkConfigText(_ extra: [String] = []) -> String {
+    ([
+        #"VNET_MODE="MANAGED""#, #"VNET_INTERFACE="eth0""#, #"VNET_DHCPDAEMON="/usr/sbin/dhcpd""#,
+        #"VNET_SUBNET="10.0.0.0""#, #"VNET_NETMASK="255.0.0.0""#, #"VNET_DNS="192.0.2.53""#, #"VNET_ADDRSPERNET="64""#,
+    ] + extra).joined(separator: "\n") + "\n"
+}
+
 VNetBench.main()

@@ -8,14 +8,6 @@ import VNetLinux
 /// no agent here (its iptables and dhcpd are not in the Linux backend yet).
 @Suite("vnet-agent --backend linux, end to end in a namespace", .enabled(if: RootLane.enabled, RootLane.reason), .serialized)
 struct LinuxAgentProcessTests {
-    static let binaries: URL = {
-        for directory in [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent()] {
-            if FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("vnet-agent").path) { return directory }
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug")
-    }()
-
     final class Node {
         let namespace: ScratchNamespace
         let runner: ProcessRunner
@@ -33,17 +25,7 @@ struct LinuxAgentProcessTests {
                             ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "br0", "up"]] {
                 _ = try runner.run(command, input: nil)
             }
-            try """
-            VNET_MODE="MANAGED-NOVLAN"
-            VNET_INTERFACE="eth0"
-            VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-            VNET_SUBNET="10.20.0.0"
-            VNET_NETMASK="255.255.0.0"
-            VNET_DNS="192.0.2.53"
-            VNET_ADDRSPERNET="64"
-
-            """.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8)
-            try "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n".write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8)
+            try NamespaceFixtures.writeNoVLANConfigs(in: directory)
         }
 
         deinit {
@@ -52,21 +34,8 @@ struct LinuxAgentProcessTests {
         }
 
         func start(_ name: String, _ program: String, _ arguments: [String], capabilities: [String]? = nil) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            // With `capabilities`, the program runs as systemd's CapabilityBoundingSet would run it: root uid,
-            // no capability but these (deploy/systemd/vnet-agent.service).
-            let confinement = capabilities.map { ["/usr/bin/setpriv", "--bounding-set=-all," + $0.map { "+" + $0 }.joined(separator: ",")] } ?? []
-            process.arguments = ["netns", "exec", namespace.name] + confinement + [LinuxAgentProcessTests.binaries.appendingPathComponent(program).path] + arguments
-            if !FileManager.default.fileExists(atPath: "\(directory)/\(name).log") {
-                FileManager.default.createFile(atPath: "\(directory)/\(name).log", contents: nil)  // appended to across restarts
-            }
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(name).log"))
-            log.seekToEndOfFile()
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            processes[name] = process
+            processes[name] = try NamespaceFixtures.launch(program, arguments, in: namespace, log: "\(directory)/\(name).log",
+                                                           capabilities: capabilities)
         }
 
         func startCoordinator() throws {
@@ -81,7 +50,7 @@ struct LinuxAgentProcessTests {
         }
 
         func vnetctl(_ arguments: [String]) throws -> [UInt8] {
-            try runner.run([LinuxAgentProcessTests.binaries.appendingPathComponent("vnetctl").path] + arguments
+            try runner.run([NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
                            + ["--coordinator", "127.0.0.1:7460", "--insecure"], input: nil)
         }
 

@@ -54,18 +54,7 @@ struct ManagedNoVLANClusterTests {
                 try sh(namespace, "ip link set br0 up")
                 try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev br0")
             }
-            try """
-            VNET_MODE="MANAGED-NOVLAN"
-            VNET_INTERFACE="eth0"
-            VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-            VNET_SUBNET="10.20.0.0"
-            VNET_NETMASK="255.255.0.0"
-            VNET_DNS="192.0.2.53"
-            VNET_ADDRSPERNET="64"
-            VNET_PUBLICIPS="203.0.113.10-203.0.113.12"
-
-            """.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8)
-            try "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n".write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8)
+            try NamespaceFixtures.writeNoVLANConfigs(in: directory, publicIPs: "203.0.113.10-203.0.113.12")
         }
 
         deinit {
@@ -81,19 +70,11 @@ struct ManagedNoVLANClusterTests {
         }
 
         func start(_ namespace: ScratchNamespace, _ name: String, _ program: String, _ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace.name, LinuxAgentProcessTests.binaries.appendingPathComponent(program).path] + arguments
-            FileManager.default.createFile(atPath: "\(directory)/\(name).log", contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(name).log"))
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            processes.append(process)
+            processes.append(try NamespaceFixtures.launch(program, arguments, in: namespace, log: "\(directory)/\(name).log"))
         }
 
         func vnetctl(_ arguments: [String]) throws -> String {
-            String(decoding: try runner(frontEnd).run([LinuxAgentProcessTests.binaries.appendingPathComponent("vnetctl").path] + arguments
+            String(decoding: try runner(frontEnd).run([NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
                                                       + ["--coordinator", "10.99.0.1:7460", "--insecure"], input: nil), as: UTF8.self)
         }
 
