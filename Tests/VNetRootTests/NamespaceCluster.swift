@@ -1,0 +1,168 @@
+import Foundation
+@testable import VNetCore
+import VNetLinux
+
+/// A small cluster on real kernel objects, for the namespace lane: a switch namespace joins a front end, the
+/// nodes and an "outside" host; nodes have `br0` over their eth0; instances are namespaces whose eth0 is the
+/// peer of a veth on a node (the hypervisor's vif). The control plane uses a management network (10.99.0.0/24)
+/// that exists only on this switch; the outside is 203.0.113.100 (documentation range).
+final class NamespaceCluster {
+    let switchNS: ScratchNamespace, frontEnd: ScratchNamespace, outside: ScratchNamespace
+    var nodes: [String: ScratchNamespace] = [:]
+    var instances: [String: ScratchNamespace] = [:]
+    let directory: String
+    var processes: [Process] = []
+
+    func runner(_ namespace: ScratchNamespace) -> ProcessRunner { ProcessRunner(prefix: ["ip", "netns", "exec", namespace.name]) }
+    func sh(_ namespace: ScratchNamespace, _ command: String) throws { _ = try runner(namespace).run(command.split(separator: " ").map(String.init), input: nil) }
+
+    /// Builds the wire and the hosts; the configs default to MANAGED-NOVLAN (`NamespaceFixtures`), else
+    /// `frontendConfig` and `nodeConfig` are written as `fe.conf` and `node.conf`.
+    init(nodeNames: [String], frontendConfig: String? = nil, nodeConfig: String? = nil) throws {
+        switchNS = try ScratchNamespace()
+        frontEnd = try ScratchNamespace()
+        outside = try ScratchNamespace()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-novlan-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try sh(switchNS, "ip link add sw type bridge")
+        try sh(switchNS, "ip link set sw up")
+        func plug(_ namespace: ScratchNamespace, port: String) throws {
+            try sh(switchNS, "ip link add \(port) type veth peer name eth0 netns \(namespace.name)")
+            try sh(switchNS, "ip link set \(port) master sw")
+            try sh(switchNS, "ip link set \(port) up")
+            try sh(namespace, "ip link set lo up")
+            try sh(namespace, "ip link set eth0 up")
+        }
+        try plug(frontEnd, port: "p-fe")
+        // "The outside world": a host on the same wire with an address of the documentation range, routing
+        // the cluster's public addresses to the front end (as an upstream router would).
+        try plug(outside, port: "p-out")
+        try sh(outside, "ip address add 203.0.113.100/24 dev eth0")
+        try sh(outside, "ip route add 10.99.0.0/24 dev eth0")  // to answer the front end's own address
+        // The front end's upstream: its public side reaches the outside host directly on the wire.
+        try sh(frontEnd, "ip route add 203.0.113.96/28 dev eth0")
+        try sh(frontEnd, "ip address add 10.99.0.1/24 dev eth0")
+        // Forwarding is left off: the front end's agent turns it on itself.
+        for (index, name) in nodeNames.enumerated() {
+            let namespace = try ScratchNamespace()
+            nodes[name] = namespace
+            try plug(namespace, port: "p-\(name)")
+            try sh(namespace, "ip link add br0 type bridge")
+            try sh(namespace, "ip link set eth0 master br0")
+            try sh(namespace, "ip link set br0 up")
+            try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev br0")
+        }
+        try NamespaceFixtures.writeNoVLANConfigs(in: directory, publicIPs: "203.0.113.10-203.0.113.12")
+        if let frontendConfig { try frontendConfig.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8) }
+        if let nodeConfig { try nodeConfig.write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8) }
+    }
+
+    deinit {
+        for process in processes where process.isRunning { process.terminate(); process.waitUntilExit() }
+        // dhcpd and dhclient run detached; their namespaces go with ScratchNamespace, the processes here.
+        for name in ["dhcpd", "dhclient"] {
+            for pid in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where pid.hasSuffix(".pid") && pid.contains(name) {
+                if let text = try? String(contentsOfFile: "\(directory)/\(pid)", encoding: .utf8), let number = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(number, SIGTERM) }
+            }
+        }
+        if let text = try? String(contentsOfFile: "\(directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func start(_ namespace: ScratchNamespace, _ name: String, _ program: String, _ arguments: [String]) throws {
+        processes.append(try NamespaceFixtures.launch(program, arguments, in: namespace, log: "\(directory)/\(name).log"))
+    }
+
+    /// The coordinator on the front end (listening on the management network, no CURVE: the wire is the test's),
+    /// the front end's agent, and one agent per node; returns once every one is UP.
+    func startDaemons() throws {
+        try start(frontEnd, "coordinator", "vnet-coordinator", ["--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
+                                                                "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"])
+        Thread.sleep(forTimeInterval: 0.5)
+        try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", "10.99.0.1:7460",
+                                                       "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"])
+        for name in nodes.keys.sorted() { try startNodeAgent(name) }
+        let expected = nodes.count + 1
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline, (try? vnetctl(["nodes"]))?.components(separatedBy: " UP ").count != expected + 1 { Thread.sleep(forTimeInterval: 0.1) }
+        guard try vnetctl(["nodes"]).components(separatedBy: " UP ").count == expected + 1 else {
+            throw ClusterNotUp(coordinatorLog: String(log("coordinator").suffix(1500)))
+        }
+    }
+
+    /// A node's agent (again, after a kill: same state directory, log appended).
+    func startNodeAgent(_ name: String) throws {
+        try start(nodes[name]!, "\(name)-agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", "10.99.0.1:7460",
+                                                               "--node-id", name, "--state-dir", "\(directory)/\(name)-agent", "--insecure", "--backend", "linux"])
+    }
+
+    func vnetctl(_ arguments: [String]) throws -> String {
+        String(decoding: try runner(frontEnd).run([NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
+                                                  + ["--coordinator", "10.99.0.1:7460", "--insecure"], input: nil), as: UTF8.self)
+    }
+
+    /// An instance: a namespace whose eth0 is the peer of the hypervisor's vif `vm<hex>` on the node, with the
+    /// MAC the managed modes derive from its id (`setMAC` changes it, as STATIC's pairs need).
+    func makeInstance(_ id: InstanceID, on node: String) throws -> String {
+        let namespace = try ScratchNamespace()
+        instances[id.description] = namespace
+        let vif = "vm" + id.hexDigits
+        try sh(nodes[node]!, "ip link add \(vif) type veth peer name eth0 netns \(namespace.name)")
+        try sh(nodes[node]!, "ip link set \(vif) up")
+        try sh(namespace, "ip link set lo up")
+        try sh(namespace, "ip link set eth0 address \(MACPrefix.eucalyptusDefault.mac(for: id))")
+        try sh(namespace, "ip link set eth0 up")
+        return vif
+    }
+
+    /// Gives the instance's eth0 another MAC (STATIC: the VNET_MACMAP pair the coordinator chose).
+    func setMAC(_ id: InstanceID, _ mac: MACAddress) throws {
+        let namespace = instances[id.description]!
+        try sh(namespace, "ip link set eth0 down")
+        try sh(namespace, "ip link set eth0 address \(mac)")
+        try sh(namespace, "ip link set eth0 up")
+    }
+
+    /// dhclient in the instance; its script sets the address and the default route it was given.
+    func dhcp(_ id: InstanceID) throws -> String {
+        let script = "\(directory)/dhclient-script"
+        if !FileManager.default.fileExists(atPath: script) {
+            try """
+            #!/bin/sh
+            case "$reason" in BOUND|REBOOT|RENEW|REBIND)
+              ip address add "$new_ip_address/$new_subnet_mask" dev "$interface"
+              ip route replace default via "$new_routers" dev "$interface"
+              echo "$new_ip_address" > "\(directory)/$interface-$new_ip_address.bound";;
+            esac
+
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+        }
+        let namespace = instances[id.description]!
+        _ = try runner(namespace).run(["timeout", "30", "dhclient", "-4", "-1", "-sf", script, "-pf", "\(directory)/dhclient-\(id).pid",
+                                       "-lf", "\(directory)/dhclient-\(id).leases", "eth0"], input: nil)
+        let addresses = try LinkObservation.addresses(fromJSON: try runner(namespace).run(["ip", "-json", "address", "show", "dev", "eth0"], input: nil))
+        return addresses.first?.address.description ?? ""
+    }
+
+    func ping(from id: InstanceID, _ address: String) -> Bool {
+        (try? runner(instances[id.description]!).run(["ping", "-c", "1", "-W", "1", address], input: nil)) != nil
+    }
+
+    func log(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "" }
+
+    /// Pings from `namespace`: count sent, count received.
+    func pingCount(_ namespace: ScratchNamespace, _ address: String, count: Int, interval: String = "0.2") -> (Int, Int) {
+        let output = (try? runner(namespace).run(["ping", "-n", "-q", "-c", String(count), "-i", interval, "-W", "1", address], input: nil))
+            ?? []
+        let text = String(decoding: output, as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("packets transmitted") }) else { return (count, 0) }
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        return numbers.count >= 2 ? (numbers[0], numbers[1]) : (count, 0)
+    }
+}
+
+struct ClusterNotUp: Error, CustomStringConvertible {
+    var coordinatorLog: String
+    var description: String { "not every agent came up; the coordinator's log ends:\n\(coordinatorLog)" }
+}
