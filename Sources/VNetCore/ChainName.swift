@@ -13,6 +13,14 @@ public enum ChainName {
     public static let output = "VNET-OUTPUT"
     public static let postRouting = "VNET-POSTROUTING"
 
+    /// Whether a chain is this project's (the fixed VNET-* chains or a group's).
+    public static func isOurs(_ chain: String) -> Bool { chain.hasPrefix("VNET-") || chain.hasPrefix(prefix) }
+
+    /// Whether an iptables-save rule's tokens jump (or go) to one of this project's chains.
+    public static func jumpsToOurs(_ tokens: [String]) -> Bool {
+        zip(tokens, tokens.dropFirst()).contains { ($0 == "-j" || $0 == "-g" || $0 == "--jump" || $0 == "--goto") && isOurs($1) }
+    }
+
     public static func forGroup(_ group: GroupID) -> String {
         let plain = "\(prefix)\(group.user)-\(group.name)"
         let simple = group.name.unicodeScalars.allSatisfy(NameRules.isSafeNameScalar)

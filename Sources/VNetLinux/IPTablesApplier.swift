@@ -1,4 +1,22 @@
+import Foundation
 import VNetCore
+
+/// vnet's part of the live firewall (see `IPTablesApplier.snapshot`).
+public struct FirewallSnapshot: Sendable, Equatable, Codable {
+    public var lines: [String]
+    public var ruleCount: Int { lines.count { $0.contains(" -A ") } }
+
+    /// What differs from `expected`, in words (empty when nothing does).
+    public func differences(from expected: FirewallSnapshot) -> [String] {
+        let now = Set(lines), then = Set(expected.lines)
+        let missing = expected.lines.filter { !now.contains($0) }, extra = lines.filter { !then.contains($0) }
+        var found: [String] = []
+        if !missing.isEmpty { found.append("\(missing.count) of vnet's iptables lines missing (\(missing.prefix(2).joined(separator: "; ")))") }
+        if !extra.isEmpty { found.append("\(extra.count) unexpected lines in vnet's chains (\(extra.prefix(2).joined(separator: "; ")))") }
+        if found.isEmpty, lines != expected.lines { found.append("vnet's iptables rules reordered") }
+        return found
+    }
+}
 
 /// Applies the front end's firewall with iptables-restore, one atomic transaction per table, owning only this
 /// project's chains (see `IPTablesRenderer` for what that means for an operator's rules).
@@ -41,6 +59,60 @@ public struct IPTablesApplier: Sendable {
             }
         }
         return added
+    }
+
+    /// vnet's part of the live tables as iptables-save prints them (so it compares with itself, whatever the
+    /// iptables variant's spelling): FORWARD's policy, every rule of vnet's chains, and the jumps to them, in
+    /// order, each prefixed with its table. Two processes, whatever the table size.
+    public func snapshot() throws(CommandError) -> FirewallSnapshot {
+        var lines: [String] = []
+        for table in ["filter", "nat"] {
+            let text = String(decoding: try runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self)
+            for line in text.split(separator: "\n") {
+                if table == "filter", line.hasPrefix(":FORWARD ") {
+                    lines.append("filter :FORWARD \(line.split(separator: " ").dropFirst().first ?? "")")
+                } else if line.hasPrefix("-A ") {
+                    let tokens = line.split(separator: " ").map(String.init)
+                    if tokens.count > 1, ChainName.isOurs(tokens[1]) || ChainName.jumpsToOurs(tokens) { lines.append("\(table) \(line)") }
+                }
+            }
+        }
+        return FirewallSnapshot(lines: lines)
+    }
+
+    /// Checks with `iptables-restore --test` what `load` would write; a rejected line is named in the
+    /// operator's file.
+    public func check(_ preload: IPTablesPreload, with firewall: FirewallConfig) throws(CommandError) {
+        let (document, origins) = preload.document(with: firewall)
+        do {
+            _ = try runner.run(["iptables-restore", "-w", "--test"], input: Array(document.utf8))
+        } catch {
+            var error = error
+            // iptables-restore names a line of the merged document: "line N failed" (legacy) or "Error occurred
+            // at line: N" (nf_tables).
+            if let number = Self.failedLine(error.stderr), number >= 1, number <= origins.count {
+                let text = document.split(separator: "\n", omittingEmptySubsequences: false)[number - 1]
+                error.stderr = origins[number - 1].map { "\(preload.path):\($0): iptables-restore rejects '\(text)'; nothing was changed" }
+                    ?? "iptables-restore rejects vnet's own line '\(text)' next to \(preload.path); nothing was changed"
+            } else {
+                error.stderr = "\(preload.path): iptables-restore --test failed: \(error.stderr.trimmingCharacters(in: .whitespacesAndNewlines)); nothing was changed"
+            }
+            throw error
+        }
+    }
+
+    static func failedLine(_ message: String) -> Int? {
+        for pattern in [#"line (\d+) failed"#, #"Error occurred at line: (\d+)"#] {
+            if let range = message.range(of: pattern, options: .regularExpression),
+               let number = message[range].split(whereSeparator: { !$0.isNumber }).last.flatMap({ Int($0) }) { return number }
+        }
+        return nil
+    }
+
+    /// Replaces the tables the preload names with its content plus vnet's chains, in one plain (flushing)
+    /// iptables-restore: one transaction per table, never a moment without vnet's rules. `check` it first.
+    public func load(_ preload: IPTablesPreload, with firewall: FirewallConfig) throws(CommandError) {
+        _ = try runner.run(["iptables-restore", "-w"], input: Array(preload.document(with: firewall).text.utf8))
     }
 
     /// Takes everything of this project out of both tables: the jumps, then our chains. The FORWARD policy is

@@ -24,6 +24,8 @@ struct AgentCommand: ParsableCommand {
     var backend = "recording"
     @Option(name: .customLong("reconcile-interval"), help: "Seconds between re-applying the held state to repair drift (0: never).")
     var reconcileInterval = 10.0
+    @Option(name: .customLong("iptables-preload"), help: "The operator's rules, saved with iptables-save, loaded with vnet's on the front end when first seen and when changed (default: $EUCALYPTUS/var/run/eucalyptus/net/iptables-preload, EUCALYPTUS from the config).")
+    var iptablesPreload: String?
     @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
     @Option(name: .customLong("heartbeat-interval")) var heartbeatInterval = 1.0
 
@@ -65,8 +67,10 @@ struct AgentCommand: ParsableCommand {
                 var dhcpd = DHCPDManager.Settings(directory: "\(stateDir)/dhcpd")
                 if let daemon = vnetConfig.dhcpDaemon { dhcpd.daemon = daemon }
                 dhcpd.user = vnetConfig.dhcpUser
+                let home = ConfFile.parse(text).last("EUCALYPTUS")?.value
+                let preload = iptablesPreload ?? home.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/var/run/eucalyptus/net/iptables-preload" }
                 hostBackend = LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb",
-                                           dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd))
+                                           dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd), preloadPath: preload)
             } else {
                 hostBackend = RecordingBackend(logPath: "\(stateDir)/applies.log")
             }

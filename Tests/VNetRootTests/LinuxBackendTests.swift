@@ -25,9 +25,12 @@ struct LinuxBackendTests {
             }
         }
 
-        deinit { try? FileManager.default.removeItem(atPath: stateFile) }
+        deinit {
+            for file in [stateFile, stateFile + ".iptables.json", stateFile + ".preload"] { try? FileManager.default.removeItem(atPath: file) }
+        }
 
-        func backend() -> LinuxBackend { LinuxBackend(runner: runner, stateFile: stateFile) }
+        func backend(preload: String? = nil) -> LinuxBackend { LinuxBackend(runner: runner, stateFile: stateFile, preloadPath: preload) }
+        func save(_ table: String) throws -> String { String(decoding: try runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self) }
 
         func links() throws -> [String: ObservedLink] {
             Dictionary(uniqueKeysWithValues: try LinkObservation.links(fromJSON: try runner.run(["ip", "-json", "-details", "link", "show"], input: nil)).map { ($0.name, $0) })
@@ -155,7 +158,8 @@ struct LinuxBackendTests {
     }
 
     /// The front end's firewall on a real netfilter: chains and rules written, a deleted group's chain removed,
-    /// a jump deleted by hand put back as drift, the operator's own chain and rule never touched.
+    /// rules of vnet's chains, its jumps and FORWARD's policy changed by hand put back as drift, the operator's own
+    /// chain and rules never touched.
     @Test func theFirewallIsAppliedOwnsOnlyItsChainsAndRepairsItsJumps() throws {
         let host = try Host()
         try host.sh("iptables -w -N operator-chain")
@@ -178,7 +182,7 @@ struct LinuxBackendTests {
         #expect(try forwarding() == "0", "a new namespace starts without forwarding")
         #expect(try backend.apply(state, revision: 1) == 3, "forwarding on, then both tables")
         #expect(try forwarding() == "1")
-        func save(_ table: String) throws -> String { String(decoding: try host.runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self) }
+        func save(_ table: String) throws -> String { try host.save(table) }
         var filter = try save("filter")
         #expect(filter.contains("-A vn-admin-web -d 10.20.0.0/26 -p tcp -m tcp --dport 22 -j ACCEPT") && filter.contains(":vn-admin-db"))
         #expect(filter.contains("-A FORWARD -j VNET-FORWARD") && filter.contains(":FORWARD DROP"))
@@ -196,13 +200,31 @@ struct LinuxBackendTests {
         #expect(try backend.apply(state, revision: 2) == 1)
         #expect(backend.lastDrift.contains("net.ipv4.ip_forward was off; turned it on"))
         #expect(try forwarding() == "1")
-        // A jump deleted by hand is drift, put back once.
-        try host.sh("iptables -w -D FORWARD -j VNET-FORWARD")
-        #expect(try backend.apply(state, revision: 2) == 1)
-        #expect(backend.lastDrift.contains { $0.contains("-I FORWARD 1 -j VNET-FORWARD") })
+        // Anything changed by hand in vnet's part of the tables is drift, repaired by rewriting vnet's chains:
+        // a jump deleted, a rule deleted, a rule added, FORWARD's policy changed.
+        let rules = backend.iptablesRules
+        // filter: 5 in VNET-FORWARD, 1 in the group's chain, 1 jump; nat: DNAT twice, SNAT, MASQUERADE, 3 jumps.
+        #expect(rules == 14, "the inventory's rule count: \(rules)")
+        for (change, expected) in [("iptables -w -D FORWARD -j VNET-FORWARD", "missing (filter -A FORWARD -j VNET-FORWARD)"),
+                                   ("iptables -w -D vn-admin-web 1", "missing (filter -A vn-admin-web -d 10.20.0.0/26 -p tcp -m tcp --dport 22 -j ACCEPT)"),
+                                   ("iptables -w -I VNET-FORWARD 1 -j ACCEPT", "1 unexpected lines in vnet's chains (filter -A VNET-FORWARD -j ACCEPT)"),
+                                   ("iptables -w -t nat -F VNET-POSTROUTING", "of vnet's iptables lines missing (nat -A VNET-POSTROUTING"),
+                                   ("iptables -w -P FORWARD ACCEPT", "(filter :FORWARD DROP)")] {
+            try host.sh(change)
+            #expect(try backend.apply(state, revision: 2) == 2, "\(change)")
+            #expect(backend.lastDrift.contains { $0.contains(expected) && $0.hasSuffix("rewrote vnet's chains") }, "\(change): \(backend.lastDrift)")
+            #expect(try backend.apply(state, revision: 2) == 0, "repaired once: \(change)")
+            #expect(backend.iptablesRules == rules)
+        }
         filter = try save("filter")
         #expect(filter.components(separatedBy: "-A FORWARD -j VNET-FORWARD").count == 2, "exactly one jump")
+        #expect(filter.contains(":FORWARD DROP") && !filter.contains("-A VNET-FORWARD -j ACCEPT"))
         #expect(filter.contains(":operator-chain") && filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"), "the operator's rules stay")
+        // The operator adding a rule of their own to a built-in chain is not vnet's business.
+        try host.sh("iptables -w -A FORWARD -s 198.51.100.8/32 -j ACCEPT")
+        #expect(try backend.apply(state, revision: 2) == 0)
+        // A restarted agent compares with what it wrote before: nothing is rewritten.
+        #expect(try host.backend().apply(state, revision: 2) == 0)
 
         // No firewall wanted any more: ours is gone, the operator's stays.
         state.firewall = nil
@@ -211,6 +233,81 @@ struct LinuxBackendTests {
         #expect(!filter.contains("VNET-FORWARD") && !filter.contains("vn-admin"))
         #expect(!(try save("nat")).contains("VNET-"))
         #expect(filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"))
+    }
+
+    /// Eucalyptus' iptables-preload: the tables it names are replaced by its content together with vnet's chains
+    /// (Eucalyptus flushed and loaded it); loaded once, again when the file changes, not on an agent restart; a
+    /// file iptables-restore rejects is named by line and changes nothing.
+    @Test func theIPTablesPreloadIsLoadedWithVNetsChainsOnceAndWhenChanged() throws {
+        let host = try Host()
+        try host.sh("iptables -w -A INPUT -s 198.51.100.99/32 -j DROP")  // a rule the preload does not keep
+        let layout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
+        let web = GroupID(user: "admin", name: "web")
+        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
+        state.requiredLinks = ["eth0"]
+        state.firewall = FirewallConfig(subnet: layout.subnet,
+                                        groups: [.init(group: web, chain: ChainName.forGroup(web), network: layout.network(0), rules: [])],
+                                        publicMappings: [], metadataTarget: nil)
+        let path = host.stateFile + ".preload"
+        // As `iptables-save` of a running front end writes it: vnet's own chains and jumps included.
+        let preload = """
+            # Generated by iptables-save
+            *filter
+            :INPUT ACCEPT [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :operator-ssh - [0:0]
+            :VNET-FORWARD - [0:0]
+            -A INPUT -p tcp -m tcp --dport 22 -j operator-ssh
+            -A FORWARD -j VNET-FORWARD
+            -A operator-ssh -s 198.51.100.0/24 -j ACCEPT
+            -A VNET-FORWARD -d 10.20.0.0/16 -j DROP
+            COMMIT
+            *nat
+            :PREROUTING ACCEPT [0:0]
+            :POSTROUTING ACCEPT [0:0]
+            -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 192.0.2.9:22
+            COMMIT
+
+            """
+        try preload.write(toFile: path, atomically: true, encoding: .utf8)
+        let backend = host.backend(preload: path)
+        _ = try backend.apply(state, revision: 1)
+        #expect(backend.lastNotes == ["loaded \(path): 3 rules in filter, nat; 3 lines about vnet's own chains ignored"])
+        var filter = try host.save("filter")
+        #expect(!filter.contains("198.51.100.99"), "the tables the preload names are replaced, as Eucalyptus flushed them")
+        #expect(filter.contains("-A INPUT -p tcp -m tcp --dport 22 -j operator-ssh") && filter.contains("-A operator-ssh -s 198.51.100.0/24 -j ACCEPT"))
+        #expect(filter.contains(":FORWARD DROP") && filter.contains("-A FORWARD -j VNET-FORWARD") && filter.contains(":vn-admin-web"))
+        #expect(filter.components(separatedBy: "-A FORWARD -j VNET-FORWARD").count == 2, "vnet's lines of the saved file are not doubled")
+        #expect(!filter.contains("-A VNET-FORWARD -d 10.20.0.0/16 -j DROP\n-A VNET-FORWARD -d 10.20.0.0/16 -j DROP"))
+        let nat = try host.save("nat")
+        #expect(nat.contains("--dport 2222 -j DNAT --to-destination 192.0.2.9:22") && nat.contains("-A VNET-POSTROUTING -s 10.20.0.0/16 ! -d 10.20.0.0/16 -j MASQUERADE"))
+
+        #expect(try backend.apply(state, revision: 1) == 0, "an unchanged preload is not loaded again")
+        #expect(try host.backend(preload: path).apply(state, revision: 1) == 0, "nor by a restarted agent")
+
+        // A file iptables-restore rejects: named by its line, and nothing changes.
+        try preload.replacingOccurrences(of: "--dport 22 -j operator-ssh", with: "--dport 99999 -j operator-ssh")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let before = try host.save("filter")
+        do {
+            _ = try backend.apply(state, revision: 1)
+            Issue.record("a preload with a bad port was loaded")
+        } catch {
+            #expect("\(error)".contains("\(path):8: iptables-restore rejects '-A INPUT -p tcp -m tcp --dport 99999 -j operator-ssh'; nothing was changed"), "\(error)")
+        }
+        #expect(try host.save("filter") == before)
+        // A file that is not iptables-save output at all: named by line before anything runs.
+        try "*filter\n-A INPUT -j ACCEPT\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: LinuxBackend.Failure.self) { try backend.apply(state, revision: 1) }
+        do { _ = try backend.apply(state, revision: 1) } catch { #expect("\(error)".contains("\(path):1: *filter has no COMMIT"), "\(error)") }
+
+        // A changed, good file is loaded again.
+        try preload.replacingOccurrences(of: "198.51.100.0/24", with: "198.51.100.128/25").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try backend.apply(state, revision: 1) == 3)
+        filter = try host.save("filter")
+        #expect(filter.contains("-A operator-ssh -s 198.51.100.128/25 -j ACCEPT") && !filter.contains("198.51.100.0/24"))
+        #expect(filter.contains(":vn-admin-web") && filter.contains(":FORWARD DROP"))
     }
 
     @Test func stateNeedingDhcpdIsRefusedWholeWithoutDhcpdSettings() throws {
