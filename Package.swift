@@ -9,6 +9,7 @@
 //   VNetAgent        the node agent's event loop and the host-backend protocol it applies through.
 //   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply.
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
+//   CPacket          AF_PACKET sockets with in-kernel BPF filters (linux/filter.h is not reachable either).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 import PackageDescription
 
@@ -37,7 +38,8 @@ let package = Package(
         .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore"]),
         .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore"]),
         .target(name: "CSpawn"),
-        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto", "CSpawn"]),
+        .target(name: "CPacket"),
+        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto", "CSpawn", "CPacket"]),
         .executableTarget(
             name: "vnetctl",
             dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -62,6 +62,8 @@ public final class Agent {
     var lastSnapshotRequest = -1e9
     var heartbeatSequence: UInt64 = 0
     var lastRefusal = ""
+    /// SYSTEM mode: the instance addresses last reported in an inventory.
+    var reportedLearned: [LearnedAddress] = []
     public private(set) var refusals = RefusalCounters()
 
     var recordPath: String { "\(options.stateDirectory)/applied.json" }
@@ -105,6 +107,7 @@ public final class Agent {
         var nextHeartbeat = 0.0
         var nextInventory = monotonicSeconds() + 10
         var nextReconcile = monotonicSeconds() + options.reconcileInterval
+        var nextLearning = 0.0
         register()
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
@@ -123,6 +126,15 @@ public final class Agent {
             if now >= nextInventory {
                 sendInventory(drift: [])
                 nextInventory = now + 10
+            }
+            // SYSTEM mode: an address learned is reported at once (the operator is waiting to reach the VM).
+            if now >= nextLearning {
+                nextLearning = now + 0.2
+                let learned = backend.learnedAddresses()
+                if learned != reportedLearned {
+                    reportedLearned = learned
+                    sendInventory(drift: [])
+                }
             }
             if options.reconcileInterval > 0, now >= nextReconcile {
                 reconcile()
@@ -226,6 +238,7 @@ public final class Agent {
             heldState = state
             record(AppliedRecord(revision: message.revision, digest: digest))
             log("revision \(message.revision): applied \(operations) operations")
+            for note in backend.lastNotes { log("revision \(message.revision): \(note)") }
             acknowledge(message.revision, operations: operations, started: started, errors: [])
             sendInventory(drift: backend.lastDrift)
         } catch {
@@ -240,10 +253,11 @@ public final class Agent {
         guard let heldState else { return }
         do {
             let operations = try backend.apply(heldState, revision: held)
-            if operations > 0 {
+            for note in backend.lastNotes { log("revision \(held): \(note)") }
+            if !backend.lastDrift.isEmpty {
                 log("revision \(held): repaired drift with \(operations) operations: \(backend.lastDrift.joined(separator: "; "))")
-                sendInventory(drift: backend.lastDrift)
             }
+            if operations > 0 { sendInventory(drift: backend.lastDrift) }
         } catch {
             log("revision \(held): reconcile failed: \(error)")
         }
@@ -312,6 +326,14 @@ public final class Agent {
         if let observed = backend.observe() { inventory.observed = observed.wire }
         inventory.drift = drift
         inventory.dhcpdState = backend.dhcpdState
+        inventory.iptablesRules = UInt32(clamping: backend.iptablesRules)
+        inventory.learned = reportedLearned.map { learned in
+            var wire = Vnet_V1_LearnedAddress()
+            wire.instanceID = learned.instance.description
+            wire.mac = learned.mac.value
+            wire.address = learned.address.value
+            return wire
+        }
         send(.inventory(inventory))
     }
 

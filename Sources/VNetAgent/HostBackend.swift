@@ -12,11 +12,20 @@ public protocol HostBackend: AnyObject {
     var lastDrift: [String] { get }
     /// dhcpd as the inventory reports it: "running (pid N)", "stopped", "absent".
     var dhcpdState: String { get }
+    /// How many rules vnet has in iptables (0 where it writes none).
+    var iptablesRules: Int { get }
+    /// What the last apply did that the operator should hear about, beyond drift (logged by the agent).
+    var lastNotes: [String] { get }
+    /// Instance addresses this host learned (SYSTEM mode), reading what arrived since the last call.
+    func learnedAddresses() -> [LearnedAddress]
 }
 
 extension HostBackend {
     public var lastDrift: [String] { [] }
     public var dhcpdState: String { "absent" }
+    public var iptablesRules: Int { 0 }
+    public var lastNotes: [String] { [] }
+    public func learnedAddresses() -> [LearnedAddress] { [] }
 }
 
 /// Keeps the applied state in memory and, when given a file, appends one line per apply

@@ -14,7 +14,21 @@ public struct ControlHandler: Sendable {
     public struct View: Sendable {
         public var nodes: [Vnet_V1_NodeInfo] = []
         public var status = Vnet_V1_Status()
+        /// SYSTEM mode: addresses nodes learned, by instance (used only when the instance is on that node
+        /// with that MAC).
+        public var learned: [InstanceID: Learned] = [:]
         public init() {}
+
+        public struct Learned: Sendable, Equatable {
+            public var node: String
+            public var mac: MACAddress
+            public var address: IPv4Address
+            public init(node: String, mac: MACAddress, address: IPv4Address) {
+                self.node = node
+                self.mac = mac
+                self.address = address
+            }
+        }
     }
 
     /// Returns the reply (revision and affected nodes are filled in by the caller after commit) and whether
@@ -45,7 +59,7 @@ public struct ControlHandler: Sendable {
             reply.nodes = view.nodes
             return false
         case .describeInstances:
-            reply.instances = instanceInfos(allocator.state)
+            reply.instances = instanceInfos(allocator.state, learned: view.learned)
             return false
         case .describeGroups:
             reply.groups = groupInfos(allocator.state)
@@ -179,9 +193,16 @@ public struct ControlHandler: Sendable {
 
     // MARK: descriptions
 
-    public func instanceInfos(_ state: ClusterState) -> [Vnet_V1_InstanceInfo] {
+    public func instanceInfos(_ state: ClusterState, learned: [InstanceID: View.Learned] = [:]) -> [Vnet_V1_InstanceInfo] {
         let publicByInstance = state.publicAddressByInstance
-        return state.instances.values.sorted { $0.id < $1.id }.map { instanceInfo($0, state, publicIP: publicByInstance[$0.id]) }
+        return state.instances.values.sorted { $0.id < $1.id }.map { instance in
+            var info = instanceInfo(instance, state, publicIP: publicByInstance[instance.id])
+            if instance.address == nil, let seen = learned[instance.id], seen.node == instance.node, seen.mac == instance.mac {
+                info.address = seen.address.value
+                info.addressLearned = true
+            }
+            return info
+        }
     }
 
     func instanceInfo(_ instance: ClusterState.Instance, _ state: ClusterState, publicIP: IPv4Address?) -> Vnet_V1_InstanceInfo {

@@ -38,6 +38,9 @@ public final class Coordinator {
     var liveness: Liveness
     var applied: [String: UInt64] = [:]
     var peerAddresses: [String: String] = [:]
+    /// What each node's inventories said, for `vnetctl nodes` and describe-instances (kept in memory: agents
+    /// send one at least every 10 s, so a restarted coordinator has them again soon).
+    var reports: [String: NodeReport] = [:]
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
 
@@ -231,6 +234,7 @@ public final class Coordinator {
         case .inventory(let inventory):
             guard authorized(inventory.nodeID, user: user) else { return nil }
             applied[inventory.nodeID] = inventory.appliedRevision
+            reports[inventory.nodeID, default: NodeReport()].update(from: inventory)
             if !inventory.drift.isEmpty {
                 Log.line("coordinator", "node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))")
             }
@@ -398,6 +402,13 @@ public final class Coordinator {
             info.desiredRevision = hostRevisions[host]?.revision ?? 0
             info.appliedRevision = applied[host] ?? 0
             info.address = peerAddresses[host] ?? ""
+            if let report = reports[host] {
+                info.dhcpdState = report.dhcpdState
+                info.iptablesRules = report.iptablesRules
+                info.driftRepairs = report.driftRepairs
+                info.lastDrift = report.lastDrift
+                for learned in report.learned { view.learned[learned.instance] = ControlHandler.View.Learned(node: host, mac: learned.mac, address: learned.address) }
+            }
             return info
         }
         view.status.clusterID = options.clusterID

@@ -12,8 +12,10 @@ import VNetProto
 /// The operator's interfaces (VNET_INTERFACE, VNET_BRIDGE and their ports) and addresses are never touched.
 /// That last applied state is kept in `stateFile`, so ownership survives an agent restart.
 ///
-/// The front end's firewall goes through `IPTablesApplier` (iptables-restore --noflush, own chains only); its
-/// jumps are checked on every apply, so a deleted jump is drift and is put back.
+/// The front end's firewall goes through `IPTablesApplier` (iptables-restore --noflush, own chains only); the
+/// live rules of vnet's chains, their jumps and FORWARD's policy are compared on every apply with what was last
+/// written, so anything changed there by hand is drift and is put back. The operator's iptables-preload is
+/// honoured as Eucalyptus did (see `IPTablesPreload`).
 ///
 /// dhcpd goes through `DHCPDManager` (validated config, started after the addresses it binds to exist,
 /// restarted with SIGTERM on change, started again if it died). A desired state with dhcpd on a backend made
@@ -40,11 +42,21 @@ public final class LinuxBackend: HostBackend {
     public private(set) var lastApplied: HostNetworkState?
     /// What the last apply found changed by hand and put back, in words.
     public private(set) var lastDrift: [String] = []
+    /// What the last apply did that an operator should hear about (the preload loaded).
+    public private(set) var lastNotes: [String] = []
+    /// Eucalyptus' iptables-preload: loaded (atomically with vnet's chains) when first seen and when changed.
+    let preloadPath: String?
+    var firewallRecord: FirewallRecord
+    /// SYSTEM mode on a node: learns instance addresses from DHCP acknowledgements (opened on first need).
+    var learner: AddressLearner?
+    var learnerFailure: String?
 
-    public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil, dhcpd: DHCPDManager? = nil) {
+    public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil, dhcpd: DHCPDManager? = nil, preloadPath: String? = nil) {
         self.runner = runner
         self.stateFile = stateFile
         self.dhcpd = dhcpd
+        self.preloadPath = preloadPath
+        firewallRecord = Self.loadFirewallRecord(stateFile.map { $0 + ".iptables.json" })
         if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
            let wire = try? Vnet_V1_HostState(serializedBytes: [UInt8](data)) {
             lastApplied = try? HostNetworkState(wire: wire)
@@ -55,6 +67,9 @@ public final class LinuxBackend: HostBackend {
         if desired.dhcpd != nil, dhcpd == nil {
             throw Failure.unsupported("this agent was started without dhcpd settings, and this host's state needs dhcpd")
         }
+        lastNotes = []
+        // The operator's iptables-preload is read and checked before anything changes.
+        let preload = try pendingPreload(for: desired)
         let (links, addresses) = try observeHost()
         let present = Set(links.map(\.name))
         let missing = desired.requiredLinks.filter { !present.contains($0) }
@@ -92,21 +107,8 @@ public final class LinuxBackend: HostBackend {
         }
         // The firewall, after the links and addresses it refers to exist.
         var firewallOperations = 0
-        let firewall = IPTablesApplier(runner: runner)
         do {
-            if let wanted = desired.firewall {
-                if wanted != lastApplied?.firewall {
-                    try firewall.apply(wanted)
-                    firewallOperations = 2
-                } else {
-                    let added = try firewall.ensureJumps()
-                    drift += added
-                    firewallOperations = added.count
-                }
-            } else if lastApplied?.firewall != nil {
-                try firewall.remove()
-                firewallOperations = 1
-            }
+            firewallOperations = try applyFirewall(desired, preload: preload, drift: &drift)
         } catch {
             throw Failure.command(error)
         }
@@ -132,10 +134,106 @@ public final class LinuxBackend: HostBackend {
         }
         lastDrift = drift
         remember(desired)
+        saveFirewallRecord()
+        if desired.mode == .system, desired.role == .node { startLearning() }
+        learner?.keepOnly(Set(desired.vifs.map(\.mac)))
         return lines.count + forwardingOperations + firewallOperations + dhcpdOperations
     }
 
     public var dhcpdState: String { dhcpd?.stateDescription ?? "absent" }
+
+    public var iptablesRules: Int { firewallRecord.snapshot?.ruleCount ?? 0 }
+
+    // MARK: SYSTEM mode
+
+    func startLearning() {
+        guard learner == nil, learnerFailure == nil else { return }
+        do {
+            learner = try AddressLearner(file: stateFile.map { $0 + ".learned.json" })
+        } catch {
+            learnerFailure = "\(error)"
+            lastNotes.append("\(error); instance addresses will not be reported")
+        }
+    }
+
+    public func learnedAddresses() -> [LearnedAddress] {
+        guard let learner, let vifs = lastApplied?.vifs else { return [] }
+        learner.drain()
+        return learner.learned(for: vifs)
+    }
+
+    // MARK: firewall
+
+    /// What the agent last wrote to iptables, kept next to `stateFile` so that a restarted agent compares the
+    /// live rules with it instead of rewriting them: the iptables-save view of vnet's rules, and the preload
+    /// text last loaded.
+    struct FirewallRecord: Codable, Equatable {
+        var snapshot: FirewallSnapshot?
+        var preload: String?
+    }
+
+    var firewallRecordPath: String? { stateFile.map { $0 + ".iptables.json" } }
+
+    static func loadFirewallRecord(_ path: String?) -> FirewallRecord {
+        guard let path, let data = FileManager.default.contents(atPath: path),
+              let record = try? JSONDecoder().decode(FirewallRecord.self, from: data) else { return FirewallRecord() }
+        return record
+    }
+
+    func saveFirewallRecord() {
+        guard let path = firewallRecordPath, let data = try? JSONEncoder().encode(firewallRecord) else { return }
+        let temporary = path + ".tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: data) { _ = rename(temporary, path) }
+    }
+
+    /// The preload to load in this apply: when the host wants a firewall and the file exists with content not
+    /// loaded yet (first time, or changed since). Parsed and tested with `iptables-restore --test` here, so a
+    /// bad file changes nothing at all.
+    func pendingPreload(for desired: HostNetworkState) throws -> (IPTablesPreload, String)? {
+        guard let wanted = desired.firewall, let path = preloadPath,
+              let data = FileManager.default.contents(atPath: path) else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard text != firewallRecord.preload else { return nil }
+        let preload: IPTablesPreload
+        do { preload = try IPTablesPreload.parse(text, path: path) } catch { throw Failure.unsupported("iptables-preload \(error)") }
+        do { try IPTablesApplier(runner: runner).check(preload, with: wanted) } catch { throw Failure.command(error) }
+        return (preload, text)
+    }
+
+    /// Writes, checks or removes vnet's rules. Between changes the live rules are compared with what was last
+    /// written (iptables-save's own spelling of it), so a rule deleted, added or edited by hand inside vnet's
+    /// chains, a missing jump, or FORWARD's policy changed is drift: vnet's chains are rewritten and it is said.
+    func applyFirewall(_ desired: HostNetworkState, preload: (IPTablesPreload, String)?, drift: inout [String]) throws(CommandError) -> Int {
+        let firewall = IPTablesApplier(runner: runner)
+        guard let wanted = desired.firewall else {
+            guard lastApplied?.firewall != nil || firewallRecord.snapshot != nil else { return 0 }
+            try firewall.remove()
+            firewallRecord.snapshot = nil
+            return 1
+        }
+        if let (loaded, text) = preload {
+            try firewall.load(loaded, with: wanted)
+            try firewall.apply(wanted)
+            firewallRecord.preload = text
+            firewallRecord.snapshot = try firewall.snapshot()
+            let rules = loaded.sections.reduce(0) { $0 + $1.rules.count }
+            lastNotes.append("loaded \(loaded.path): \(rules) rules in \(loaded.sections.map(\.table).joined(separator: ", "))"
+                             + (loaded.ignoredVNetLines > 0 ? "; \(loaded.ignoredVNetLines) lines about vnet's own chains ignored" : ""))
+            return 3
+        }
+        if wanted != lastApplied?.firewall || firewallRecord.snapshot == nil {
+            try firewall.apply(wanted)
+            firewallRecord.snapshot = try firewall.snapshot()
+            return 2
+        }
+        let live = try firewall.snapshot()
+        let differences = live.differences(from: firewallRecord.snapshot!)
+        guard !differences.isEmpty else { return 0 }
+        try firewall.apply(wanted)
+        firewallRecord.snapshot = try firewall.snapshot()
+        drift += differences.map { "iptables: \($0); rewrote vnet's chains" }
+        return 2
+    }
 
     public func observe() -> HostNetworkState? {
         guard let reference = lastApplied, let (links, addresses) = try? observeHost() else { return nil }

@@ -440,13 +440,33 @@ public nonisolated struct Vnet_V1_Inventory: Sendable {
   /// "running", "stopped", "absent", ...
   public var dhcpdState: String = String()
 
+  /// vnet's rules in iptables (its chains and jumps)
   public var iptablesRules: UInt32 = 0
+
+  /// SYSTEM: instance addresses seen in DHCP acknowledgements
+  public var learned: [Vnet_V1_LearnedAddress] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _observed: Vnet_V1_HostState? = nil
+}
+
+public nonisolated struct Vnet_V1_LearnedAddress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var instanceID: String = String()
+
+  public var mac: UInt64 = 0
+
+  public var address: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Vnet_V1_ApplyResult: Sendable {
@@ -1183,6 +1203,16 @@ public nonisolated struct Vnet_V1_NodeInfo: Sendable {
 
   public var appliedRevision: UInt64 = 0
 
+  /// from the node's last inventory ("" before one arrived)
+  public var dhcpdState: String = String()
+
+  public var iptablesRules: UInt32 = 0
+
+  /// inventories reporting drift since the coordinator started
+  public var driftRepairs: UInt32 = 0
+
+  public var lastDrift: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1200,7 +1230,7 @@ public nonisolated struct Vnet_V1_InstanceInfo: Sendable {
   /// user/name, "" in SYSTEM and STATIC
   public var group: String = String()
 
-  /// 0: unknown (SYSTEM)
+  /// 0: unknown (SYSTEM, before its node saw the DHCP acknowledgement)
   public var address: UInt32 = 0
 
   public var mac: UInt64 = 0
@@ -1212,6 +1242,9 @@ public nonisolated struct Vnet_V1_InstanceInfo: Sendable {
 
   /// 0: none
   public var publicIp: UInt32 = 0
+
+  /// the address was learned by the node (SYSTEM), not allocated
+  public var addressLearned: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1861,7 +1894,7 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Inventory"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{1}observed\0\u{1}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{1}observed\0\u{1}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1875,6 +1908,7 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.drift) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.dhcpdState) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.learned) }()
       default: break
       }
     }
@@ -1903,6 +1937,9 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.iptablesRules != 0 {
       try visitor.visitSingularUInt32Field(value: self.iptablesRules, fieldNumber: 6)
     }
+    if !self.learned.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.learned, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1913,6 +1950,47 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.drift != rhs.drift {return false}
     if lhs.dhcpdState != rhs.dhcpdState {return false}
     if lhs.iptablesRules != rhs.iptablesRules {return false}
+    if lhs.learned != rhs.learned {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_LearnedAddress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LearnedAddress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}instance_id\0\u{1}mac\0\u{1}address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.instanceID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.mac) }()
+      case 3: try { try decoder.decodeSingularFixed32Field(value: &self.address) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.instanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.instanceID, fieldNumber: 1)
+    }
+    if self.mac != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mac, fieldNumber: 2)
+    }
+    if self.address != 0 {
+      try visitor.visitSingularFixed32Field(value: self.address, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_LearnedAddress, rhs: Vnet_V1_LearnedAddress) -> Bool {
+    if lhs.instanceID != rhs.instanceID {return false}
+    if lhs.mac != rhs.mac {return false}
+    if lhs.address != rhs.address {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3469,7 +3547,7 @@ nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3483,6 +3561,10 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.heartbeatAgeMs) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.desiredRevision) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.dhcpdState) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.driftRepairs) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.lastDrift) }()
       default: break
       }
     }
@@ -3507,6 +3589,18 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.appliedRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 6)
     }
+    if !self.dhcpdState.isEmpty {
+      try visitor.visitSingularStringField(value: self.dhcpdState, fieldNumber: 7)
+    }
+    if self.iptablesRules != 0 {
+      try visitor.visitSingularUInt32Field(value: self.iptablesRules, fieldNumber: 8)
+    }
+    if self.driftRepairs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.driftRepairs, fieldNumber: 9)
+    }
+    if !self.lastDrift.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastDrift, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3517,6 +3611,10 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.heartbeatAgeMs != rhs.heartbeatAgeMs {return false}
     if lhs.desiredRevision != rhs.desiredRevision {return false}
     if lhs.appliedRevision != rhs.appliedRevision {return false}
+    if lhs.dhcpdState != rhs.dhcpdState {return false}
+    if lhs.iptablesRules != rhs.iptablesRules {return false}
+    if lhs.driftRepairs != rhs.driftRepairs {return false}
+    if lhs.lastDrift != rhs.lastDrift {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3524,7 +3622,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Vnet_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InstanceInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}instance_id\0\u{1}node\0\u{1}group\0\u{1}address\0\u{1}mac\0\u{1}vlan\0\u{1}bridge\0\u{3}public_ip\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}instance_id\0\u{1}node\0\u{1}group\0\u{1}address\0\u{1}mac\0\u{1}vlan\0\u{1}bridge\0\u{3}public_ip\0\u{3}address_learned\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3540,6 +3638,7 @@ nonisolated extension Vnet_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.bridge) }()
       case 8: try { try decoder.decodeSingularFixed32Field(value: &self.publicIp) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.addressLearned) }()
       default: break
       }
     }
@@ -3570,6 +3669,9 @@ nonisolated extension Vnet_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf
     if self.publicIp != 0 {
       try visitor.visitSingularFixed32Field(value: self.publicIp, fieldNumber: 8)
     }
+    if self.addressLearned != false {
+      try visitor.visitSingularBoolField(value: self.addressLearned, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3582,6 +3684,7 @@ nonisolated extension Vnet_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.vlan != rhs.vlan {return false}
     if lhs.bridge != rhs.bridge {return false}
     if lhs.publicIp != rhs.publicIp {return false}
+    if lhs.addressLearned != rhs.addressLearned {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

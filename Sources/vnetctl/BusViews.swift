@@ -3,29 +3,33 @@ import VNetProto
 
 /// The JSON shapes of bus replies: addresses as text, absent values as null, names an operator would use.
 struct InstanceView: Encodable {
-    var id: String, node: String, group: String?, ip: String?, mac: String, vlan: Int?, bridge: String, publicIp: String?
+    var id: String, node: String, group: String?, ip: String?, ipLearned: Bool?, mac: String, vlan: Int?, bridge: String, publicIp: String?
     init(_ info: Vnet_V1_InstanceInfo) {
         id = info.instanceID; node = info.node; group = info.group.isEmpty ? nil : info.group
         ip = info.address == 0 ? nil : IPv4Address(info.address).description
+        ipLearned = info.addressLearned ? true : nil
         mac = MACAddress(info.mac).description; vlan = info.vlan == 0 ? nil : Int(info.vlan); bridge = info.bridge
         publicIp = info.publicIp == 0 ? nil : IPv4Address(info.publicIp).description
     }
-    var row: [String] { [id, node, group ?? "-", ip ?? "(dhcp)", mac, vlan.map(String.init) ?? "-", bridge, publicIp ?? "-"] }
+    var row: [String] { [id, node, group ?? "-", ip.map { ipLearned == true ? $0 + " (learned)" : $0 } ?? "(dhcp)", mac, vlan.map(String.init) ?? "-", bridge, publicIp ?? "-"] }
     static let header = ["INSTANCE", "NODE", "GROUP", "IP", "MAC", "VLAN", "BRIDGE", "PUBLIC IP"]
 }
 
 struct NodeView: Encodable {
     var id: String, address: String?, state: String, heartbeatAgeMs: UInt64?, desiredRevision: UInt64, appliedRevision: UInt64
+    var dhcpd: String?, iptablesRules: Int, driftRepairs: Int, lastDrift: String?
     init(_ info: Vnet_V1_NodeInfo) {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
         heartbeatAgeMs = info.state == "NEW" ? nil : info.heartbeatAgeMs
         desiredRevision = info.desiredRevision; appliedRevision = info.appliedRevision
+        dhcpd = info.dhcpdState.isEmpty ? nil : info.dhcpdState; iptablesRules = Int(info.iptablesRules)
+        driftRepairs = Int(info.driftRepairs); lastDrift = info.lastDrift.isEmpty ? nil : info.lastDrift
     }
     var row: [String] {
         [id, address ?? "-", state, heartbeatAgeMs.map { String(format: "%.1fs", Double($0) / 1000) } ?? "never",
-         String(desiredRevision), String(appliedRevision)]
+         String(desiredRevision), String(appliedRevision), dhcpd ?? "-", String(iptablesRules), String(driftRepairs)]
     }
-    static let header = ["NODE", "ADDRESS", "STATE", "HEARTBEAT", "DESIRED", "APPLIED"]
+    static let header = ["NODE", "ADDRESS", "STATE", "HEARTBEAT", "DESIRED", "APPLIED", "DHCPD", "RULES", "DRIFT"]
 }
 
 struct RuleView: Encodable {
