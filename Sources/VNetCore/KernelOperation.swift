@@ -84,7 +84,10 @@ public enum KernelPlanner {
                 adds.append(.attach(port: port, bridge: bridge.name))
             }
         }
-        for vif in desired.vifs where observedVifs[vif.name]?.bridge != vif.bridge || observedVifs[vif.name]?.mac != vif.mac {
+        // A hypervisor's vif keeps its own host-side MAC (the instance's is on the guest's side), so only the
+        // bridge says whether it is attached; a tap made just now is attached whatever it was before.
+        let createdNow = Set(created)
+        for vif in desired.vifs where observedVifs[vif.name]?.bridge != vif.bridge || createdNow.contains(vif.name) {
             adds.append(.attach(port: vif.name, bridge: vif.bridge))
         }
         let observedAddresses = Set(observed.addresses)

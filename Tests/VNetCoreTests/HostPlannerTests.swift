@@ -114,6 +114,10 @@ struct HostPlannerTests {
         let desired = try #require(try planner.desiredState(of: "n1", in: state))
         #expect(!KernelPlanner.bringUp(desired).contains(.createTap(name: "vnet0", mac: MACPrefix.eucalyptusDefault.mac(for: InstanceID(number: 1)))))
         #expect(KernelPlanner.bringUp(desired).contains(.attach(port: "vnet0", bridge: "eucabr2")))
+        // Observed attached with its own host-side MAC: nothing to do.
+        var observed = desired
+        observed.vifs[0].mac = MACAddress("fe:54:00:12:34:56")!
+        #expect(KernelPlanner.operations(from: observed, to: desired).allSatisfy { if case .requireLink = $0 { true } else { false } })
         var empty = desired
         empty.vifs = []
         #expect(KernelPlanner.operations(from: desired, to: empty).contains(.detach(port: "vnet0")))
