@@ -54,7 +54,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ",
+            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),

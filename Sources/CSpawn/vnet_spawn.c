@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include <spawn.h>
 #include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 #include "vnet_spawn.h"
 
 int vnet_spawn(const char *path, char *const argv[], char *const envp[],
@@ -26,5 +30,13 @@ int vnet_spawn(const char *path, char *const argv[], char *const envp[],
     }
     posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
+    return result;
+}
+
+int vnet_enter_network_namespace(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int result = setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
+    close(fd);
     return result;
 }

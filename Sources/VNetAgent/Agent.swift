@@ -146,20 +146,31 @@ public final class Agent {
     }
 
     func drain(_ socket: ZMQSocket, fromPublisher: Bool) {
+        var payloads: [[UInt8]] = []
         for _ in 0..<1000 {
-            guard let message = try? socket.receive(wait: false) else { return }
+            guard let message = try? socket.receive(wait: false) else { break }
             guard let payload = message.frames.last, message.frames.count >= (fromPublisher ? 2 : 1) else { continue }
-            // Updates on PUB: the header alone says whether this is news; only news is decoded in full.
-            if fromPublisher, let header = IntentFrame.peek(payload, clusterID: options.clusterID) {
+            payloads.append(payload)
+        }
+        // Updates on PUB: the header alone says whether this is news; only news is decoded in full, and of a
+        // burst only the last of each chain (see SyncDecision.coalesce).
+        var headers: [IntentFrame.Header?] = []
+        var chosen: Int?
+        if fromPublisher {
+            headers = payloads.map { IntentFrame.peek($0, clusterID: options.clusterID) }
+            let decision = SyncDecision.coalesce(headers.map { header in
+                header.flatMap { $0.nodeID == options.nodeID ? ($0.revision, $0.previousRevision) : nil }
+            }, held: held)
+            chosen = decision.apply
+            if let gap = decision.gap {
+                requestSnapshot(reason: "missed an update (got \(gap.revision) after \(gap.previous), holding \(held))")
+            }
+        }
+        for (index, payload) in payloads.enumerated() {
+            if fromPublisher, let header = headers[index] {
                 guard header.nodeID == options.nodeID else { refusals.countUnauthorized(); continue }
                 contact(epoch: header.epoch)
-                switch SyncDecision.forUpdate(revision: header.revision, previousRevision: header.previousRevision, held: held) {
-                case .ignore: continue
-                case .requestSnapshot:
-                    requestSnapshot(reason: "missed an update (got \(header.revision) after \(header.previousRevision), holding \(held))")
-                    continue
-                case .apply: break
-                }
+                guard index == chosen else { continue }  // not news, or superseded later in this burst
             }
             switch codec.decode(payload) {
             case .failure(let refusal):

@@ -16,4 +16,26 @@ public enum SyncDecision: Equatable, Sendable {
     public static func forHeartbeat(desired: UInt64, held: UInt64) -> SyncDecision {
         desired == held ? .ignore : .requestSnapshot
     }
+
+    /// Of the updates read in one go (nil: not an update for this host), the one to apply and the first gap,
+    /// judged as if they were taken one by one from `held`. Every update carries the host's whole state, so
+    /// applying only the last that would have been applied leaves the host exactly as applying each would:
+    /// a burst of changes costs one apply, not one per change.
+    public static func coalesce(_ updates: [(revision: UInt64, previous: UInt64)?], held: UInt64) -> (apply: Int?, gap: (revision: UInt64, previous: UInt64)?) {
+        var current = held
+        var apply: Int?
+        var gap: (revision: UInt64, previous: UInt64)?
+        for (index, update) in updates.enumerated() {
+            guard let update else { continue }
+            switch forUpdate(revision: update.revision, previousRevision: update.previous, held: current) {
+            case .ignore: continue
+            case .apply:
+                apply = index
+                current = update.revision
+            case .requestSnapshot:
+                if gap == nil { gap = update }
+            }
+        }
+        return (apply, gap)
+    }
 }

@@ -27,12 +27,19 @@ public struct ProcessRunner: CommandRunner {
 
     static let searchPath = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 
+    /// The program's path: as given when absolute, else found in `searchPath`.
+    static func resolve(_ full: [String]) throws(CommandError) -> String {
+        guard let program = full.first else { throw CommandError(arguments: full, status: -1, stderr: "no program given") }
+        if program.hasPrefix("/") { return program }
+        guard let path = searchPath.map({ "\($0)/\(program)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw CommandError(arguments: full, status: 127, stderr: "\(program) not found in \(searchPath.joined(separator: ":"))")
+        }
+        return path
+    }
+
     public func run(_ arguments: [String], input: [UInt8]? = nil) throws(CommandError) -> [UInt8] {
         let full = prefix + arguments
-        guard let program = full.first else { throw CommandError(arguments: full, status: -1, stderr: "no program given") }
-        let path = program.hasPrefix("/") ? program
-            : Self.searchPath.map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else { throw CommandError(arguments: full, status: 127, stderr: "\(program) not found in \(Self.searchPath.joined(separator: ":"))") }
+        let path = try Self.resolve(full)
         // Output goes to unlinked temporary files and the child inherits nothing else (CSpawn closes every
         // descriptor above 2): a program that starts a daemon (dhcpd) would otherwise leave the daemon holding
         // our descriptors, and waiting for their end would wait for the daemon.
@@ -81,6 +88,22 @@ public struct ProcessRunner: CommandRunner {
             throw CommandError(arguments: full, status: exitStatus, stderr: String(decoding: stderr.contents(), as: UTF8.self))
         }
         return stdout.contents()
+    }
+
+    /// Starts a program without waiting for it (standard input, output and error on /dev/null); the caller
+    /// reaps it. For benchmarks that start many clients at once.
+    public func start(_ arguments: [String]) throws(CommandError) -> pid_t {
+        let full = prefix + arguments
+        let path = try Self.resolve(full)
+        let nullFD = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(nullFD) }
+        var pid: pid_t = 0
+        let environment = ["LC_ALL=C", "PATH=" + Self.searchPath.joined(separator: ":")]
+        let result = withCStrings([path] + Array(full.dropFirst())) { argv in
+            withCStrings(environment) { envp in vnet_spawn(path, argv, envp, nullFD, nullFD, nullFD, &pid) }
+        }
+        guard result == 0 else { throw CommandError(arguments: full, status: -1, stderr: "cannot start: \(String(cString: strerror(result)))") }
+        return pid
     }
 
     static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()

@@ -30,12 +30,19 @@ public final class DHCPDManager {
     /// killed daemon whose parent has not reaped it still answers kill(pid, 0)).
     public var runningPID: Int32? {
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-              pid > 0, kill(pid, 0) == 0,
+              Self.isRunningDhcpd(pid) else { return nil }
+        return pid
+    }
+
+    /// Whether `pid` is a dhcpd that has not exited (a zombie has: it only waits for its parent to reap it,
+    /// which in some containers never happens).
+    static func isRunningDhcpd(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0,
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"),
-              stat[stat.index(after: open)..<close].hasPrefix("dhcpd") else { return nil }
+              stat[stat.index(after: open)..<close].hasPrefix("dhcpd") else { return false }
         let state = stat[stat.index(after: close)...].split(separator: " ").first
-        return state == "Z" || state == "X" ? nil : pid
+        return state != "Z" && state != "X"
     }
 
     public var stateDescription: String {
@@ -83,8 +90,8 @@ public final class DHCPDManager {
     public func stop() {
         guard let pid = runningPID else { return }
         kill(pid, SIGTERM)
-        for _ in 0..<100 where kill(pid, 0) == 0 { Thread.sleep(forTimeInterval: 0.05) }
-        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        for _ in 0..<500 where Self.isRunningDhcpd(pid) { Thread.sleep(forTimeInterval: 0.01) }
+        if Self.isRunningDhcpd(pid) { kill(pid, SIGKILL) }
         try? FileManager.default.removeItem(atPath: pidPath)
     }
 }

@@ -270,8 +270,10 @@ public final class LinuxBackend: HostBackend {
 
         var state = HostNetworkState(host: desired.host, role: desired.role, mode: desired.mode)
         state.requiredLinks = desired.requiredLinks
-        // The firewall is compared with what was last written (its jumps are checked on every apply).
+        // The firewall and dhcpd are compared by their own appliers (the live rules against what was written;
+        // dhcpd's config file and process), not by the link diff.
         state.firewall = lastApplied?.firewall
+        state.dhcpd = lastApplied?.dhcpd
         for link in links where link.kind == "vlan" {
             guard let vid = link.vlanID, let parent = link.parent, link.name == "\(parent).\(vid)" || knownVLANs.contains(link.name) else { continue }
             state.vlanDevices.append(.init(name: link.name, parent: parent, vlan: vid))

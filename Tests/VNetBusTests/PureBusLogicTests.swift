@@ -18,6 +18,23 @@ struct PureBusLogicTests {
         #expect(SyncDecision.forUpdate(revision: revision, previousRevision: previous, held: held) == expected)
     }
 
+    @Test func aBurstOfUpdatesIsAppliedOnceAsIfTakenOneByOne() {
+        func run(_ updates: [(UInt64, UInt64)?], held: UInt64) -> (Int?, UInt64?) {
+            let decision = SyncDecision.coalesce(updates.map { $0.map { (revision: $0.0, previous: $0.1) } }, held: held)
+            return (decision.apply, decision.gap?.revision)
+        }
+        // 5 -> 6 -> 7 -> 8 with a heartbeat (nil) between: only 8 is applied.
+        #expect(run([(6, 5), nil, (7, 6), (8, 7)], held: 5) == (3, nil))
+        // An old duplicate first, then the chain from what is held.
+        #expect(run([(5, 4), (6, 5), (7, 6)], held: 5) == (2, nil))
+        // A gap after the chain: apply what follows, and ask for a snapshot.
+        #expect(run([(6, 5), (9, 8)], held: 5) == (0, 9))
+        // Nothing new.
+        #expect(run([(4, 3), nil], held: 5) == (nil, nil))
+        // A gap first: nothing applicable until the snapshot.
+        #expect(run([(7, 6), (8, 7)], held: 5) == (nil, 7))
+    }
+
     @Test func heartbeatDecisions() {
         #expect(SyncDecision.forHeartbeat(desired: 7, held: 7) == .ignore)
         #expect(SyncDecision.forHeartbeat(desired: 8, held: 7) == .requestSnapshot)

@@ -8,4 +8,8 @@
 int vnet_spawn(const char *path, char *const argv[], char *const envp[],
                int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid);
 
+/// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME); threads it starts
+/// afterwards are there too. Returns 0 or an errno value. (setns is not reachable from Swift's Glibc.)
+int vnet_enter_network_namespace(const char *path);
+
 #endif
