@@ -18,7 +18,8 @@ final class NamespaceCluster {
 
     /// Builds the wire and the hosts; the configs default to MANAGED-NOVLAN (`NamespaceFixtures`), else
     /// `frontendConfig` and `nodeConfig` are written as `fe.conf` and `node.conf`.
-    init(nodeNames: [String], frontendConfig: String? = nil, nodeConfig: String? = nil) throws {
+    /// `nodeBridges: false` leaves the nodes' eth0 bare (MANAGED: the agent makes `eth0.<vlan>` and `eucabr<vlan>`).
+    init(nodeNames: [String], frontendConfig: String? = nil, nodeConfig: String? = nil, nodeBridges: Bool = true) throws {
         switchNS = try ScratchNamespace()
         frontEnd = try ScratchNamespace()
         outside = try ScratchNamespace()
@@ -47,10 +48,12 @@ final class NamespaceCluster {
             let namespace = try ScratchNamespace()
             nodes[name] = namespace
             try plug(namespace, port: "p-\(name)")
-            try sh(namespace, "ip link add br0 type bridge")
-            try sh(namespace, "ip link set eth0 master br0")
-            try sh(namespace, "ip link set br0 up")
-            try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev br0")
+            if nodeBridges {
+                try sh(namespace, "ip link add br0 type bridge")
+                try sh(namespace, "ip link set eth0 master br0")
+                try sh(namespace, "ip link set br0 up")
+            }
+            try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev \(nodeBridges ? "br0" : "eth0")")
         }
         try NamespaceFixtures.writeNoVLANConfigs(in: directory, publicIPs: "203.0.113.10-203.0.113.12")
         if let frontendConfig { try frontendConfig.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8) }

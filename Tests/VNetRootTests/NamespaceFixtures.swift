@@ -33,10 +33,15 @@ enum NamespaceFixtures {
     /// CapabilityBoundingSet would), appending its output to `log` (kept across restarts).
     static func launch(_ program: String, _ arguments: [String], in namespace: ScratchNamespace, log: String,
                        capabilities: [String]? = nil) throws -> Process {
+        let confinement = capabilities.map { ["/usr/bin/setpriv", "--bounding-set=-all," + $0.map { "+" + $0 }.joined(separator: ",")] } ?? []
+        return try launchTool(confinement + [binaries.appendingPathComponent(program).path] + arguments, in: namespace, log: log)
+    }
+
+    /// Starts any program (full command line) in `namespace`, output appended to `log`.
+    static func launchTool(_ command: [String], in namespace: ScratchNamespace, log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        let confinement = capabilities.map { ["/usr/bin/setpriv", "--bounding-set=-all," + $0.map { "+" + $0 }.joined(separator: ",")] } ?? []
-        process.arguments = ["netns", "exec", namespace.name] + confinement + [binaries.appendingPathComponent(program).path] + arguments
+        process.arguments = ["netns", "exec", namespace.name] + command
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Lane 3: a real Debian kernel with 802.1Q VLAN devices, in a VM (qemu, software emulation), for what this
+# machine's own kernel cannot do. The host's root is shared read-only with a tmpfs overlay on top inside the
+# guest, so the project's binaries run there unchanged. No network card: the VM reaches nothing outside itself.
+#
+#   Tests/vm-lane.sh prepare           fetch Debian's kernel package (apt-get download; never installed) and build
+#                                      a small initramfs; cached in $VNET_VM_CACHE (default .build/vm-lane)
+#   Tests/vm-lane.sh run COMMAND...    boot, run COMMAND inside (root, in this repository, VNET_VM_LANE=1),
+#                                      show its output as it runs, exit with its status
+#
+# Needs root, qemu-system-x86, busybox-static and kmod (deploy/install-deps.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+cache=${VNET_VM_CACHE:-$repo/.build/vm-lane}
+timeout_seconds=${VNET_VM_TIMEOUT:-900}
+
+fail() { echo "vm-lane: $*" >&2; exit 2; }
+
+need_tools() {
+  [ "$(id -u)" -eq 0 ] || fail "needs root (the kernel package is extracted and booted as root)"
+  local missing=()
+  for tool in qemu-system-x86_64 depmod modprobe apt-get apt-cache dpkg-deb; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  { [ -x /bin/busybox ] && /bin/busybox --list | grep -x cpio >/dev/null; } || missing+=("busybox (static, with cpio)")
+  [ ${#missing[@]} -eq 0 ] || fail "missing ${missing[*]}; run: apt-get install qemu-system-x86 busybox-static kmod"
+}
+
+kernel_version() {
+  local package
+  package=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$package" ] || fail "apt does not know Debian's kernel package linux-image-amd64 (run apt-get update)"
+  echo "${package#linux-image-}"
+}
+
+prepare() {
+  need_tools
+  local version dir
+  version=$(kernel_version)
+  dir="$cache/$version"
+  # The cache is reused while it was built by this version of the recipe.
+  local recipe=2
+  if [ "$(cat "$dir/ready" 2>/dev/null)" = "$recipe" ]; then echo "$dir"; return; fi
+  rm -rf "$dir"
+  mkdir -p "$dir/download"
+  echo "vm-lane: fetching linux-image-$version (apt-get download; not installed)" >&2
+  (cd "$dir/download" && apt-get download -q "linux-image-$version" >&2 2>/dev/null) \
+    || { apt-get update -qq >&2 && version=$(kernel_version) && (cd "$dir/download" && apt-get download "linux-image-$version" >&2); } \
+    || fail "cannot download linux-image-$version"
+  dpkg-deb -x "$dir"/download/*.deb "$dir/root"
+  rm -rf "$dir/download"
+  depmod -b "$dir/root" "$version"
+  # The initramfs: static busybox, the modules that reach the shared root (virtio PCI, 9p, overlay), an init.
+  local initrd="$dir/initrd"
+  mkdir -p "$initrd/bin" "$initrd/modules" "$initrd/proc" "$initrd/sys" "$initrd/dev"
+  cp /bin/busybox "$initrd/bin/busybox"
+  : >"$initrd/modules.order"
+  for module in virtio_pci 9pnet_virtio 9p overlay; do
+    modprobe -d "$dir/root" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' | while read -r path; do
+      local name
+      name=$(basename "$path")
+      grep -qx "$name" "$initrd/modules.order" || { cp "$path" "$initrd/modules/"; echo "$name" >>"$initrd/modules.order"; }
+    done
+  done
+  cat >"$initrd/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for module in \$(cat /modules.order); do insmod /modules/\$module; done
+mkdir -p /lower /upper /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro hostroot /lower || { echo "vm-lane: cannot mount the host root"; echo o > /proc/sysrq-trigger; }
+mount -t tmpfs -o size=3g tmpfs /upper
+mkdir -p /upper/data /upper/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work /newroot
+mkdir -p /newroot/vnet-vm
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 vmshare /newroot/vnet-vm
+# The guest kernel loads its modules (8021q, bridge, veth, netfilter) from the extracted package.
+mkdir -p /newroot/usr/lib/modules
+ln -sfn "$dir/root/lib/modules/$version" "/newroot/usr/lib/modules/$version"
+umount /proc /sys /dev
+exec switch_root /newroot /bin/bash /vnet-vm/guest.sh
+INIT
+  chmod +x "$initrd/init"
+  (cd "$initrd" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$dir/initrd.img")
+  cp "$dir/root/boot/vmlinuz-$version" "$dir/vmlinuz"
+  echo "$recipe" >"$dir/ready"
+  echo "$dir"
+}
+
+run() {
+  [ $# -gt 0 ] || fail "run what? Tests/vm-lane.sh run COMMAND..."
+  local dir share status
+  dir=$(prepare)
+  share=$(mktemp -d /tmp/vnet-vm-XXXXXX)
+  trap 'rm -rf "$share"' EXIT
+  printf '%q ' "$@" >"$share/command"
+  cat >"$share/guest.sh" <<GUEST
+#!/bin/bash
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
+ln -sfn /proc/self/fd /dev/fd 2>/dev/null
+hostname vnet-vm; ip link set lo up
+export PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root VNET_VM_LANE=1 CI=\${CI:-}
+cd "$repo"
+echo "vm-lane: guest kernel \$(uname -r); running: \$(cat /vnet-vm/command)"
+bash -c "\$(cat /vnet-vm/command)" 2>&1 | tee /vnet-vm/output
+echo "\${PIPESTATUS[0]}" >/vnet-vm/status
+sync
+echo o >/proc/sysrq-trigger
+GUEST
+  sed -i "s/CI=\\\${CI:-}/CI=${CI:-}/" "$share/guest.sh"
+  chmod +x "$share/guest.sh"
+  local started=$SECONDS
+  timeout "$timeout_seconds" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 2048M \
+    -nodefaults -nic none -display none -serial stdio -no-reboot \
+    -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "console=ttyS0 quiet loglevel=3 panic=-1" \
+    -fsdev local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap \
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev local,id=vmshare,path="$share",security_model=none \
+    -device virtio-9p-pci,fsdev=vmshare,mount_tag=vmshare </dev/null | grep --line-buffered -v '^\s*$' || true
+  if [ ! -f "$share/status" ]; then
+    echo "vm-lane: the VM ended without reporting a status after $((SECONDS - started)) s (timeout ${timeout_seconds} s, or a crash above)" >&2
+    exit 1
+  fi
+  status=$(cat "$share/status")
+  echo "vm-lane: command exited $status after $((SECONDS - started)) s in the VM" >&2
+  exit "$status"
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+  prepare) prepare >/dev/null ;;
+  run) run "$@" ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac
