@@ -97,7 +97,8 @@ run() {
 #!/bin/bash
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
+# /run fresh (network namespaces live there); /tmp stays the host's (the repository may be there), written on the overlay.
+mount -t tmpfs tmpfs /run
 ln -sfn /proc/self/fd /dev/fd 2>/dev/null
 hostname vnet-vm; ip link set lo up
 export PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root VNET_VM_LANE=1 CI=\${CI:-}

@@ -7,6 +7,9 @@
 #include <linux/if_packet.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 // Classic BPF over what a SOCK_DGRAM packet socket sees (the network header onward):
@@ -54,4 +57,86 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
     if (ifindex) *ifindex = from.sll_ifindex;
     if (pkttype) *pkttype = from.sll_pkttype;
     return received;
+}
+
+int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6]) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) return -errno;
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
+    int error = 0;
+    if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
+    *ifindex = request.ifr_ifindex;
+    if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
+    memcpy(mac, request.ifr_hwaddr.sa_data, 6);
+    // Frames of `ethertype`, untagged at offset 12 or after an inline 802.1Q tag at offset 16.
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ethertype, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_8021Q, 0, 3),
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ethertype, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffff),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog program = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) < 0) { error = errno; goto fail; }
+    int on = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = *ifindex;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    // What arrived before the filter was attached is dropped.
+    unsigned char scratch[1];
+    while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
+    return fd;
+fail:
+    close(fd);
+    return -error;
+}
+
+int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length) {
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_ifindex = ifindex;
+    address.sll_halen = 6;
+    memcpy(address.sll_addr, frame, 6);
+    return sendto(fd, frame, length, 0, (struct sockaddr *)&address, sizeof(address)) < 0 ? -errno : 0;
+}
+
+ssize_t vnet_probe_receive(int fd, uint8_t *buffer, size_t length, int *pkttype, int *vlan_valid, uint16_t *vlan_tci) {
+    struct sockaddr_ll from;
+    struct iovec vector = { .iov_base = buffer, .iov_len = length };
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(struct tpacket_auxdata))]; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_name = &from;
+    message.msg_namelen = sizeof(from);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = &control;
+    message.msg_controllen = sizeof(control);
+    ssize_t received = recvmsg(fd, &message, MSG_DONTWAIT);
+    if (received < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    *pkttype = from.sll_pkttype;
+    *vlan_valid = 0;
+    *vlan_tci = 0;
+    for (struct cmsghdr *item = CMSG_FIRSTHDR(&message); item; item = CMSG_NXTHDR(&message, item)) {
+        if (item->cmsg_level != SOL_PACKET || item->cmsg_type != PACKET_AUXDATA) continue;
+        struct tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(item), sizeof(aux));
+        if (aux.tp_status & TP_STATUS_VLAN_VALID) { *vlan_valid = 1; *vlan_tci = aux.tp_vlan_tci; }
+    }
+    return received;
+}
+
+int vnet_probe_wait(int fd, int milliseconds) {
+    struct pollfd item = { .fd = fd, .events = POLLIN };
+    int ready = poll(&item, 1, milliseconds);
+    return ready < 0 ? -errno : ready;
 }

@@ -5,11 +5,20 @@ import VNetBus
 import VNetCore
 import VNetLinux
 
-/// `vnet-agent`: a host's side. Flags and wiring only.
-struct AgentCommand: ParsableCommand {
+/// `vnet-agent`: a host's side. Flags and wiring only. `vnet-agent [run] --config ...` is the daemon;
+/// `vnet-agent probe` runs one host's side of a VLAN check by hand.
+struct AgentMain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnet-agent",
-        abstract: "Apply this host's desired network state from the coordinator, and report back.")
+        abstract: "vnet's host agent.",
+        subcommands: [AgentCommand.self, ProbeCommand.self],
+        defaultSubcommand: AgentCommand.self)
+}
+
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Apply this host's desired network state from the coordinator, and report back (the default).")
 
     @Option(help: "This host's eucalyptus.conf.") var config: String
     @Option(help: "The coordinator as HOST:PORT (PORT updates, PORT+1 sync). Default: VNET_BUS_COORDINATOR.") var coordinator: String?
@@ -87,4 +96,4 @@ struct AgentCommand: ParsableCommand {
     }
 }
 
-AgentCommand.main()
+AgentMain.main()

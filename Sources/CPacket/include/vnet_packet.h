@@ -14,4 +14,20 @@ int vnet_dhcp_snoop_open(void);
 /// `ifindex` and `pkttype` (PACKET_HOST, PACKET_OUTGOING, ...) say where and how it was seen.
 ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex, int *pkttype);
 
+/// A non-blocking raw AF_PACKET socket on one interface (SOCK_RAW, ETH_P_ALL, PACKET_AUXDATA on) for VLAN probes:
+/// whole frames in and out, hand-built 802.1Q tags, no VLAN device. The kernel keeps only frames of `ethertype`
+/// (inline after an 802.1Q tag or not; the kernel usually strips the tag and reports it in the aux data).
+/// Fills the interface's index and MAC. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
+int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6]);
+
+/// Sends one whole Ethernet frame on the socket's interface. Returns 0 or -errno.
+int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length);
+
+/// Reads one frame without blocking: its length, -EAGAIN when there is none, or -errno. `vlan_tci` is the
+/// tag the kernel stripped (valid when `vlan_valid` is 1); `pkttype` is PACKET_HOST, PACKET_OUTGOING, ...
+ssize_t vnet_probe_receive(int fd, uint8_t *buffer, size_t length, int *pkttype, int *vlan_valid, uint16_t *vlan_tci);
+
+/// Waits up to `milliseconds` for the socket to be readable: 1, 0 on timeout, or -errno.
+int vnet_probe_wait(int fd, int milliseconds);
+
 #endif

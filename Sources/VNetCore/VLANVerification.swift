@@ -1,0 +1,126 @@
+/// Judges a VLAN verification from what every host reported: per pair of hosts and VID, whether tagged frames
+/// pass both ways, one way (and which), or not at all; the untagged control round tells "no link" apart from
+/// "tagged frames dropped"; and the likely culprit of a VID is the host every one of whose pairs failed on it
+/// while other pairs passed. Pure.
+public enum VLANVerification {
+    /// What one host saw of one peer on one VID (0: the untagged control).
+    public struct Observation: Sendable, Equatable, Codable {
+        public var host: String
+        public var peer: String
+        public var vlan: Int
+        /// Probes this host sent to the peer, replies it got back, probes it received from the peer.
+        public var sent: Int
+        public var replies: Int
+        public var received: Int
+        public var rttMicroseconds: [UInt64]
+
+        public init(host: String, peer: String, vlan: Int, sent: Int, replies: Int, received: Int, rttMicroseconds: [UInt64] = []) {
+            self.host = host; self.peer = peer; self.vlan = vlan; self.sent = sent; self.replies = replies
+            self.received = received; self.rttMicroseconds = rttMicroseconds
+        }
+    }
+
+    public enum Status: Sendable, Equatable, Codable, CustomStringConvertible {
+        case ok
+        /// Frames pass only from `from` to `to`.
+        case oneWay(from: String, to: String)
+        case failed
+        /// A host did not take part (DOWN, or its report never came): not a VLAN failure.
+        case unreachable(String)
+
+        public var description: String {
+            switch self {
+            case .ok: "OK"
+            case .oneWay(let from, let to): "one-way \(from)->\(to)"
+            case .failed: "FAILED"
+            case .unreachable(let host): "unreachable (\(host))"
+            }
+        }
+        public var isOK: Bool { self == .ok }
+    }
+
+    public struct Pair: Sendable, Equatable, Codable {
+        public var a: String, b: String, vlan: Int
+        public var status: Status
+        public var rttP50Microseconds: UInt64?
+        public var rttP99Microseconds: UInt64?
+    }
+
+    public struct Result: Sendable, Equatable, Codable {
+        public var pairs: [Pair]
+        /// VID -> the host every pair of which failed on it while others passed.
+        public var culprits: [Int: String]
+        /// Pairs that fail even untagged: a link problem, not a VLAN one.
+        public var noLink: [Pair]
+        public var allOK: Bool { pairs.allSatisfy(\.status.isOK) }
+    }
+
+    public static func judge(hosts: [String], vlans: [Int], observations: [Observation], unreachable: Set<String> = []) -> Result {
+        var seen: [String: Observation] = [:]
+        for observation in observations { seen["\(observation.host)\u{0}\(observation.peer)\u{0}\(observation.vlan)"] = observation }
+        func get(_ host: String, _ peer: String, _ vlan: Int) -> Observation? { seen["\(host)\u{0}\(peer)\u{0}\(vlan)"] }
+        let sortedHosts = hosts.sorted()
+        var pairs: [Pair] = []
+        for vlan in ([0] + vlans.filter { $0 != 0 }) {
+            for (i, a) in sortedHosts.enumerated() {
+                for b in sortedHosts[(i + 1)...] {
+                    var pair = Pair(a: a, b: b, vlan: vlan, status: .failed)
+                    if let down = [a, b].first(where: unreachable.contains) {
+                        pair.status = .unreachable(down)
+                        pairs.append(pair)
+                        continue
+                    }
+                    let ab = get(a, b, vlan), ba = get(b, a, vlan)
+                    // A reply proves both directions; otherwise a -> b passes if b heard a's probes, and back.
+                    let answered = (ab?.replies ?? 0) > 0 || (ba?.replies ?? 0) > 0
+                    let forward = (ba?.received ?? 0) > 0
+                    let backward = (ab?.received ?? 0) > 0
+                    switch (forward || answered, backward || answered) {
+                    case (true, true): pair.status = .ok
+                    case (true, false): pair.status = .oneWay(from: a, to: b)
+                    case (false, true): pair.status = .oneWay(from: b, to: a)
+                    case (false, false): pair.status = .failed
+                    }
+                    let rtts = ((ab?.rttMicroseconds ?? []) + (ba?.rttMicroseconds ?? [])).sorted()
+                    if !rtts.isEmpty {
+                        pair.rttP50Microseconds = rtts[(rtts.count - 1) / 2]
+                        pair.rttP99Microseconds = rtts[min(rtts.count - 1, Int((Double(rtts.count - 1) * 0.99).rounded()))]
+                    }
+                    pairs.append(pair)
+                }
+            }
+        }
+        let control = Dictionary(pairs.filter { $0.vlan == 0 }.map { ("\($0.a)\u{0}\($0.b)", $0) }, uniquingKeysWith: { a, _ in a })
+        let noLink = pairs.filter { $0.vlan == 0 && $0.status == .failed }
+        var culprits: [Int: String] = [:]
+        for vlan in vlans where vlan != 0 {
+            // Only pairs whose untagged control passed say anything about tagged frames.
+            let judged = pairs.filter { $0.vlan == vlan && control["\($0.a)\u{0}\($0.b)"]?.status.isOK == true }
+            guard judged.contains(where: \.status.isOK) else { continue }  // failing everywhere: no single culprit
+            let suspects = sortedHosts.filter { host in
+                let mine = judged.filter { $0.a == host || $0.b == host }
+                return !mine.isEmpty && mine.allSatisfy { !$0.status.isOK }
+            }
+            if suspects.count == 1 { culprits[vlan] = suspects[0] }
+        }
+        return Result(pairs: pairs, culprits: culprits, noLink: noLink)
+    }
+}
+
+/// `10,20-30`: the VIDs a verification asks for, each 2-4094 (1 is the default VLAN, 4095 reserved), sorted,
+/// without repeats.
+public enum VLANList {
+    public static func parse(_ text: String) throws(ClusterError) -> [Int] {
+        var vlans = Set<Int>()
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds.last!), low <= high else {
+                throw ClusterError("'\(item)' is not a VID or a range of VIDs (like 10 or 20-30)")
+            }
+            guard low >= 2, high <= 4094 else { throw ClusterError("'\(item)': VIDs are 2-4094") }
+            guard high - low < 4094 else { throw ClusterError("'\(item)' is too wide") }
+            vlans.formUnion(low...high)
+        }
+        return vlans.sorted()
+    }
+}

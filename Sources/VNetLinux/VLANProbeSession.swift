@@ -1,0 +1,118 @@
+import CPacket
+import Foundation
+import VNetCore
+
+/// One host's side of a VLAN verification, on a raw AF_PACKET socket (CAP_NET_RAW only; nothing is created on
+/// the host, no address assigned): it answers every probe addressed to it (or broadcast) with the same VID,
+/// and probes each peer `count` times per VID, unicast to the peer's MAC, plus one broadcast round per VID, and
+/// an untagged control round (VID 0). It runs for `duration` seconds so that it keeps answering while the other
+/// hosts, started at about the same time, are still probing.
+public final class VLANProbeSession {
+    public struct Peer: Sendable {
+        public var name: String
+        public var mac: MACAddress
+        public init(name: String, mac: MACAddress) { self.name = name; self.mac = mac }
+    }
+
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
+
+    let name: String
+    let descriptor: Int32
+    let ifindex: Int32
+    public let mac: MACAddress
+    let nonce = UInt64.random(in: 1...UInt64.max)
+
+    /// Opens the socket on `interface`; throws with the reason (no such interface, no CAP_NET_RAW).
+    public init(interface: String, name: String) throws {
+        if let problem = NameRules.interfaceNameProblem(interface) { throw Failure(description: "interface: \(problem)") }
+        self.name = name
+        var index: Int32 = 0
+        var bytes = [UInt8](repeating: 0, count: 6)
+        let result = interface.withCString { vnet_probe_open($0, VLANProbe.etherType, &index, &bytes) }
+        guard result >= 0 else { throw Failure(description: "cannot open a packet socket on \(interface): \(String(cString: strerror(-result)))") }
+        descriptor = result
+        ifindex = index
+        mac = MACAddress(bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+    }
+
+    deinit { close(descriptor) }
+
+    static let broadcast = MACAddress(0xffff_ffff_ffff)
+
+    /// Probes and answers until `duration` has passed; returns what this host saw of each peer on each VID.
+    public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double) -> [VLANVerification.Observation] {
+        let peers = allPeers.filter { $0.name != name && $0.mac != mac }
+        let all = [0] + vlans.filter { $0 != 0 }
+        struct Key: Hashable { var peer: String; var vlan: Int }
+        var sent: [Key: Int] = [:], replies: [Key: Set<UInt32>] = [:], received: [Key: Set<UInt32>] = [:], rtts: [Key: [UInt64]] = [:]
+        let start = monotonicNanoseconds()
+        let deadline = start + UInt64(duration * 1e9)
+        var sequence: UInt32 = 0
+        // Rounds of unicast probes 20 ms apart, then a broadcast round; listening all the while.
+        var schedule: [(at: UInt64, vlan: Int, peer: Peer?)] = []
+        for round in 0..<max(1, count) {
+            for vlan in all { for peer in peers { schedule.append((start + UInt64(round) * 20_000_000, vlan, peer)) } }
+        }
+        let broadcastAt = start + UInt64(max(1, count)) * 20_000_000
+        for vlan in all { schedule.append((broadcastAt, vlan, nil)) }
+        var next = 0
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let now = monotonicNanoseconds()
+            if now >= deadline { break }
+            while next < schedule.count, schedule[next].at <= now {
+                let item = schedule[next]
+                next += 1
+                sequence &+= 1
+                let probe = VLANProbe(destination: item.peer?.mac ?? Self.broadcast, source: mac, vlan: item.vlan, kind: .probe,
+                                      nonce: nonce, sequence: sequence, sentNanoseconds: monotonicNanoseconds(), sender: name)
+                send(probe)
+                if let peer = item.peer { sent[Key(peer: peer.name, vlan: item.vlan), default: 0] += 1 }
+            }
+            let wait = next < schedule.count ? max(0, Int((schedule[next].at - min(schedule[next].at, now)) / 1_000_000)) : 5
+            _ = vnet_probe_wait(descriptor, Int32(min(5, wait) + 1))
+            while true {
+                var type: Int32 = 0, tagged: Int32 = 0, tci: UInt16 = 0
+                let length = buffer.withUnsafeMutableBufferPointer { vnet_probe_receive(descriptor, $0.baseAddress, $0.count, &type, &tagged, &tci) }
+                guard length >= 0 else { break }
+                // Our own outgoing copies and frames for other hosts (a bridge floods until it learns) are not ours.
+                guard type != PACKET_OUTGOING_TYPE, type != PACKET_OTHERHOST_TYPE,
+                      let frame = VLANProbe.parse(Array(buffer[0..<length]), strippedVLAN: tagged == 1 ? Int(tci & 0x0fff) : nil),
+                      frame.sender != name, frame.destination == mac || frame.destination == Self.broadcast else { continue }
+                let key = Key(peer: frame.sender, vlan: frame.vlan)
+                switch frame.kind {
+                case .probe:
+                    received[key, default: []].insert(frame.sequence)
+                    send(frame.reply(from: mac, name: name))
+                case .reply:
+                    guard frame.nonce == nonce else { continue }
+                    if replies[key, default: []].insert(frame.sequence).inserted {
+                        rtts[key, default: []].append((monotonicNanoseconds() &- frame.sentNanoseconds) / 1000)
+                    }
+                }
+            }
+        }
+        return peers.flatMap { peer in
+            all.map { vlan in
+                let key = Key(peer: peer.name, vlan: vlan)
+                return VLANVerification.Observation(host: name, peer: peer.name, vlan: vlan, sent: sent[key] ?? 0,
+                                                    replies: replies[key]?.count ?? 0, received: received[key]?.count ?? 0,
+                                                    rttMicroseconds: rtts[key] ?? [])
+            }
+        }
+    }
+
+    func send(_ probe: VLANProbe) {
+        let frame = probe.frame
+        _ = frame.withUnsafeBufferPointer { vnet_probe_send(descriptor, ifindex, $0.baseAddress, $0.count) }
+    }
+}
+
+let PACKET_OUTGOING_TYPE: Int32 = 4   // linux/if_packet.h PACKET_OUTGOING
+let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
+
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import VNetCore
+import VNetLinux
+
+/// `vnet-agent probe`: this host's side of a VLAN check, by hand (start it on each host at about the same time):
+/// tagged probes to each peer's MAC on each VID, answers to theirs, an untagged control round. Creates nothing
+/// on the host; needs CAP_NET_RAW.
+struct ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "probe", abstract: "Probe VLANs to peers with raw tagged frames (changes nothing).")
+
+    @Option(help: "The interface that carries the VLANs (VNET_INTERFACE).") var interface: String
+    @Option(help: "This host's name, as its peers know it.") var name: String
+    @Option(name: .customLong("peer"), help: "A peer as NAME=MAC (repeat for each).") var peers: [String] = []
+    @Option(help: "VIDs to check, like 10,20-30.") var vlans: String
+    @Option(help: "Probes per peer and VID.") var count = 3
+    @Option(help: "Seconds to run (keep answering while the peers probe).") var duration = 2.0
+    @Flag(help: "Print the observations as JSON.") var json = false
+
+    func run() throws {
+        let list: [Int]
+        do { list = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") }
+        let parsed = try peers.map { text -> VLANProbeSession.Peer in
+            let parts = text.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, let mac = MACAddress(parts[1]) else { throw ValidationError("--peer '\(text)' is not NAME=MAC") }
+            return .init(name: String(parts[0]), mac: mac)
+        }
+        guard (1...100).contains(count), duration > 0, duration <= 60 else { throw ValidationError("--count 1-100, --duration up to 60 s") }
+        let session: VLANProbeSession
+        do { session = try VLANProbeSession(interface: interface, name: name) } catch {
+            FileHandle.standardError.write(Data("vnet-agent probe: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        let observations = session.run(peers: parsed, vlans: list, count: count, duration: duration)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(observations), as: UTF8.self))
+        } else {
+            print("this host: \(name) \(session.mac) on \(interface)")
+            for observation in observations {
+                let vid = observation.vlan == 0 ? "untagged" : "vlan \(observation.vlan)"
+                print("\(observation.peer)  \(vid)  sent \(observation.sent)  replies \(observation.replies)  their probes heard \(observation.received)")
+            }
+        }
+    }
+}

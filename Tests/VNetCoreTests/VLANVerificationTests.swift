@@ -1,0 +1,57 @@
+import Testing
+@testable import VNetCore
+
+@Suite("VLAN verification: frames, VID lists, judgement")
+struct VLANVerificationTests {
+    let a = MACAddress("02:00:00:00:00:0a")!, b = MACAddress("02:00:00:00:00:0b")!
+
+    @Test func aProbeSurvivesTheWireTaggedInlineOrStripped() throws {
+        let probe = VLANProbe(destination: b, source: a, vlan: 42, kind: .probe, nonce: 0x0102_0304_0506_0708, sequence: 9,
+                              sentNanoseconds: 123_456_789, sender: "node-1")
+        let frame = probe.frame
+        #expect(frame.count == 60 && Array(frame[12..<16]) == [0x81, 0x00, 0x00, 42] && Array(frame[16..<18]) == [0x88, 0xb5])
+        #expect(VLANProbe.parse(frame, strippedVLAN: nil) == probe, "tag inline, as some NICs deliver it")
+        var stripped = frame
+        stripped.removeSubrange(12..<16)
+        #expect(VLANProbe.parse(stripped, strippedVLAN: 42) == probe, "tag stripped by the kernel, reported in aux data")
+        #expect(VLANProbe.parse(stripped, strippedVLAN: nil) == nil, "arrived untagged: not what was sent")
+        #expect(VLANProbe.parse(stripped, strippedVLAN: 43) == nil, "retagged on the way")
+        let reply = probe.reply(from: b, name: "node-2")
+        #expect(reply.destination == a && reply.vlan == 42 && reply.nonce == probe.nonce && reply.kind == .reply)
+        let control = VLANProbe(destination: b, source: a, vlan: 0, kind: .probe, nonce: 1, sequence: 1, sentNanoseconds: 1, sender: "x")
+        #expect(VLANProbe.parse(control.frame, strippedVLAN: nil) == control)
+        for length in 0..<frame.count { _ = VLANProbe.parse(Array(frame.prefix(length)), strippedVLAN: nil) }
+    }
+
+    @Test func vidListsParseOrSayWhy() throws {
+        #expect(try VLANList.parse("10,20-22,10") == [10, 20, 21, 22])
+        for (text, message) in [("1", "VIDs are 2-4094"), ("4095", "VIDs are 2-4094"), ("20-10", "is not a VID"), ("x", "is not a VID"), ("", "is not a VID")] {
+            #expect(throws: ClusterError.self) { try VLANList.parse(text) }
+            do { _ = try VLANList.parse(text) } catch { #expect(error.message.contains(message), "\(text): \(error.message)") }
+        }
+    }
+
+    @Test func judgementNamesTheCulpritAndTellsLinkFromVLAN() {
+        typealias O = VLANVerification.Observation
+        let hosts = ["h1", "h2", "h3"]
+        var observations: [O] = []
+        // Untagged: everyone hears everyone. VID 10: h3 neither sends nor receives tagged frames.
+        for host in hosts {
+            for peer in hosts where peer != host {
+                observations.append(O(host: host, peer: peer, vlan: 0, sent: 3, replies: 3, received: 3, rttMicroseconds: [40, 50, 60]))
+                let bad = host == "h3" || peer == "h3"
+                observations.append(O(host: host, peer: peer, vlan: 10, sent: 3, replies: bad ? 0 : 3, received: bad ? 0 : 3))
+            }
+        }
+        let result = VLANVerification.judge(hosts: hosts, vlans: [10], observations: observations)
+        #expect(result.culprits == [10: "h3"] && result.noLink.isEmpty && !result.allOK)
+        #expect(result.pairs.first { $0.vlan == 0 && $0.a == "h1" && $0.b == "h2" }?.rttP50Microseconds == 50)
+        // One way: h1 hears nothing from h2, h2 hears h1.
+        let oneWay = [O(host: "h1", peer: "h2", vlan: 10, sent: 3, replies: 0, received: 0), O(host: "h2", peer: "h1", vlan: 10, sent: 3, replies: 0, received: 3)]
+        #expect(VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: oneWay).pairs.first { $0.vlan == 10 }?.status == .oneWay(from: "h1", to: "h2"))
+        // No link at all: the control fails too, and nobody is blamed for the VID.
+        let dead = VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: [])
+        #expect(dead.noLink.count == 1 && dead.culprits.isEmpty)
+        #expect(VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: [], unreachable: ["h2"]).pairs.allSatisfy { $0.status == .unreachable("h2") })
+    }
+}
