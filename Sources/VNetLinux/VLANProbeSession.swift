@@ -4,7 +4,7 @@ import VNetCore
 
 /// One host's side of a VLAN verification, on a raw AF_PACKET socket (CAP_NET_RAW only; nothing is created on
 /// the host, no address assigned): it answers every probe addressed to it (or broadcast) with the same VID,
-/// and probes each peer `count` times per VID, unicast to the peer's MAC, plus one broadcast round per VID, and
+/// and probes each peer `count` times per VID (rounds, frames paced), unicast to the peer's MAC, plus one broadcast round per VID, and
 /// an untagged control round (VID 0). It runs for `duration` seconds so that it keeps answering while the other
 /// hosts, started at about the same time, are still probing.
 public final class VLANProbeSession {
@@ -21,6 +21,8 @@ public final class VLANProbeSession {
     let ifindex: Int32
     public let mac: MACAddress
     let nonce = UInt64.random(in: 1...UInt64.max)
+    /// When (CLOCK_MONOTONIC, ns) every peer had answered on every VID during the last run; nil if some never did.
+    public private(set) var completedAt: UInt64?
 
     /// Opens the socket on `interface`; throws with the reason (no such interface, no CAP_NET_RAW).
     public init(interface: String, name: String) throws {
@@ -40,21 +42,27 @@ public final class VLANProbeSession {
     static let broadcast = MACAddress(0xffff_ffff_ffff)
 
     /// Probes and answers until `duration` has passed; returns what this host saw of each peer on each VID.
-    public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double) -> [VLANVerification.Observation] {
+    /// `probeAt`: when to send the first probe (CLOCK_MONOTONIC ns); until then it only listens and answers, so
+    /// that every participant's socket is open before anyone probes. Nil: at once.
+    public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double, probeAt: UInt64? = nil) -> [VLANVerification.Observation] {
         let peers = allPeers.filter { $0.name != name && $0.mac != mac }
+        completedAt = nil
         let all = [0] + vlans.filter { $0 != 0 }
         struct Key: Hashable { var peer: String; var vlan: Int }
         var sent: [Key: Int] = [:], replies: [Key: Set<UInt32>] = [:], received: [Key: Set<UInt32>] = [:], rtts: [Key: [UInt64]] = [:]
-        let start = monotonicNanoseconds()
+        let start = max(probeAt ?? 0, monotonicNanoseconds())
         let deadline = start + UInt64(duration * 1e9)
         var sequence: UInt32 = 0
         // Rounds of unicast probes 20 ms apart, then a broadcast round; listening all the while.
+        // Frames are paced (50 us apart) so that a fleet probing at once does not overrun switch and host
+        // queues; rounds follow each other, then one broadcast round.
         var schedule: [(at: UInt64, vlan: Int, peer: Peer?)] = []
-        for round in 0..<max(1, count) {
-            for vlan in all { for peer in peers { schedule.append((start + UInt64(round) * 20_000_000, vlan, peer)) } }
+        var at = start
+        for _ in 0..<max(1, count) {
+            for vlan in all { for peer in peers { schedule.append((at, vlan, peer)); at += 50_000 } }
+            at += 10_000_000
         }
-        let broadcastAt = start + UInt64(max(1, count)) * 20_000_000
-        for vlan in all { schedule.append((broadcastAt, vlan, nil)) }
+        for vlan in all { schedule.append((at, vlan, nil)); at += 50_000 }
         var next = 0
         var buffer = [UInt8](repeating: 0, count: 2048)
         while true {
@@ -88,6 +96,7 @@ public final class VLANProbeSession {
                     guard frame.nonce == nonce else { continue }
                     if replies[key, default: []].insert(frame.sequence).inserted {
                         rtts[key, default: []].append((monotonicNanoseconds() &- frame.sentNanoseconds) / 1000)
+                        if replies.count == peers.count * all.count, completedAt == nil { completedAt = monotonicNanoseconds() }
                     }
                 }
             }
@@ -111,7 +120,7 @@ public final class VLANProbeSession {
 let PACKET_OUTGOING_TYPE: Int32 = 4   // linux/if_packet.h PACKET_OUTGOING
 let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
 
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)

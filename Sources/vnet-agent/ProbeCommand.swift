@@ -15,6 +15,10 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "VIDs to check, like 10,20-30.") var vlans: String
     @Option(help: "Probes per peer and VID.") var count = 3
     @Option(help: "Seconds to run (keep answering while the peers probe).") var duration = 2.0
+    @Option(name: .customLong("listen-first"), help: "Seconds to only listen and answer before probing, so that peers started a little later are ready.")
+    var listenFirst = 0.5
+    @Option(name: .customLong("probe-at"), help: "Start probing at this CLOCK_MONOTONIC time in ns (several probers on one machine, for benchmarks).")
+    var probeAt: UInt64?
     @Flag(help: "Print the observations as JSON.") var json = false
 
     func run() throws {
@@ -31,11 +35,14 @@ struct ProbeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("vnet-agent probe: \(error)\n".utf8))
             throw ExitCode(3)
         }
-        let observations = session.run(peers: parsed, vlans: list, count: count, duration: duration)
+        guard (0...30).contains(listenFirst) else { throw ValidationError("--listen-first 0-30 s") }
+        let observations = session.run(peers: parsed, vlans: list, count: count, duration: duration,
+                                       probeAt: probeAt ?? monotonicNanoseconds() + UInt64(listenFirst * 1e9))
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(observations), as: UTF8.self))
+            let report = ProbeReport(host: name, mac: session.mac.description, completedAtMonotonicNanoseconds: session.completedAt, observations: observations)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print("this host: \(name) \(session.mac) on \(interface)")
             for observation in observations {
@@ -44,4 +51,13 @@ struct ProbeCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// `vnet-agent probe --json`: what this host saw, and when (CLOCK_MONOTONIC, shared by every namespace of a
+/// machine) every peer had answered on every VID.
+struct ProbeReport: Codable {
+    var host: String
+    var mac: String
+    var completedAtMonotonicNanoseconds: UInt64?
+    var observations: [VLANVerification.Observation]
 }

@@ -53,7 +53,8 @@ struct VLANProbeTests {
             }
             for pid in started { var status: Int32 = 0; waitpid(pid, &status, 0) }
             let outputs = try participants.map { try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\($0).json")) }
-            let observations = try outputs.flatMap { try JSONDecoder().decode([VLANVerification.Observation].self, from: $0) }
+            struct Report: Decodable { var observations: [VLANVerification.Observation] }
+            let observations = try outputs.flatMap { try JSONDecoder().decode(Report.self, from: $0).observations }
             return VLANVerification.judge(hosts: names, vlans: vlans, observations: observations, unreachable: down)
         }
     }
