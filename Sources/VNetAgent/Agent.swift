@@ -21,6 +21,8 @@ public struct AgentOptions: Sendable {
     /// nil: plain text (`--insecure`).
     public var keys: ZMQCurve.KeyPair?
     public var coordinatorPublicKey: String?
+    /// Runs this host's side of VLAN verifications; nil: the agent answers that it cannot.
+    public var prober: VLANProbing?
 
     public init(nodeID: String, coordinator: BusEndpoints, stateDirectory: String) {
         self.nodeID = nodeID
@@ -64,6 +66,8 @@ public final class Agent {
     var lastRefusal = ""
     /// SYSTEM mode: the instance addresses last reported in an inventory.
     var reportedLearned: [LearnedAddress] = []
+    let probeOutbox = ProbeOutbox()
+    var probing = false
     public private(set) var refusals = RefusalCounters()
 
     var recordPath: String { "\(options.stateDirectory)/applied.json" }
@@ -126,6 +130,10 @@ public final class Agent {
             if now >= nextInventory {
                 sendInventory(drift: [])
                 nextInventory = now + 10
+            }
+            for report in probeOutbox.take() {
+                probing = false
+                send(.probeReport(report))
             }
             // SYSTEM mode: an address learned is reported at once (the operator is waiting to reach the VM).
             if now >= nextLearning {
@@ -200,6 +208,8 @@ public final class Agent {
                 if reply.error != lastRefusal { log("registration refused: \(reply.error)") }
                 lastRefusal = reply.error
             }
+        case .probeCommand(let command) where !fromPublisher:
+            startProbe(command)
         case .nodeState(let state):
             guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }
             contact(epoch: state.epoch)
@@ -297,6 +307,7 @@ public final class Agent {
         message.bridge = options.bridge
         message.agentVersion = "vnet-agent 0.1"
         message.appliedRevision = held
+        message.mac = interfaceMAC(options.interface)?.value ?? 0
         send(.register(message))
     }
 
@@ -346,6 +357,40 @@ public final class Agent {
             return wire
         }
         send(.inventory(inventory))
+    }
+
+    /// A VLAN verification: probe on a thread of its own; the loop sends the report when it is done.
+    func startProbe(_ command: Vnet_V1_ProbeCommand) {
+        var refusal = Vnet_V1_ProbeReport()
+        refusal.probeID = command.probeID
+        refusal.nodeID = options.nodeID
+        guard let prober = options.prober else { refusal.error = "this agent cannot probe (no packet sockets)"; send(.probeReport(refusal)); return }
+        guard !probing else { refusal.error = "a verification is already running on this host"; send(.probeReport(refusal)); return }
+        guard command.peers.count == command.peerMacs.count, command.peers.count <= 4096,
+              command.vlans.allSatisfy({ (2...4094).contains($0) }), (1...100).contains(command.count),
+              (1...120_000).contains(command.timeoutMs), command.listenMs < command.timeoutMs else {
+            refusals.count(.malformed)
+            refusal.error = "a malformed probe command"
+            send(.probeReport(refusal))
+            return
+        }
+        probing = true
+        let peers = zip(command.peers, command.peerMacs).map { (name: $0, mac: MACAddress($1)) }
+        let interface = options.interface, name = options.nodeID, outbox = probeOutbox
+        let vlans = command.vlans.map(Int.init), count = Int(command.count)
+        let listen = Double(command.listenMs) / 1000, duration = Double(command.timeoutMs - command.listenMs) / 1000
+        log("VLAN verification \(command.probeID): probing \(peers.count) peers on \(vlans.count) VIDs")
+        let blank = refusal
+        Thread.detachNewThread {
+            var report = blank
+            do {
+                report.results = try prober.probe(interface: interface, name: name, peers: peers, vlans: vlans, count: count,
+                                                  duration: duration, listenFirst: listen).map(\.wire)
+            } catch {
+                report.error = "\(error)"
+            }
+            outbox.put(report)
+        }
     }
 
     func log(_ message: String) { Log.line("agent \(options.nodeID)", message) }

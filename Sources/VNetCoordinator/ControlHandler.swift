@@ -52,6 +52,9 @@ public struct ControlHandler: Sendable {
                  _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) -> Bool {
         guard let op = request.op else { throw ClusterError("empty request") }
         switch op {
+        case .verifyVlan:
+            // A cluster operation over the agents, run by the coordinator's loop (VLANVerificationRun).
+            throw ClusterError("verify-vlan is run by the coordinator's loop, not here")
         case .status:
             reply.status = view.status
             return false

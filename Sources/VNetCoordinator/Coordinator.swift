@@ -41,6 +41,11 @@ public final class Coordinator {
     /// What each node's inventories said, for `vnetctl nodes` and describe-instances (kept in memory: agents
     /// send one at least every 10 s, so a restarted coordinator has them again soon).
     var reports: [String: NodeReport] = [:]
+    /// How to reach each agent directly on the sync socket (its routing frames), and its interface's MAC.
+    var routes: [String: [[UInt8]]] = [:]
+    var interfaceMACs: [String: UInt64] = [:]
+    var verifications: [String: VLANVerificationRun] = [:]
+    var verificationCounter = 0
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
 
@@ -157,6 +162,7 @@ public final class Coordinator {
                 publishHeartbeat()
                 nextHeartbeat = now + options.heartbeatInterval
             }
+            finishVerifications(at: now)
             if now >= nextLivenessCheck {
                 for (node, state) in liveness.transitions(at: now, nodes: knownHosts) {
                     Log.line("coordinator", "node \(node) is \(state.rawValue)")
@@ -165,6 +171,58 @@ public final class Coordinator {
             }
         }
         publisher.close(); sync.close(); control.close(); zap?.close()
+    }
+
+    // MARK: VLAN verification
+
+    /// Tells every reachable participant to listen, then probe every other (see VLANVerificationRun).
+    func startVerification(_ verify: Vnet_V1_VerifyVlan, requestID: String, prefix: [[UInt8]]) {
+        func refuse(_ message: String) {
+            var reply = Vnet_V1_ControlReply()
+            reply.requestID = requestID
+            reply.error = message
+            send(control, prefix, .controlReply(reply))
+        }
+        var vlans = verify.vlans.map(Int.init)
+        if verify.managed {
+            guard config.mode == .managed, let layout = config.layout else { return refuse("--managed: this cluster is not in MANAGED mode") }
+            let active = Set(allocator.state.instances.values.compactMap(\.group))
+            vlans += allocator.state.groups.values.filter { active.contains($0.id) }.map { layout.vlan(ofNetwork: $0.network) }
+        }
+        vlans = Array(Set(vlans)).sorted()
+        guard !vlans.isEmpty else { return refuse("no VLANs to verify: give --vlans, or --managed with running instances") }
+        guard vlans.allSatisfy({ (2...4094).contains($0) }), vlans.count <= 512 else { return refuse("VIDs are 2-4094, at most 512 at once") }
+        let known = Set(allocator.state.nodes.keys)
+        if let unknown = verify.nodes.first(where: { !known.contains($0) }) { return refuse("no node '\(unknown)' in this cluster") }
+        var hosts = verify.nodes.isEmpty ? allocator.state.nodes.keys.sorted() : Array(Set(verify.nodes)).sorted()
+        if verify.frontend { hosts = [options.frontendName] + hosts.filter { $0 != options.frontendName } }
+        guard hosts.count >= 2 else { return refuse("a verification needs at least two hosts (add --frontend, or more nodes)") }
+        let now = monotonicSeconds()
+        let unreachable = Set(hosts.filter { liveness.state(of: $0, at: now) != .up || routes[$0] == nil || interfaceMACs[$0] == nil })
+        let count = verify.count == 0 ? 3 : min(verify.count, 100)
+        let timeout = verify.timeoutMs == 0 ? 3000 : min(verify.timeoutMs, 60_000)
+        verificationCounter += 1
+        let id = "verify-\(epoch)-\(verificationCounter)"
+        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts,
+                                      unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)
+        var command = Vnet_V1_ProbeCommand()
+        command.probeID = id
+        command.vlans = vlans.map(UInt32.init)
+        command.peers = run.participants
+        command.peerMacs = run.participants.map { interfaceMACs[$0] ?? 0 }
+        command.count = count
+        command.timeoutMs = timeout
+        command.listenMs = 500
+        for host in run.participants { send(sync, routes[host]!, .probeCommand(command)) }
+        verifications[id] = run
+        Log.line("coordinator", "VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")
+    }
+
+    func finishVerifications(at now: Double) {
+        for (id, run) in verifications where run.complete || now > run.deadline {
+            send(control, run.replyPrefix, .controlReply(run.reply()))
+            verifications[id] = nil
+        }
     }
 
     var knownHosts: [String] { [options.frontendName] + allocator.state.nodes.keys.sorted() }
@@ -209,6 +267,8 @@ public final class Coordinator {
             guard authorized(register.nodeID, user: user) else { return nil }
             if let peer { peerAddresses[register.nodeID] = peer }
             liveness.heard(register.nodeID, at: monotonicSeconds())
+            routes[register.nodeID] = prefix
+            if register.mac != 0 { interfaceMACs[register.nodeID] = register.mac }
             return .register(prefix: prefix, register: register, node: register.nodeID)
         case .snapshotRequest(let request):
             guard authorized(request.nodeID, user: user) else { return nil }
@@ -238,6 +298,12 @@ public final class Coordinator {
             if !inventory.drift.isEmpty {
                 Log.line("coordinator", "node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))")
             }
+        case .probeReport(let report):
+            guard authorized(report.nodeID, user: user) else { return nil }
+            if var run = verifications[report.probeID], run.participants.contains(report.nodeID) {
+                run.reports[report.nodeID] = report
+                verifications[report.probeID] = run
+            }
         case .applyResult(let result):
             guard authorized(result.nodeID, user: user) else { return nil }
             if result.ok {
@@ -262,7 +328,11 @@ public final class Coordinator {
             }
             switch codec.decode(payload) {
             case .success(.controlRequest(let request)):
-                pending.append(.control(prefix: Array(message.frames.dropLast()), request: request))
+                if case .verifyVlan(let verify) = request.op {
+                    startVerification(verify, requestID: request.requestID, prefix: Array(message.frames.dropLast()))
+                } else {
+                    pending.append(.control(prefix: Array(message.frames.dropLast()), request: request))
+                }
             case .success:
                 refusals.count(.malformed)
             case .failure(let refusal):

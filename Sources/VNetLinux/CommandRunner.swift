@@ -13,6 +13,8 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     public var arguments: [String]
     public var status: Int32
     public var stderr: String
+    /// What it printed before failing (a command may report on stdout and still exit non-zero).
+    public var stdout: String = ""
     public var description: String {
         "\(arguments.joined(separator: " ")) exited \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
     }
@@ -85,7 +87,8 @@ public struct ProcessRunner: CommandRunner {
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         guard exitStatus == 0 else {
-            throw CommandError(arguments: full, status: exitStatus, stderr: String(decoding: stderr.contents(), as: UTF8.self))
+            throw CommandError(arguments: full, status: exitStatus, stderr: String(decoding: stderr.contents(), as: UTF8.self),
+                               stdout: String(decoding: stdout.contents(), as: UTF8.self))
         }
         return stdout.contents()
     }

@@ -1,5 +1,6 @@
 import CPacket
 import Foundation
+import VNetAgent
 import VNetCore
 
 /// One host's side of a VLAN verification, on a raw AF_PACKET socket (CAP_NET_RAW only; nothing is created on
@@ -124,4 +125,16 @@ public func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+/// The agent's prober on Linux: one `VLANProbeSession` per verification.
+public final class LinuxVLANProber: VLANProbing {
+    public init() {}
+
+    public func probe(interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
+                      duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation] {
+        let session = try VLANProbeSession(interface: interface, name: name)
+        return session.run(peers: peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: vlans, count: count,
+                           duration: duration, probeAt: monotonicNanoseconds() + UInt64(listenFirst * 1e9))
+    }
 }

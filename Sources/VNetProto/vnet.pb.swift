@@ -311,6 +311,9 @@ public nonisolated struct Vnet_V1_Register: Sendable {
   /// the coordinator epoch that revision belongs to
   public var appliedEpoch: UInt64 = 0
 
+  /// VNET_INTERFACE's MAC (VLAN verification probes it); 0: unknown
+  public var mac: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -901,6 +904,14 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     set {op = .describeAddresses(newValue)}
   }
 
+  public var verifyVlan: Vnet_V1_VerifyVlan {
+    get {
+      if case .verifyVlan(let v)? = op {return v}
+      return Vnet_V1_VerifyVlan()
+    }
+    set {op = .verifyVlan(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -920,8 +931,34 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     case disassociateAddress(Vnet_V1_AddressRef)
     case releaseAddress(Vnet_V1_AddressRef)
     case describeAddresses(Vnet_V1_DescribeAddresses)
+    case verifyVlan(Vnet_V1_VerifyVlan)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_VerifyVlan: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty with managed: the active groups' VLANs
+  public var vlans: [UInt32] = []
+
+  public var managed: Bool = false
+
+  /// empty: every node
+  public var nodes: [String] = []
+
+  /// the front end takes part too
+  public var frontend: Bool = false
+
+  public var count: UInt32 = 0
+
+  public var timeoutMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1145,11 +1182,83 @@ public nonisolated struct Vnet_V1_ControlReply: @unchecked Sendable {
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
   public mutating func clearStatus() {_uniqueStorage()._status = nil}
 
+  public var verification: Vnet_V1_VlanVerification {
+    get {_storage._verification ?? Vnet_V1_VlanVerification()}
+    set {_uniqueStorage()._verification = newValue}
+  }
+  /// Returns true if `verification` has been explicitly set.
+  public var hasVerification: Bool {_storage._verification != nil}
+  /// Clears the value of `verification`. Subsequent reads from it will return its default value.
+  public mutating func clearVerification() {_uniqueStorage()._verification = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Vnet_V1_VlanVerification: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var vlans: [UInt32] = []
+
+  public var hosts: [String] = []
+
+  public var unreachable: [String] = []
+
+  public var pairs: [Vnet_V1_VlanPair] = []
+
+  public var culprits: [Vnet_V1_VlanCulprit] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_VlanPair: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var a: String = String()
+
+  public var b: String = String()
+
+  /// 0: the untagged control
+  public var vlan: UInt32 = 0
+
+  /// ok, one-way, failed, unreachable
+  public var status: String = String()
+
+  /// one-way: frames pass from -> to
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var rttP50Us: UInt64 = 0
+
+  public var rttP99Us: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_VlanCulprit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var vlan: UInt32 = 0
+
+  public var host: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Vnet_V1_Status: Sendable {
@@ -1301,11 +1410,18 @@ public nonisolated struct Vnet_V1_ProbeCommand: Sendable {
 
   public var vlans: [UInt32] = []
 
+  /// names, in the order of peer_macs
   public var peers: [String] = []
 
   public var count: UInt32 = 0
 
+  /// how long the agent runs (listening, probing, answering)
   public var timeoutMs: UInt32 = 0
+
+  public var peerMacs: [UInt64] = []
+
+  /// listen only, before probing, so every peer is ready
+  public var listenMs: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1322,6 +1438,9 @@ public nonisolated struct Vnet_V1_ProbeReport: Sendable {
   public var nodeID: String = String()
 
   public var results: [Vnet_V1_ProbeResult] = []
+
+  /// the probe could not run (no packet socket, ...)
+  public var error: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1344,6 +1463,11 @@ public nonisolated struct Vnet_V1_ProbeResult: Sendable {
   public var rttP50Us: UInt64 = 0
 
   public var rttP99Us: UInt64 = 0
+
+  /// sent: probes sent; received: the peer's probes heard; replies: answers got
+  public var replies: UInt32 = 0
+
+  public var rttUs: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1615,7 +1739,7 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{3}applied_epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{3}applied_epoch\0\u{1}mac\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1629,6 +1753,7 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularStringField(value: &self.agentVersion) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedEpoch) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mac) }()
       default: break
       }
     }
@@ -1653,6 +1778,9 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.appliedEpoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedEpoch, fieldNumber: 6)
     }
+    if self.mac != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mac, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1663,6 +1791,7 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.agentVersion != rhs.agentVersion {return false}
     if lhs.appliedRevision != rhs.appliedRevision {return false}
     if lhs.appliedEpoch != rhs.appliedEpoch {return false}
+    if lhs.mac != rhs.mac {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2691,7 +2820,7 @@ nonisolated extension Vnet_V1_PublicMapping: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0\u{3}verify_vlan\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2895,6 +3024,19 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
           self.op = .describeAddresses(v)
         }
       }()
+      case 25: try {
+        var v: Vnet_V1_VerifyVlan?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .verifyVlan(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .verifyVlan(v)
+        }
+      }()
       default: break
       }
     }
@@ -2969,6 +3111,10 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
       guard case .describeAddresses(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
+    case .verifyVlan?: try {
+      guard case .verifyVlan(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2977,6 +3123,61 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
   public static func ==(lhs: Vnet_V1_ControlRequest, rhs: Vnet_V1_ControlRequest) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
     if lhs.op != rhs.op {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerifyVlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.vlans) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.managed) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.nodes) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.frontend) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.vlans.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.vlans, fieldNumber: 1)
+    }
+    if self.managed != false {
+      try visitor.visitSingularBoolField(value: self.managed, fieldNumber: 2)
+    }
+    if !self.nodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.nodes, fieldNumber: 3)
+    }
+    if self.frontend != false {
+      try visitor.visitSingularBoolField(value: self.frontend, fieldNumber: 4)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 5)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VerifyVlan, rhs: Vnet_V1_VerifyVlan) -> Bool {
+    if lhs.vlans != rhs.vlans {return false}
+    if lhs.managed != rhs.managed {return false}
+    if lhs.nodes != rhs.nodes {return false}
+    if lhs.frontend != rhs.frontend {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3334,7 +3535,7 @@ nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -3347,6 +3548,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
     var _groups: [Vnet_V1_GroupInfo] = []
     var _addresses: [Vnet_V1_AddressInfo] = []
     var _status: Vnet_V1_Status? = nil
+    var _verification: Vnet_V1_VlanVerification? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3367,6 +3569,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       _groups = source._groups
       _addresses = source._addresses
       _status = source._status
+      _verification = source._verification
     }
   }
 
@@ -3395,6 +3598,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         case 8: try { try decoder.decodeRepeatedMessageField(value: &_storage._groups) }()
         case 9: try { try decoder.decodeRepeatedMessageField(value: &_storage._addresses) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._status) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._verification) }()
         default: break
         }
       }
@@ -3437,6 +3641,9 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._status {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
+      try { if let v = _storage._verification {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3456,10 +3663,161 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._groups != rhs_storage._groups {return false}
         if _storage._addresses != rhs_storage._addresses {return false}
         if _storage._status != rhs_storage._status {return false}
+        if _storage._verification != rhs_storage._verification {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanVerification"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.vlans) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.hosts) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.unreachable) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.pairs) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.culprits) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.vlans.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.vlans, fieldNumber: 1)
+    }
+    if !self.hosts.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.hosts, fieldNumber: 2)
+    }
+    if !self.unreachable.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.unreachable, fieldNumber: 3)
+    }
+    if !self.pairs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pairs, fieldNumber: 4)
+    }
+    if !self.culprits.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.culprits, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanVerification, rhs: Vnet_V1_VlanVerification) -> Bool {
+    if lhs.vlans != rhs.vlans {return false}
+    if lhs.hosts != rhs.hosts {return false}
+    if lhs.unreachable != rhs.unreachable {return false}
+    if lhs.pairs != rhs.pairs {return false}
+    if lhs.culprits != rhs.culprits {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanPair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanPair"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}a\0\u{1}b\0\u{1}vlan\0\u{1}status\0\u{1}from\0\u{1}to\0\u{3}rtt_p50_us\0\u{3}rtt_p99_us\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.a) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.b) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.rttP50Us) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.rttP99Us) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.a.isEmpty {
+      try visitor.visitSingularStringField(value: self.a, fieldNumber: 1)
+    }
+    if !self.b.isEmpty {
+      try visitor.visitSingularStringField(value: self.b, fieldNumber: 2)
+    }
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 3)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 4)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 5)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 6)
+    }
+    if self.rttP50Us != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rttP50Us, fieldNumber: 7)
+    }
+    if self.rttP99Us != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rttP99Us, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanPair, rhs: Vnet_V1_VlanPair) -> Bool {
+    if lhs.a != rhs.a {return false}
+    if lhs.b != rhs.b {return false}
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.rttP50Us != rhs.rttP50Us {return false}
+    if lhs.rttP99Us != rhs.rttP99Us {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanCulprit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanCulprit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlan\0\u{1}host\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 1)
+    }
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanCulprit, rhs: Vnet_V1_VlanCulprit) -> Bool {
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.host != rhs.host {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3792,7 +4150,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3805,6 +4163,8 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.peers) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.peerMacs) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.listenMs) }()
       default: break
       }
     }
@@ -3826,6 +4186,12 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if self.timeoutMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 5)
     }
+    if !self.peerMacs.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.peerMacs, fieldNumber: 6)
+    }
+    if self.listenMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.listenMs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3835,6 +4201,8 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.peers != rhs.peers {return false}
     if lhs.count != rhs.count {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.peerMacs != rhs.peerMacs {return false}
+    if lhs.listenMs != rhs.listenMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3842,7 +4210,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0\u{1}error\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3853,6 +4221,7 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
       case 1: try { try decoder.decodeSingularStringField(value: &self.probeID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.results) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
       default: break
       }
     }
@@ -3868,6 +4237,9 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.results.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.results, fieldNumber: 3)
     }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3875,6 +4247,7 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.probeID != rhs.probeID {return false}
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.results != rhs.results {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3882,7 +4255,7 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}vlan\0\u{1}sent\0\u{1}received\0\u{3}rtt_p50_us\0\u{3}rtt_p99_us\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}vlan\0\u{1}sent\0\u{1}received\0\u{3}rtt_p50_us\0\u{3}rtt_p99_us\0\u{1}replies\0\u{3}rtt_us\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3896,6 +4269,8 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.received) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rttP50Us) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.rttP99Us) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.replies) }()
+      case 8: try { try decoder.decodeRepeatedUInt64Field(value: &self.rttUs) }()
       default: break
       }
     }
@@ -3920,6 +4295,12 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
     if self.rttP99Us != 0 {
       try visitor.visitSingularUInt64Field(value: self.rttP99Us, fieldNumber: 6)
     }
+    if self.replies != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replies, fieldNumber: 7)
+    }
+    if !self.rttUs.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.rttUs, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3930,6 +4311,8 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.received != rhs.received {return false}
     if lhs.rttP50Us != rhs.rttP50Us {return false}
     if lhs.rttP99Us != rhs.rttP99Us {return false}
+    if lhs.replies != rhs.replies {return false}
+    if lhs.rttUs != rhs.rttUs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

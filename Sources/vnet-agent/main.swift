@@ -78,6 +78,7 @@ struct AgentCommand: ParsableCommand {
                 dhcpd.user = vnetConfig.dhcpUser
                 let home = ConfFile.parse(text).last("EUCALYPTUS")?.value
                 let preload = iptablesPreload ?? home.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/var/run/eucalyptus/net/iptables-preload" }
+                options.prober = LinuxVLANProber()
                 hostBackend = LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb",
                                            dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd), preloadPath: preload)
             } else {

@@ -1,0 +1,38 @@
+import Foundation
+import VNetCore
+import VNetProto
+
+/// How an agent runs its side of a VLAN verification (the Linux prober: raw packet sockets). Called on a
+/// thread of its own, so the agent keeps heartbeating while it probes.
+public protocol VLANProbing: AnyObject, Sendable {
+    func probe(interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
+               duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation]
+}
+
+/// A finished probe waiting for the agent's loop to send it (the loop owns the sockets).
+final class ProbeOutbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reports: [Vnet_V1_ProbeReport] = []
+    func put(_ report: Vnet_V1_ProbeReport) { lock.lock(); reports.append(report); lock.unlock() }
+    func take() -> [Vnet_V1_ProbeReport] { lock.lock(); defer { lock.unlock() }; let all = reports; reports = []; return all }
+}
+
+extension VLANVerification.Observation {
+    var wire: Vnet_V1_ProbeResult {
+        var result = Vnet_V1_ProbeResult()
+        result.peer = peer
+        result.vlan = UInt32(vlan)
+        result.sent = UInt32(sent)
+        result.received = UInt32(received)
+        result.replies = UInt32(replies)
+        result.rttUs = rttMicroseconds
+        return result
+    }
+}
+
+/// The MAC of an interface, from sysfs (nil when it cannot be read).
+func interfaceMAC(_ name: String) -> MACAddress? {
+    guard NameRules.interfaceNameProblem(name) == nil,
+          let text = try? String(contentsOfFile: "/sys/class/net/\(name)/address", encoding: .utf8) else { return nil }
+    return MACAddress(text.trimmingCharacters(in: .whitespacesAndNewlines))
+}

@@ -1,0 +1,65 @@
+import VNetBus
+import VNetCore
+import VNetProto
+
+/// One `verify-vlan` in progress at the coordinator: which hosts take part, what each reported, and whom to
+/// answer. Every participant is told to listen first and then probe every other; the answer is given when every
+/// report is in or the time is up (a host that never reported is unreachable, not a VLAN failure).
+struct VLANVerificationRun {
+    let id: String
+    let replyPrefix: [[UInt8]]
+    let requestID: String
+    let vlans: [Int]
+    let hosts: [String]
+    var unreachable: Set<String>
+    var reports: [String: Vnet_V1_ProbeReport] = [:]
+    let deadline: Double
+
+    var participants: [String] { hosts.filter { !unreachable.contains($0) } }
+    var complete: Bool { participants.allSatisfy { reports[$0] != nil } }
+
+    /// The reply: the judgement, with hosts that did not report (or could not probe) as unreachable.
+    func reply() -> Vnet_V1_ControlReply {
+        var missing = unreachable
+        var observations: [VLANVerification.Observation] = []
+        var errors: [String] = []
+        for host in participants {
+            guard let report = reports[host] else { missing.insert(host); continue }
+            if !report.error.isEmpty { missing.insert(host); errors.append("\(host): \(report.error)"); continue }
+            observations += report.results.map {
+                VLANVerification.Observation(host: host, peer: $0.peer, vlan: Int($0.vlan), sent: Int($0.sent), replies: Int($0.replies),
+                                             received: Int($0.received), rttMicroseconds: $0.rttUs)
+            }
+        }
+        let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations, unreachable: missing)
+        var verification = Vnet_V1_VlanVerification()
+        verification.vlans = vlans.map(UInt32.init)
+        verification.hosts = hosts
+        verification.unreachable = missing.sorted()
+        verification.pairs = result.pairs.map { pair in
+            var wire = Vnet_V1_VlanPair()
+            wire.a = pair.a; wire.b = pair.b; wire.vlan = UInt32(pair.vlan)
+            switch pair.status {
+            case .ok: wire.status = "ok"
+            case .failed: wire.status = "failed"
+            case .unreachable: wire.status = "unreachable"
+            case .oneWay(let from, let to): wire.status = "one-way"; wire.from = from; wire.to = to
+            }
+            wire.rttP50Us = pair.rttP50Microseconds ?? 0
+            wire.rttP99Us = pair.rttP99Microseconds ?? 0
+            return wire
+        }
+        verification.culprits = result.culprits.sorted { $0.key < $1.key }.map { vlan, host in
+            var culprit = Vnet_V1_VlanCulprit()
+            culprit.vlan = UInt32(vlan)
+            culprit.host = host
+            return culprit
+        }
+        var reply = Vnet_V1_ControlReply()
+        reply.requestID = requestID
+        reply.ok = true
+        reply.error = errors.joined(separator: "; ")
+        reply.verification = verification
+        return reply
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import VNetCore
+import VNetProto
+
+/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed] [--nodes A,B] [--frontend] [--count N] [--timeout-probe S]`:
+/// every chosen host probes every other with tagged frames (no VLAN device, no address: nothing on the hosts
+/// changes), and a matrix per VID says OK, one-way or failed, with round trips; the untagged control round tells
+/// a dead link from a switch that drops tags; the likely culprit of a VID is named. Exit 1 when anything failed.
+struct VerifyVLANCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify-vlan", abstract: "Check that tagged frames pass between every pair of hosts.")
+    @Option(help: "VIDs, like 10,20-30.") var vlans: String?
+    @Flag(help: "The VLANs of the active groups (MANAGED).") var managed = false
+    @Option(help: "Nodes taking part, comma-separated (default: every node).") var nodes: String?
+    @Flag(help: "The front end takes part too.") var frontend = false
+    @Option(help: "Probes per peer and VID.") var count = 3
+    @Option(name: .customLong("probe-time"), help: "Seconds the hosts probe and answer.") var probeTime = 3.0
+    @OptionGroup var bus: BusOptions
+
+    func validate() throws {
+        guard (vlans != nil) != managed else { throw ValidationError("give --vlans LIST or --managed") }
+        if let vlans { do { _ = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") } }
+        guard (1...100).contains(count), probeTime >= 1, probeTime <= 60 else { throw ValidationError("--count 1-100, --probe-time 1-60 s") }
+    }
+
+    func run() throws {
+        var request = Vnet_V1_VerifyVlan()
+        request.vlans = try vlans.map { try VLANList.parse($0).map(UInt32.init) } ?? []
+        request.managed = managed
+        request.nodes = nodes?.split(separator: ",").map(String.init) ?? []
+        request.frontend = frontend
+        request.count = UInt32(count)
+        request.timeoutMs = UInt32(probeTime * 1000)
+        if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for \(probeTime) s (after 0.5 s for every host to listen)...\n".utf8)) }
+        var options = bus
+        options.timeout = max(bus.timeout, probeTime + 10)
+        let reply = try options.call(.verifyVlan(request))
+        let result = reply.verification
+        let failed = result.pairs.contains { $0.status != "ok" }
+        if bus.json {
+            try Output.json(VerificationView(result, problems: reply.error))
+        } else {
+            Output.text(Self.render(result) + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
+        }
+        if failed { throw CommandFailure(code: 1, message: "") }
+    }
+
+    static func render(_ result: Vnet_V1_VlanVerification) -> String {
+        var out = ""
+        for vlan in [UInt32(0)] + result.vlans {
+            let pairs = result.pairs.filter { $0.vlan == vlan }
+            out += vlan == 0 ? "untagged (control)\n" : "VLAN \(vlan)\n"
+            var rows = [["PAIR", "RESULT", "RTT p50", "RTT p99"]]
+            for pair in pairs {
+                let status = pair.status == "one-way" ? "one-way \(pair.from) -> \(pair.to) only" : pair.status.uppercased() == "OK" ? "OK" : pair.status.uppercased()
+                rows.append(["\(pair.a) <-> \(pair.b)", status, pair.rttP50Us == 0 ? "-" : "\(pair.rttP50Us) us", pair.rttP99Us == 0 ? "-" : "\(pair.rttP99Us) us"])
+            }
+            out += table(rows)
+        }
+        for culprit in result.culprits { out += "VLAN \(culprit.vlan): every pair with \(culprit.host) fails: look at \(culprit.host)'s switch port\n" }
+        if !result.unreachable.isEmpty { out += "unreachable (not a VLAN failure): \(result.unreachable.joined(separator: ", "))\n" }
+        let bad = result.pairs.filter { $0.status != "ok" && $0.status != "unreachable" }.count
+        out += bad == 0 && result.unreachable.isEmpty ? "every pair OK on every VID\n" : "\(bad) pair results not OK\n"
+        return out
+    }
+}
+
+struct VerificationView: Encodable {
+    struct Pair: Encodable { var a: String, b: String, vlan: Int, status: String, from: String?, to: String?, rttP50Us: UInt64?, rttP99Us: UInt64? }
+    var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?
+    init(_ result: Vnet_V1_VlanVerification, problems: String) {
+        vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable
+        pairs = result.pairs.map { Pair(a: $0.a, b: $0.b, vlan: Int($0.vlan), status: $0.status, from: $0.from.isEmpty ? nil : $0.from,
+                                        to: $0.to.isEmpty ? nil : $0.to, rttP50Us: $0.rttP50Us == 0 ? nil : $0.rttP50Us, rttP99Us: $0.rttP99Us == 0 ? nil : $0.rttP99Us) }
+        culprits = Dictionary(uniqueKeysWithValues: result.culprits.map { (String($0.vlan), $0.host) })
+        self.problems = problems.isEmpty ? nil : problems
+    }
+}
