@@ -368,7 +368,8 @@ public final class Agent {
         guard !probing else { refusal.error = "a verification is already running on this host"; send(.probeReport(refusal)); return }
         guard command.peers.count == command.peerMacs.count, command.peers.count <= 4096,
               command.vlans.allSatisfy({ (2...4094).contains($0) }), (1...100).contains(command.count),
-              (1...120_000).contains(command.timeoutMs), command.listenMs < command.timeoutMs else {
+              (1...120_000).contains(command.timeoutMs), command.listenMs < command.timeoutMs,
+              ["", "raw", "kernel"].contains(command.method) else {
             refusals.count(.malformed)
             refusal.error = "a malformed probe command"
             send(.probeReport(refusal))
@@ -376,7 +377,7 @@ public final class Agent {
         }
         probing = true
         let peers = zip(command.peers, command.peerMacs).map { (name: $0, mac: MACAddress($1)) }
-        let interface = options.interface, name = options.nodeID, outbox = probeOutbox
+        let interface = options.interface, name = options.nodeID, outbox = probeOutbox, method = command.method
         let vlans = command.vlans.map(Int.init), count = Int(command.count)
         let listen = Double(command.listenMs) / 1000, duration = Double(command.timeoutMs - command.listenMs) / 1000
         log("VLAN verification \(command.probeID): probing \(peers.count) peers on \(vlans.count) VIDs")
@@ -384,7 +385,7 @@ public final class Agent {
         Thread.detachNewThread {
             var report = blank
             do {
-                report.results = try prober.probe(interface: interface, name: name, peers: peers, vlans: vlans, count: count,
+                report.results = try prober.probe(method: method, interface: interface, name: name, peers: peers, vlans: vlans, count: count,
                                                   duration: duration, listenFirst: listen).map(\.wire)
             } catch {
                 report.error = "\(error)"

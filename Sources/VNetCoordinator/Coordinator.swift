@@ -203,7 +203,8 @@ public final class Coordinator {
         let timeout = verify.timeoutMs == 0 ? 3000 : min(verify.timeoutMs, 60_000)
         verificationCounter += 1
         let id = "verify-\(epoch)-\(verificationCounter)"
-        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts,
+        guard ["", "raw", "kernel"].contains(verify.method) else { return refuse("--method is raw or kernel") }
+        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: verify.method != "kernel",
                                       unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)
         var command = Vnet_V1_ProbeCommand()
         command.probeID = id
@@ -213,6 +214,7 @@ public final class Coordinator {
         command.count = count
         command.timeoutMs = timeout
         command.listenMs = 500
+        command.method = verify.method
         for host in run.participants { send(sync, routes[host]!, .probeCommand(command)) }
         verifications[id] = run
         Log.line("coordinator", "VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")

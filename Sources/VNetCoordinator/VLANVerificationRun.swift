@@ -11,6 +11,8 @@ struct VLANVerificationRun {
     let requestID: String
     let vlans: [Int]
     let hosts: [String]
+    /// Whether an untagged control round ran (not with the kernel method).
+    let control: Bool
     var unreachable: Set<String>
     var reports: [String: Vnet_V1_ProbeReport] = [:]
     let deadline: Double
@@ -31,7 +33,7 @@ struct VLANVerificationRun {
                                              received: Int($0.received), rttMicroseconds: $0.rttUs)
             }
         }
-        let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations, unreachable: missing)
+        let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations, unreachable: missing, control: control)
         var verification = Vnet_V1_VlanVerification()
         verification.vlans = vlans.map(UInt32.init)
         verification.hosts = hosts

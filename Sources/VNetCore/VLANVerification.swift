@@ -55,13 +55,15 @@ public enum VLANVerification {
         public var allOK: Bool { pairs.allSatisfy(\.status.isOK) }
     }
 
-    public static func judge(hosts: [String], vlans: [Int], observations: [Observation], unreachable: Set<String> = []) -> Result {
+    /// `control: false` when no untagged round was run (the kernel method): pairs are judged on their VIDs alone.
+    public static func judge(hosts: [String], vlans: [Int], observations: [Observation], unreachable: Set<String> = [],
+                             control: Bool = true) -> Result {
         var seen: [String: Observation] = [:]
         for observation in observations { seen["\(observation.host)\u{0}\(observation.peer)\u{0}\(observation.vlan)"] = observation }
         func get(_ host: String, _ peer: String, _ vlan: Int) -> Observation? { seen["\(host)\u{0}\(peer)\u{0}\(vlan)"] }
         let sortedHosts = hosts.sorted()
         var pairs: [Pair] = []
-        for vlan in ([0] + vlans.filter { $0 != 0 }) {
+        for vlan in ((control ? [0] : []) + vlans.filter { $0 != 0 }) {
             for (i, a) in sortedHosts.enumerated() {
                 for b in sortedHosts[(i + 1)...] {
                     var pair = Pair(a: a, b: b, vlan: vlan, status: .failed)
@@ -90,12 +92,13 @@ public enum VLANVerification {
                 }
             }
         }
-        let control = Dictionary(pairs.filter { $0.vlan == 0 }.map { ("\($0.a)\u{0}\($0.b)", $0) }, uniquingKeysWith: { a, _ in a })
+        let controlRan = control
+        let controlPairs = Dictionary(pairs.filter { $0.vlan == 0 }.map { ("\($0.a)\u{0}\($0.b)", $0) }, uniquingKeysWith: { a, _ in a })
         let noLink = pairs.filter { $0.vlan == 0 && $0.status == .failed }
         var culprits: [Int: String] = [:]
         for vlan in vlans where vlan != 0 {
             // Only pairs whose untagged control passed say anything about tagged frames.
-            let judged = pairs.filter { $0.vlan == vlan && control["\($0.a)\u{0}\($0.b)"]?.status.isOK == true }
+            let judged = pairs.filter { $0.vlan == vlan && (!controlRan || controlPairs["\($0.a)\u{0}\($0.b)"]?.status.isOK == true) }
             guard judged.contains(where: \.status.isOK) else { continue }  // failing everywhere: no single culprit
             let suspects = sortedHosts.filter { host in
                 let mine = judged.filter { $0.a == host || $0.b == host }

@@ -127,12 +127,15 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
-/// The agent's prober on Linux: one `VLANProbeSession` per verification.
+/// The agent's prober on Linux: one `VLANProbeSession` per verification, or the kernel method.
 public final class LinuxVLANProber: VLANProbing {
     public init() {}
 
-    public func probe(interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
+    public func probe(method: String, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
                       duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation] {
+        if method == "kernel" {
+            return try KernelVLANCheck().run(interface: interface, name: name, hosts: peers.map(\.name), vlans: vlans, count: count, listenFirst: listenFirst)
+        }
         let session = try VLANProbeSession(interface: interface, name: name)
         return session.run(peers: peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: vlans, count: count,
                            duration: duration, probeAt: monotonicNanoseconds() + UInt64(listenFirst * 1e9))

@@ -958,6 +958,9 @@ public nonisolated struct Vnet_V1_VerifyVlan: Sendable {
 
   public var timeoutMs: UInt32 = 0
 
+  /// "" or "raw": tagged frames on packet sockets; "kernel": <iface>.<vid> and ping
+  public var method: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1422,6 +1425,9 @@ public nonisolated struct Vnet_V1_ProbeCommand: Sendable {
 
   /// listen only, before probing, so every peer is ready
   public var listenMs: UInt32 = 0
+
+  /// as VerifyVlan.method
+  public var method: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3130,7 +3136,7 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyVlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3144,6 +3150,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
       case 4: try { try decoder.decodeSingularBoolField(value: &self.frontend) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.method) }()
       default: break
       }
     }
@@ -3168,6 +3175,9 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if self.timeoutMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 6)
     }
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3178,6 +3188,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.frontend != rhs.frontend {return false}
     if lhs.count != rhs.count {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.method != rhs.method {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4150,7 +4161,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4165,6 +4176,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
       case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.peerMacs) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.listenMs) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.method) }()
       default: break
       }
     }
@@ -4192,6 +4204,9 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if self.listenMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.listenMs, fieldNumber: 7)
     }
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4203,6 +4218,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.peerMacs != rhs.peerMacs {return false}
     if lhs.listenMs != rhs.listenMs {return false}
+    if lhs.method != rhs.method {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -86,7 +86,8 @@ final class NamespaceCluster {
                                                        "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"])
         for name in nodes.keys.sorted() { try startNodeAgent(name) }
         let expected = nodes.count + 1
-        let deadline = Date().addingTimeInterval(15)
+        // Under the VM lane's software emulation everything is several times slower.
+        let deadline = Date().addingTimeInterval(VLANLane.inVM ? 45 : 15)
         while Date() < deadline, (try? vnetctl(["nodes"]))?.components(separatedBy: " UP ").count != expected + 1 { Thread.sleep(forTimeInterval: 0.1) }
         guard try vnetctl(["nodes"]).components(separatedBy: " UP ").count == expected + 1 else {
             throw ClusterNotUp(coordinatorLog: String(log("coordinator").suffix(1500)))

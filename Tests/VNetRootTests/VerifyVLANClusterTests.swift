@@ -10,7 +10,7 @@ import VNetLinux
 struct VerifyVLANClusterTests {
     struct Result: Decodable {
         struct Pair: Decodable { var a: String; var b: String; var vlan: Int; var status: String; var from: String?; var to: String? }
-        var hosts: [String]; var unreachable: [String]; var pairs: [Pair]; var culprits: [String: String]
+        var hosts: [String]; var unreachable: [String]; var pairs: [Pair]; var culprits: [String: String]; var problems: String?
     }
 
     func verify(_ cluster: NamespaceCluster, _ arguments: [String]) throws -> (Int32, Result) {
@@ -42,6 +42,19 @@ struct VerifyVLANClusterTests {
         let text = (try? cluster.vnetctl(["verify-vlan", "--vlans", "10", "--nodes", "n1,n3", "--frontend", "--probe-time", "1.5"])) ?? ""
         #expect(text.isEmpty, "exit status 1 makes the runner throw")
 
+        // Only VID 10 dropped: only VID 10 fails. Then ingress only (frames from n3 dropped): one-way, towards n3.
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "flush chain bridge vnettest portfilter"], input: nil)
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter iifname p-n3 vlan id 10 drop"], input: nil)
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter oifname p-n3 vlan id 10 drop"], input: nil)
+        (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend"])
+        #expect(status == 1 && result.culprits == ["10": "n3"])
+        #expect(result.pairs.filter { $0.vlan == 20 }.allSatisfy { $0.status == "ok" })
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "flush chain bridge vnettest portfilter"], input: nil)
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter iifname p-n3 vlan id 10 drop"], input: nil)
+        (status, result) = try verify(cluster, ["--vlans", "10", "--frontend"])
+        let n1n3 = result.pairs.first { $0.vlan == 10 && $0.a == "n1" && $0.b == "n3" }
+        #expect(n1n3?.status == "one-way" && n1n3?.from == "n1" && n1n3?.to == "n3", "\(String(describing: n1n3))")
+
         // A node whose agent is gone is unreachable, not a VLAN failure.
         _ = try cluster.runner(cluster.switchNS).run(["nft", "flush chain bridge vnettest portfilter"], input: nil)
         let n2Agent = cluster.processes.first { ($0.arguments ?? []).contains("n2") }!
@@ -53,5 +66,34 @@ struct VerifyVLANClusterTests {
         #expect(result.pairs.filter { $0.a != "n2" && $0.b != "n2" }.allSatisfy { $0.status == "ok" })
         #expect(result.pairs.filter { $0.a == "n2" || $0.b == "n2" }.allSatisfy { $0.status == "unreachable" })
         #expect(result.culprits.isEmpty)
+    }
+
+    /// The document's manual check, automated: `<iface>.<vid>` devices with test addresses, pings, removed again.
+    /// This machine's kernel has no 802.1Q: it says so and points to the default method.
+    @Test(.enabled(if: !VLANLane.inVM)) func theKernelMethodSaysWhenTheKernelHasNo8021Q() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1"])
+        try cluster.startDaemons()
+        let (status, result) = try verify(cluster, ["--vlans", "10", "--frontend", "--method", "kernel"])
+        #expect(status == 1)
+        #expect(result.problems?.contains("this kernel has no 802.1Q VLAN devices; use the default method") == true, "\(result.problems ?? "")")
+        #expect(result.unreachable == ["fe", "n1"], "hosts that could not run the check are not reported as VLAN failures")
+    }
+
+    /// Inside the VM lane (a kernel with 802.1Q): the kernel method finds what the raw method finds, and leaves
+    /// no device behind.
+    @Test(.enabled(if: VLANLane.inVM, VLANLane.reason)) func kernelMethodInsideTheVM() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])
+        try cluster.startDaemons()
+        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2"])
+        #expect(status == 0 && result.pairs.count == 12 && result.pairs.allSatisfy { $0.status == "ok" }, "\(result)")
+        try cluster.sh(cluster.switchNS, "nft add table bridge vnettest")
+        try cluster.sh(cluster.switchNS, "nft add chain bridge vnettest portfilter { type filter hook forward priority 0 ; }")
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter iifname p-n3 vlan id 20 drop"], input: nil)
+        (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2"])
+        #expect(status == 1 && result.culprits == ["20": "n3"], "\(result)")
+        for namespace in [cluster.frontEnd] + cluster.nodes.values.map({ $0 }) {
+            let links = try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
+            #expect(!links.contains { $0.name.hasPrefix("eth0.") || $0.name.hasPrefix("br0.") }, "test devices removed")
+        }
     }
 }
