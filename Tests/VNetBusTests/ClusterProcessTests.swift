@@ -44,6 +44,28 @@ struct ClusterProcessTests {
         for name in names { #expect(cluster.appliesLogged(by: name) == 2, "\(name): first state, then its instance") }
     }
 
+    /// Hosts boot in any order: an agent started before its coordinator binds must still get updates on PUB
+    /// (not only through the heartbeat-and-snapshot fallback, which is what 5-second heartbeats rule out here).
+    @Test func anAgentStartedBeforeTheCoordinatorGetsUpdatesOnPUB() throws {
+        let harness = try ClusterHarness(heartbeat: 5)
+        harness.agents["n1"] = try harness.launch("vnet-agent", [
+            "--config", harness.nodeConfig, "--coordinator", "127.0.0.1:\(harness.basePort)", "--node-id", "n1",
+            "--state-dir", "\(harness.directory)/agents/n1", "--key", try harness.nodeKey("n1"),
+            "--coordinator-key", "\(harness.keys)/coordinator.pub", "--heartbeat-interval", "5",
+        ], log: "\(harness.directory)/agent-n1.log")
+        Thread.sleep(forTimeInterval: 1)
+        try harness.startCoordinator()
+        try harness.waitUntil(timeout: 15, "n1 registers") { (try harness.nodes()["n1"]?.appliedRevision ?? 0) > 0 }
+        Thread.sleep(forTimeInterval: 0.5)  // the SUB connection settles; subscriptions are resent on reconnect
+        let reply = try harness.control(runInstance("i-0000e001", node: "n1"))
+        let sent = Date()
+        try harness.waitUntil(timeout: 2, "n1 applies the change through PUB, well before its next heartbeat") {
+            (try harness.nodes()["n1"]?.appliedRevision ?? 0) >= reply.revision
+        }
+        #expect(Date().timeIntervalSince(sent) < 2, "\(harness.log("agent-n1").suffix(800))")
+        #expect(!harness.log("agent-n1").contains("asking for a snapshot: coordinator wants"), "took the heartbeat fallback:\n\(harness.log("agent-n1").suffix(800))")
+    }
+
     @Test func aKilledAgentIsDownWithinThreeAndAHalfSecondsAndComesBackWithoutReapplying() throws {
         let cluster = try ClusterHarness()
         try cluster.startCoordinator()
