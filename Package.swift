@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore"]),
         .target(name: "CSpawn"),
         .target(name: "CPacket"),
-        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetCore", "VNetProto", "CSpawn", "CPacket"]),
+        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetBus", "VNetCore", "VNetProto", "CSpawn", "CPacket"]),
         .executableTarget(
             name: "vnetctl",
             dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -50,7 +50,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vnet-agent",
-            dependencies: ["VNetAgent", "VNetLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetAgent", "VNetBus", "VNetLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-bench",

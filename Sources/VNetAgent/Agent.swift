@@ -286,12 +286,7 @@ public final class Agent {
 
     func record(_ record: AppliedRecord) {
         applied = record
-        if let data = try? JSONEncoder().encode(record) {
-            let temporary = recordPath + ".tmp"
-            if FileManager.default.createFile(atPath: temporary, contents: data) {
-                _ = rename(temporary, recordPath)
-            }
-        }
+        if let data = try? JSONEncoder().encode(record) { writeAtomically(data, to: recordPath) }
     }
 
     // MARK: sending

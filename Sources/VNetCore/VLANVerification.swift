@@ -92,13 +92,12 @@ public enum VLANVerification {
                 }
             }
         }
-        let controlRan = control
-        let controlPairs = Dictionary(pairs.filter { $0.vlan == 0 }.map { ("\($0.a)\u{0}\($0.b)", $0) }, uniquingKeysWith: { a, _ in a })
+        let controlByPair = Dictionary(pairs.filter { $0.vlan == 0 }.map { ("\($0.a)\u{0}\($0.b)", $0) }, uniquingKeysWith: { a, _ in a })
         let noLink = pairs.filter { $0.vlan == 0 && $0.status == .failed }
         var culprits: [Int: String] = [:]
         for vlan in vlans where vlan != 0 {
             // Only pairs whose untagged control passed say anything about tagged frames.
-            let judged = pairs.filter { $0.vlan == vlan && (!controlRan || controlPairs["\($0.a)\u{0}\($0.b)"]?.status.isOK == true) }
+            let judged = pairs.filter { $0.vlan == vlan && (!control || controlByPair["\($0.a)\u{0}\($0.b)"]?.status.isOK == true) }
             guard judged.contains(where: \.status.isOK) else { continue }  // failing everywhere: no single culprit
             let suspects = sortedHosts.filter { host in
                 let mine = judged.filter { $0.a == host || $0.b == host }

@@ -1,5 +1,6 @@
 import CPacket
 import Foundation
+import VNetBus
 import VNetCore
 
 /// SYSTEM mode: instances get their addresses from a DHCP server outside the project, so a node learns each
@@ -67,8 +68,7 @@ public final class AddressLearner {
 
     func save() {
         guard let file, let data = try? JSONEncoder().encode(Dictionary(uniqueKeysWithValues: byMAC.map { ($0.key.description, $0.value.description) })) else { return }
-        let temporary = file + ".tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: data) { _ = rename(temporary, file) }
+        writeAtomically(data, to: file)
     }
 }
 

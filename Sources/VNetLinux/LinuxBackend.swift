@@ -1,4 +1,5 @@
 import Foundation
+import VNetBus
 import SwiftProtobuf
 import VNetAgent
 import VNetCore
@@ -182,8 +183,7 @@ public final class LinuxBackend: HostBackend {
 
     func saveFirewallRecord() {
         guard let path = firewallRecordPath, let data = try? JSONEncoder().encode(firewallRecord) else { return }
-        let temporary = path + ".tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: data) { _ = rename(temporary, path) }
+        writeAtomically(data, to: path)
     }
 
     /// The preload to load in this apply: when the host wants a firewall and the file exists with content not
@@ -255,8 +255,7 @@ public final class LinuxBackend: HostBackend {
     func remember(_ state: HostNetworkState) {
         lastApplied = state
         guard let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
-        let temporary = stateFile + ".tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) { _ = rename(temporary, stateFile) }
+        writeAtomically(Data(bytes), to: stateFile)
     }
 
     /// The part of the host this project owns, in the shape of a desired state, so the planner can diff.

@@ -1,5 +1,6 @@
 import CPacket
 import Foundation
+import VNetBus
 import VNetAgent
 import VNetCore
 
@@ -120,12 +121,6 @@ public final class VLANProbeSession {
 
 let PACKET_OUTGOING_TYPE: Int32 = 4   // linux/if_packet.h PACKET_OUTGOING
 let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
-
-public func monotonicNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
 
 /// The agent's prober on Linux: one `VLANProbeSession` per verification, or the kernel method.
 public final class LinuxVLANProber: VLANProbing {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VNetBus
 import VNetCore
 import VNetLinux
 

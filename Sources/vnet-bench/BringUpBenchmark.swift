@@ -104,46 +104,25 @@ final class BringUpLab {
     var instances: [(id: InstanceID, namespace: String, vif: String, interface: String, node: String)] = []
 
     static let prefix = "vnb-"
-    let root = ProcessRunner()
 
     init(nodes: Int, instancesPerNode: Int) throws {
         nodeNames = (1...nodes).map { "n\($0)" }
         self.instancesPerNode = instancesPerNode
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-bringup-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        Self.removeNamespaces()
-    }
-
-    static func namespaces() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns"))?.filter { $0.hasPrefix(prefix) } ?? []
-    }
-
-    /// Everything of an earlier run (even a crashed one) goes: found by name.
-    static func removeNamespaces() {
-        let runner = ProcessRunner()
-        for namespace in namespaces() {
-            if let pids = try? runner.run(["ip", "netns", "pids", namespace], input: nil) {
-                for pid in String(decoding: pids, as: UTF8.self).split(separator: "\n").compactMap({ Int32($0) }) where pid != getpid() { kill(pid, SIGKILL) }
-            }
-            _ = try? runner.run(["ip", "netns", "del", namespace], input: nil)
-        }
+        Namespaces.remove(prefix: Self.prefix)
     }
 
     func ns(_ name: String) -> String { Self.prefix + name }
 
-    func batch(_ namespace: String?, _ lines: [String]) throws {
-        guard !lines.isEmpty else { return }
-        _ = try root.run((namespace.map { ["ip", "-n", $0] } ?? ["ip"]) + ["-batch", "-"], input: Array((lines.joined(separator: "\n") + "\n").utf8))
-    }
-
     func build() throws {
         let hosts = ["fe"] + nodeNames
-        try batch(nil, (["sw"] + hosts).map { "netns add \(ns($0))" })
-        try batch(ns("sw"), ["link add sw type bridge", "link set sw up"]
+        try Namespaces.batch(nil, (["sw"] + hosts).map { "netns add \(ns($0))" })
+        try Namespaces.batch(ns("sw"), ["link add sw type bridge", "link set sw up"]
                   + hosts.flatMap { ["link add p-\($0) type veth peer name eth0 netns \(ns($0))", "link set p-\($0) master sw", "link set p-\($0) up"] })
-        try batch(ns("fe"), ["link set lo up", "link set eth0 up", "address add 10.99.0.1/24 dev eth0"])
+        try Namespaces.batch(ns("fe"), ["link set lo up", "link set eth0 up", "address add 10.99.0.1/24 dev eth0"])
         for (index, node) in nodeNames.enumerated() {
-            try batch(ns(node), ["link set lo up", "link add br0 type bridge", "link set eth0 master br0", "link set eth0 up",
+            try Namespaces.batch(ns(node), ["link set lo up", "link add br0 type bridge", "link set eth0 master br0", "link set eth0 up",
                                  "link set br0 up", "address add 10.99.0.\(11 + index)/24 dev br0"])
         }
         // Instances: a namespace each, a veth whose node end is the hypervisor's vif.
@@ -162,10 +141,10 @@ final class BringUpLab {
                               "link set \(entry.interface) address \(MACPrefix.eucalyptusDefault.mac(for: id))",
                               "link set \(entry.interface) netns \(entry.namespace)"]
             }
-            try batch(nil, namespaces.map { "netns add \($0)" })
-            try batch(ns(node), nodeLines)
+            try Namespaces.batch(nil, namespaces.map { "netns add \($0)" })
+            try Namespaces.batch(ns(node), nodeLines)
         }
-        for entry in instances { try batch(entry.namespace, ["link set lo up", "link set \(entry.interface) up"]) }
+        for entry in instances { try Namespaces.batch(entry.namespace, ["link set lo up", "link set \(entry.interface) up"]) }
         try """
             VNET_MODE="MANAGED-NOVLAN"
             VNET_INTERFACE="eth0"
@@ -335,57 +314,7 @@ final class BringUpLab {
     func tearDown(keepLogs: Bool) {
         for pid in dhclients { kill(pid, SIGTERM) }
         for process in daemons where process.isRunning { process.terminate(); process.waitUntilExit() }
-        Self.removeNamespaces()  // takes dhcpd and the dhclients in the background with it
+        Namespaces.remove(prefix: Self.prefix)  // takes dhcpd and the dhclients in the background with it
         if !keepLogs { try? FileManager.default.removeItem(atPath: directory) }
-    }
-}
-
-/// Echo requests over one raw ICMP socket (this thread's namespace): many addresses at once, no process each.
-final class ICMPPinger {
-    let fd: Int32
-    let identifier = UInt16(truncatingIfNeeded: getpid())
-    var sequence: UInt16 = 0
-
-    init() throws {
-        fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_ICMP))
-        guard fd >= 0 else { throw BusError("cannot open a raw ICMP socket: \(String(cString: strerror(errno)))") }
-    }
-
-    deinit { close(fd) }
-
-    /// Sends one echo request to each address; returns those that answered within `waitSeconds`.
-    func ping(_ addresses: [IPv4Address], waitSeconds: Double) -> Set<IPv4Address> {
-        guard !addresses.isEmpty else { Thread.sleep(forTimeInterval: waitSeconds); return [] }
-        for address in addresses {
-            sequence &+= 1
-            var packet: [UInt8] = [8, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xff), UInt8(sequence >> 8), UInt8(sequence & 0xff)]
-            packet += [UInt8](repeating: 0x42, count: 16)
-            var sum: UInt32 = 0
-            for index in stride(from: 0, to: packet.count, by: 2) { sum += UInt32(packet[index]) << 8 | UInt32(packet[index + 1]) }
-            while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-            let checksum = ~UInt16(sum)
-            packet[2] = UInt8(checksum >> 8); packet[3] = UInt8(checksum & 0xff)
-            var target = sockaddr_in()
-            target.sin_family = sa_family_t(AF_INET)
-            target.sin_addr.s_addr = address.value.bigEndian
-            _ = withUnsafePointer(to: &target) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
-        var answered: Set<IPv4Address> = []
-        let deadline = monotonicSeconds() + waitSeconds
-        var buffer = [UInt8](repeating: 0, count: 1500)
-        while monotonicSeconds() < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, Int32(max(1, (deadline - monotonicSeconds()) * 1000))) > 0 else { continue }
-            let length = recv(fd, &buffer, buffer.count, 0)
-            // A raw ICMP socket reads the IP header too: echo reply (type 0) with our identifier.
-            guard length >= 28 else { continue }
-            let headerLength = Int(buffer[0] & 0x0f) * 4
-            guard length >= headerLength + 8, buffer[headerLength] == 0,
-                  UInt16(buffer[headerLength + 4]) << 8 | UInt16(buffer[headerLength + 5]) == identifier else { continue }
-            answered.insert(IPv4Address(buffer[12], buffer[13], buffer[14], buffer[15]))
-        }
-        return answered
     }
 }

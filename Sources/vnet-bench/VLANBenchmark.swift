@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VNetBus
 import VNetCore
 import VNetLinux
 
@@ -48,24 +49,15 @@ struct VLANBenchmark: ParsableCommand {
     }
 
     func measure(hostCount: Int) throws -> Figure {
-        let runner = ProcessRunner()
-        func removeAll() {
-            for namespace in (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns"))?.filter({ $0.hasPrefix("vnv-") }) ?? [] {
-                _ = try? runner.run(["ip", "netns", "del", namespace], input: nil)
-            }
-        }
-        removeAll()
-        defer { removeAll() }
+        Namespaces.remove(prefix: "vnv-")
+        defer { Namespaces.remove(prefix: "vnv-") }
         let names = (1...hostCount).map { String(format: "h%02d", $0) }
         let mac = { (index: Int) in String(format: "02:00:00:00:%02x:%02x", index >> 8, index & 0xff) }
-        func batch(_ namespace: String?, _ lines: [String]) throws {
-            _ = try runner.run((namespace.map { ["ip", "-n", $0] } ?? ["ip"]) + ["-batch", "-"], input: Array((lines.joined(separator: "\n") + "\n").utf8))
-        }
-        try batch(nil, ["netns add vnv-sw"] + names.map { "netns add vnv-\($0)" })
-        try batch("vnv-sw", ["link add sw type bridge", "link set sw up"] + names.enumerated().flatMap { index, name in
+        try Namespaces.batch(nil, ["netns add vnv-sw"] + names.map { "netns add vnv-\($0)" })
+        try Namespaces.batch("vnv-sw", ["link add sw type bridge", "link set sw up"] + names.enumerated().flatMap { index, name in
             ["link add p-\(name) type veth peer name eth0 netns vnv-\(name)", "link set p-\(name) master sw", "link set p-\(name) up"]
         })
-        for (index, name) in names.enumerated() { try batch("vnv-\(name)", ["link set eth0 address \(mac(index + 1))", "link set eth0 up"]) }
+        for (index, name) in names.enumerated() { try Namespaces.batch("vnv-\(name)", ["link set eth0 address \(mac(index + 1))", "link set eth0 up"]) }
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-vlan-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
