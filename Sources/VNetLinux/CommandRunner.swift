@@ -93,17 +93,20 @@ public struct ProcessRunner: CommandRunner {
         return stdout.contents()
     }
 
-    /// Starts a program without waiting for it (standard input, output and error on /dev/null); the caller
-    /// reaps it. For benchmarks that start many clients at once.
-    public func start(_ arguments: [String]) throws(CommandError) -> pid_t {
+    /// Starts a program without waiting for it (standard input on /dev/null; output and errors to `output`,
+    /// created or truncated, else /dev/null); the caller reaps it. For many programs run at once.
+    public func start(_ arguments: [String], output: String? = nil) throws(CommandError) -> pid_t {
         let full = prefix + arguments
         let path = try Self.resolve(full)
         let nullFD = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(nullFD) }
+        let outputFD = output.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) } ?? nullFD
+        defer { if outputFD != nullFD, outputFD >= 0 { close(outputFD) } }
+        guard outputFD >= 0 else { throw CommandError(arguments: full, status: -1, stderr: "cannot create \(output ?? ""): \(String(cString: strerror(errno)))") }
         var pid: pid_t = 0
         let environment = ["LC_ALL=C", "PATH=" + Self.searchPath.joined(separator: ":")]
         let result = withCStrings([path] + Array(full.dropFirst())) { argv in
-            withCStrings(environment) { envp in vnet_spawn(path, argv, envp, nullFD, nullFD, nullFD, &pid) }
+            withCStrings(environment) { envp in vnet_spawn(path, argv, envp, nullFD, outputFD, outputFD, &pid) }
         }
         guard result == 0 else { throw CommandError(arguments: full, status: -1, stderr: "cannot start: \(String(cString: strerror(result)))") }
         return pid

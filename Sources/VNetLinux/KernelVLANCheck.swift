@@ -44,7 +44,7 @@ public struct KernelVLANCheck {
             throw Failure(description: "cannot create the test VLAN devices: \(error)")
         }
         Thread.sleep(forTimeInterval: listenFirst)
-        // Every ping at once; each prints its summary to a file of its own.
+        // Every ping at once (argument lists, no shell); each prints its summary to a file of its own.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-kernel-check-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -52,8 +52,9 @@ public struct KernelVLANCheck {
         for (position, vlan) in vlans.enumerated() {
             for (index, peer) in hosts.enumerated() where index != me {
                 let file = "\(directory)/\(index)-\(vlan)"
-                let command = "ping -n -q -c \(count) -i 0.2 -W 1 -I \(interface).\(vlan) \(Self.address(vlanPosition: position, hostPosition: index)) > \(file) 2>&1"
-                started.append((peer, vlan, try runner.start(["sh", "-c", command]), file))
+                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-I", "\(interface).\(vlan)",
+                            Self.address(vlanPosition: position, hostPosition: index)]
+                started.append((peer, vlan, try runner.start(ping, output: file), file))
             }
         }
         return started.map { item in

@@ -64,14 +64,16 @@ struct VLANBenchmark: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnet-agent").path
         let vidList = (10..<(10 + vlans)).map(String.init).joined(separator: ",")
-        let peers = names.enumerated().map { "--peer \($1)=\(mac($0 + 1))" }.joined(separator: " ")
+        let peers = names.enumerated().flatMap { ["--peer", "\($1)=\(mac($0 + 1))"] }
         // Long enough for the slowest host to be answered; the figure is when the last one was.
         let duration = max(2.0, Double(hostCount) * Double(vlans + 1) * Double(count) / 400)
         // Every prober is started and listening before the common moment they all begin to probe.
         let start = monotonicNanoseconds() + UInt64(0.5e9 + Double(hostCount) * 10e6)
         let pids = try names.map { name in
             try ProcessRunner(prefix: ["ip", "netns", "exec", "vnv-\(name)"]).start(
-                ["sh", "-c", "\(agent) probe --interface eth0 --name \(name) \(peers) --vlans \(vidList) --count \(count) --duration \(duration) --probe-at \(start) --json > \(directory)/\(name).json"])
+                [agent, "probe", "--interface", "eth0", "--name", name] + peers
+                    + ["--vlans", vidList, "--count", String(count), "--duration", String(duration), "--probe-at", String(start), "--json"],
+                output: "\(directory)/\(name).json")
         }
         for pid in pids { var status: Int32 = 0; waitpid(pid, &status, 0) }
         struct Report: Decodable { var completedAtMonotonicNanoseconds: UInt64?; var observations: [VLANVerification.Observation] }

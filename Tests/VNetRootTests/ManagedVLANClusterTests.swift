@@ -74,7 +74,7 @@ struct ManagedVLANClusterTests {
         let captureFile = "\(cluster.directory)/capture.txt"
         let filter = "ether host \(macB1) or ether host \(macB2) or ether host \(MACPrefix.eucalyptusDefault.mac(for: a1))"
         let capture = try cluster.runner(cluster.nodes["n1"]!).start(
-            ["sh", "-c", "timeout 5 tcpdump -l -n -e -i eucabr\(webVLAN) '\(filter)' > \(captureFile) 2>&1"])
+            ["timeout", "5", "tcpdump", "-l", "-n", "-e", "-i", "eucabr\(webVLAN)", filter], output: captureFile)
         Thread.sleep(forTimeInterval: 1)
         #expect(cluster.pingCount(cluster.instances[b1.description]!, addressB2, count: 5, interval: "0.2").1 == 5)
         #expect(cluster.pingCount(cluster.instances[a1.description]!, addressA2, count: 2, interval: "0.2").1 == 2)

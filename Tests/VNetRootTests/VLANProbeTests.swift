@@ -47,9 +47,8 @@ struct VLANProbeTests {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             // All at once, as the coordinator starts them: each keeps answering while the others probe.
             let started = try participants.map { name in
-                let command = ([agent, "probe", "--interface", "eth0", "--name", name, "--vlans", vlans.map(String.init).joined(separator: ","),
-                                "--duration", "1.5", "--json"] + peers).joined(separator: " ")
-                return try runner(hosts[name]!).start(["sh", "-c", "\(command) > \(directory)/\(name).json"])
+                try runner(hosts[name]!).start([agent, "probe", "--interface", "eth0", "--name", name, "--vlans", vlans.map(String.init).joined(separator: ","),
+                                                "--duration", "1.5", "--json"] + peers, output: "\(directory)/\(name).json")
             }
             for pid in started { var status: Int32 = 0; waitpid(pid, &status, 0) }
             let outputs = try participants.map { try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\($0).json")) }
