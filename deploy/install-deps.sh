@@ -5,9 +5,11 @@ set -euo pipefail
 
 # Debian packages the build and the tests need: libzmq (with CURVE) and SQLite to build; ISC dhcpd, iptables
 # and iproute2 for the root lane; protobuf-c and gcc for the C conformance test; e2fsprogs for chattr; qemu,
-# busybox-static and kmod for the VM lane (Tests/vm-lane.sh), tcpdump and python3 for what runs inside it.
+# busybox-static and kmod for the VM lane (Tests/vm-lane.sh), tcpdump and python3 for what runs inside it;
+# Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests.
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
-        libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3)
+        libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
+        python3-prometheus-client)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")

@@ -5,6 +5,7 @@ import VNetCore
 import VNetProto
 import ZMQ
 import CZMQ
+import Logging
 
 /// How an agent runs; built by `vnet-agent` from its flags and eucalyptus.conf.
 public struct AgentOptions: Sendable {
@@ -69,6 +70,11 @@ public final class Agent {
     let probeOutbox = ProbeOutbox()
     var probing = false
     public private(set) var refusals = RefusalCounters()
+    let logger: Logger
+    /// Served by `MetricsServer` when the daemon is given `--metrics`.
+    public let metrics = MetricsRegistry()
+    /// What the coordinator last said this host should have (its heartbeat replies).
+    var desiredRevision: UInt64 = 0
 
     var recordPath: String { "\(options.stateDirectory)/applied.json" }
 
@@ -76,6 +82,8 @@ public final class Agent {
         self.options = options
         self.backend = backend
         codec = EnvelopeCodec(clusterID: options.clusterID)
+        logger = Log.logger("agent", metadata: ["node": "\(options.nodeID)"])
+        Self.declareMetrics(metrics)
         if let problem = NameRules.hostNameProblem(options.nodeID) { throw BusError("--node-id: \(problem)") }
         try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
         if let data = FileManager.default.contents(atPath: "\(options.stateDirectory)/applied.json") {
@@ -107,11 +115,12 @@ public final class Agent {
     public func stop() { stopFlag.stop() }
 
     public func run() {
-        log("starting; holding revision \(held)")
+        log("starting; holding revision \(held)", revision: held)
         var nextHeartbeat = 0.0
         var nextInventory = monotonicSeconds() + 10
         var nextReconcile = monotonicSeconds() + options.reconcileInterval
         var nextLearning = 0.0
+        var nextMetrics = 0.0
         register()
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
@@ -124,7 +133,7 @@ public final class Agent {
                 if !coordinatorLost, now - lastContact > 3 * options.heartbeatInterval {
                     coordinatorLost = true
                     registered = false
-                    log("coordinator silent for \(Int(now - lastContact)) s; keeping the host as it is (revision \(held)) and reconnecting")
+                    log("coordinator silent for \(Int(now - lastContact)) s; keeping the host as it is and reconnecting", revision: held, level: .warning)
                 }
             }
             if now >= nextInventory {
@@ -143,6 +152,10 @@ public final class Agent {
                     reportedLearned = learned
                     sendInventory(drift: [])
                 }
+            }
+            if now >= nextMetrics {
+                refreshMetrics()
+                nextMetrics = now + 1
             }
             if options.reconcileInterval > 0, now >= nextReconcile {
                 reconcile()
@@ -193,6 +206,7 @@ public final class Agent {
         switch body {
         case .coordinatorHeartbeat(let heartbeat):
             contact(epoch: heartbeat.epoch)
+            if !fromPublisher { desiredRevision = heartbeat.desiredRevision }
             if !fromPublisher, SyncDecision.forHeartbeat(desired: heartbeat.desiredRevision, held: held) == .requestSnapshot {
                 requestSnapshot(reason: "coordinator wants revision \(heartbeat.desiredRevision), holding \(held)")
             }
@@ -238,6 +252,7 @@ public final class Agent {
     }
 
     func apply(_ message: Vnet_V1_NodeState) {
+        desiredRevision = message.revision
         let digest = message.state.digest
         if let applied, applied.digest == digest {
             if heldState == nil { heldState = try? HostNetworkState(wire: message.state) }
@@ -250,7 +265,7 @@ public final class Agent {
         let state: HostNetworkState
         do { state = try HostNetworkState(wire: message.state) } catch {
             refusals.count(.malformed)
-            log("revision \(message.revision): refused a desired state: \(error)")
+            log("refused a desired state: \(error)", revision: message.revision, level: .error)
             acknowledge(message.revision, operations: 0, started: started, errors: ["refused: \(error)"])
             return
         }
@@ -258,12 +273,14 @@ public final class Agent {
             let operations = try backend.apply(state, revision: message.revision)
             heldState = state
             record(AppliedRecord(revision: message.revision, digest: digest))
-            log("revision \(message.revision): applied \(operations) operations")
-            for note in backend.lastNotes { log("revision \(message.revision): \(note)") }
+            recordApply(trigger: "update", seconds: monotonicSeconds() - started, ok: true, drift: !backend.lastDrift.isEmpty)
+            log("applied \(operations) operations", revision: message.revision)
+            for note in backend.lastNotes { log("\(note)", revision: message.revision) }
             acknowledge(message.revision, operations: operations, started: started, errors: [])
             sendInventory(drift: backend.lastDrift)
         } catch {
-            log("revision \(message.revision): apply failed: \(error)")
+            recordApply(trigger: "update", seconds: monotonicSeconds() - started, ok: false, drift: false)
+            log("apply failed: \(error)", revision: message.revision, level: .error)
             acknowledge(message.revision, operations: 0, started: started, errors: ["\(error)"])
         }
     }
@@ -272,15 +289,18 @@ public final class Agent {
     /// put back and reported.
     func reconcile() {
         guard let heldState else { return }
+        let started = monotonicSeconds()
         do {
             let operations = try backend.apply(heldState, revision: held)
-            for note in backend.lastNotes { log("revision \(held): \(note)") }
+            recordApply(trigger: "reconcile", seconds: monotonicSeconds() - started, ok: true, drift: !backend.lastDrift.isEmpty)
+            for note in backend.lastNotes { log("\(note)", revision: held) }
             if !backend.lastDrift.isEmpty {
-                log("revision \(held): repaired drift with \(operations) operations: \(backend.lastDrift.joined(separator: "; "))")
+                log("repaired drift with \(operations) operations: \(backend.lastDrift.joined(separator: "; "))", revision: held, level: .warning)
             }
             if operations > 0 { sendInventory(drift: backend.lastDrift) }
         } catch {
-            log("revision \(held): reconcile failed: \(error)")
+            recordApply(trigger: "reconcile", seconds: monotonicSeconds() - started, ok: false, drift: false)
+            log("reconcile failed: \(error)", revision: held, level: .error)
         }
     }
 
@@ -389,5 +409,8 @@ public final class Agent {
         }
     }
 
-    func log(_ message: String) { Log.line("agent \(options.nodeID)", message) }
+    /// Every line names the node; lines about a revision carry it too (`revision:`).
+    func log(_ message: String, revision: UInt64? = nil, level: Logger.Level = .info) {
+        logger.log(level: level, "\(message)", metadata: revision.map { ["revision": "\($0)"] })
+    }
 }

@@ -14,6 +14,8 @@ public protocol HostBackend: AnyObject {
     var dhcpdState: String { get }
     /// How many rules vnet has in iptables (0 where it writes none).
     var iptablesRules: Int { get }
+    /// How many times this backend (re)started dhcpd since the agent started.
+    var dhcpdRestarts: Int { get }
     /// What the last apply did that the operator should hear about, beyond drift (logged by the agent).
     var lastNotes: [String] { get }
     /// Instance addresses this host learned (SYSTEM mode), reading what arrived since the last call.
@@ -24,6 +26,7 @@ extension HostBackend {
     public var lastDrift: [String] { [] }
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
+    public var dhcpdRestarts: Int { 0 }
     public var lastNotes: [String] { [] }
     public func learnedAddresses() -> [LearnedAddress] { [] }
 }

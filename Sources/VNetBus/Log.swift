@@ -1,15 +1,117 @@
 import Foundation
+import Logging
 
-/// One line per event on stderr: UTC time, component, message. Lines about a change carry node and revision.
+/// The daemons' logging: swift-log `Logger`s whose handler writes one line per event to stderr, as text or
+/// as JSON, and keeps the last lines in memory for `vnetctl diagnose`.
 ///
-/// The timestamp is made with gmtime_r and snprintf rather than ISO8601DateFormatter, which pulls ICU's
-/// tables into memory: about 6 MiB of an agent's resident size for a timestamp.
+/// Lines about a change carry the node and the revision as metadata (`node=n1 revision=12`), so an
+/// operator can follow one revision across the front end and every node with grep or jq.
 public enum Log {
-    public static func line(_ component: String, _ message: String) {
-        FileHandle.standardError.write(Data("\(timestamp()) \(component): \(message)\n".utf8))
+    public enum Format: String, CaseIterable, Sendable { case text, json }
+
+    /// Shared by every logger of the process: the output format and the tail kept for diagnostics.
+    public static let sink = LogSink()
+
+    /// A logger for `component` ("coordinator", "agent"), with `metadata` on every line.
+    public static func logger(_ component: String, metadata: Logger.Metadata = [:]) -> Logger {
+        var logger = Logger(label: component) { label in LineLogHandler(label: label, sink: sink) }
+        for (key, value) in metadata { logger[metadataKey: key] = value }
+        return logger
+    }
+}
+
+/// Where log lines go: stderr, and a ring of the most recent ones. Locked: the probe thread and the metrics
+/// server log too.
+public final class LogSink: @unchecked Sendable {
+    let lock = NSLock()
+    var formatValue = Log.Format.text
+    var recent: [String] = []
+    var next = 0
+    public let keep = 400
+
+    public var format: Log.Format {
+        get { lock.withLock { formatValue } }
+        set { lock.withLock { formatValue = newValue } }
     }
 
-    static func timestamp() -> String {
+    /// The last lines written, oldest first.
+    public var tail: [String] {
+        lock.withLock { recent.count < keep ? recent : Array(recent[next...] + recent[..<next]) }
+    }
+
+    func write(_ line: String) {
+        record(line)
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Keeps `line` in the ring only.
+    func record(_ line: String) {
+        lock.withLock {
+            if recent.count < keep { recent.append(line) } else { recent[next] = line; next = (next + 1) % keep }
+        }
+    }
+}
+
+/// Formats events: `TIME LEVEL component: message key=value ...` or one JSON object per line with the same
+/// fields (`ts`, `level`, `component`, `msg`, then the metadata keys).
+struct LineLogHandler: LogHandler {
+    let label: String
+    let sink: LogSink
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
+        sink.write(LineLogHandler.format(time: LogTime.now(), level: event.level, component: label, message: "\(event.message)",
+                                         metadata: fields, as: sink.format))
+    }
+
+    static func format(time: String, level: Logger.Level, component: String, message: String, metadata: Logger.Metadata, as format: Log.Format) -> String {
+        let keys = metadata.keys.sorted { (rank($0), $0) < (rank($1), $1) }
+        switch format {
+        case .text:
+            let pairs = keys.map { key -> String in
+                let value = "\(metadata[key]!)"
+                let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+                return "\(key)=\(plain ? value : jsonString(value))"
+            }
+            return "\(time) \(level) \(component): \(message)" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
+        case .json:
+            let pairs = [("ts", time), ("level", "\(level)"), ("component", component), ("msg", message)]
+                + keys.map { ($0, "\(metadata[$0]!)") }
+            return "{" + pairs.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    /// node and revision first: they are what a reader looks for.
+    static func rank(_ key: String) -> Int { key == "node" ? 0 : key == "revision" ? 1 : 2 }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// UTC timestamps with milliseconds, made with gmtime_r rather than ISO8601DateFormatter, which pulls ICU's
+/// tables into memory: about 6 MiB of an agent's resident size for a timestamp.
+enum LogTime {
+    static func now() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()

@@ -48,6 +48,9 @@ public final class Coordinator {
     var verificationCounter = 0
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
+    let log = Log.logger("coordinator")
+    /// Served by `MetricsServer` when the daemon is given `--metrics`.
+    public let metrics = MetricsRegistry()
 
     let context = ZMQContext()
     let publisher: ZMQSocket
@@ -64,6 +67,7 @@ public final class Coordinator {
         planner = HostPlanner(config: config)
         handler = ControlHandler(config: config)
         liveness = Liveness(interval: options.heartbeatInterval, suspectAfter: options.suspectAfter, downAfter: options.downAfter)
+        Self.declareMetrics(metrics)
 
         let stored = try store.load()
         var state = stored.state
@@ -118,7 +122,8 @@ public final class Coordinator {
                                  control: BusEndpoints.connectable(control.lastEndpoint))
         try endpoints.write(to: "\(options.stateDirectory)/\(BusEndpoints.fileName)")
         try reconcileRevisionsAtStart()
-        Log.line("coordinator", "\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")")
+        log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
+                 metadata: ["revision": "\(revision)"])
     }
 
     public func stop() { stopFlag.stop() }
@@ -149,6 +154,7 @@ public final class Coordinator {
     public func run() {
         var nextHeartbeat = 0.0
         var nextLivenessCheck = 0.0
+        var nextMetrics = 0.0
         let sockets = [sync, control] + (zap.map { [$0] } ?? [])
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable(sockets, timeoutMilliseconds: 20)) ?? []
@@ -165,9 +171,13 @@ public final class Coordinator {
             finishVerifications(at: now)
             if now >= nextLivenessCheck {
                 for (node, state) in liveness.transitions(at: now, nodes: knownHosts) {
-                    Log.line("coordinator", "node \(node) is \(state.rawValue)")
+                    log.notice("node \(node) is \(state.rawValue)", metadata: ["node": "\(node)"])
                 }
                 nextLivenessCheck = now + 0.1
+            }
+            if now >= nextMetrics {
+                refreshMetrics(at: now)
+                nextMetrics = now + 1
             }
         }
         publisher.close(); sync.close(); control.close(); zap?.close()
@@ -217,7 +227,7 @@ public final class Coordinator {
         command.method = verify.method
         for host in run.participants { send(sync, routes[host]!, .probeCommand(command)) }
         verifications[id] = run
-        Log.line("coordinator", "VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")
+        log.info("VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")
     }
 
     func finishVerifications(at now: Double) {
@@ -259,7 +269,7 @@ public final class Coordinator {
         guard options.keysDirectory != nil else { return true }
         if user == claimed { return true }
         refusals.countUnauthorized()
-        Log.line("coordinator", "refused a message claiming to be node '\(claimed)' from key of '\(user ?? "?")'")
+        log.warning("refused a message claiming to be node '\(claimed)' from key of '\(user ?? "?")'")
         return false
     }
 
@@ -298,7 +308,9 @@ public final class Coordinator {
             applied[inventory.nodeID] = inventory.appliedRevision
             reports[inventory.nodeID, default: NodeReport()].update(from: inventory)
             if !inventory.drift.isEmpty {
-                Log.line("coordinator", "node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))")
+                metrics.add("vnet_drift_repairs_total", ["node": inventory.nodeID])
+                log.warning("node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))",
+                            metadata: ["node": "\(inventory.nodeID)", "revision": "\(inventory.appliedRevision)"])
             }
         case .probeReport(let report):
             guard authorized(report.nodeID, user: user) else { return nil }
@@ -311,7 +323,9 @@ public final class Coordinator {
             if result.ok {
                 applied[result.nodeID] = result.revision
             } else {
-                Log.line("coordinator", "node \(result.nodeID) revision \(result.revision): apply failed: \(result.errors.joined(separator: "; "))")
+                metrics.add("vnet_apply_failures_total", ["node": result.nodeID])
+                log.error("node \(result.nodeID) revision \(result.revision): apply failed: \(result.errors.joined(separator: "; "))",
+                          metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
             }
         default:
             refusals.count(.malformed)  // a kind agents do not send
@@ -380,7 +394,8 @@ public final class Coordinator {
             } catch {
                 // Nothing was written: the allocations go back to what the store holds, and every request of
                 // the batch that changed something is told it did not happen.
-                Log.line("coordinator", "commit of revision \(revision + 1) failed, batch refused: \(error)")
+                metrics.add("vnet_commit_failures_total")
+                log.error("commit of revision \(revision + 1) failed, batch refused: \(error)", metadata: ["revision": "\(revision + 1)"])
                 allocator = (try? Allocator(config: config, state: before)) ?? allocator
                 for index in replies.indices where replies[index].mutating {
                     switch replies[index].body {
@@ -402,6 +417,8 @@ public final class Coordinator {
             if case .controlReply(var control) = body {
                 control.revision = revision
                 if reply.mutating, control.ok { control.affectedNodes = affected }
+                let result = control.ok ? "ok" : control.error.hasPrefix("not committed") ? "not_committed" : "error"
+                metrics.add("vnet_control_requests_total", ["result": result])
                 body = .controlReply(control)
             }
             send(reply.socket, reply.prefix, body)
@@ -420,7 +437,9 @@ public final class Coordinator {
             serialized[host] = (try? wire.serializedBytes()) ?? []
             changed[host] = NodeRevision(revision: next, previous: hostRevisions[host]?.revision ?? 0, digest: wire.digest)
         }
+        let started = monotonicSeconds()
         try store.commit(StoreChange.between(before, allocator.state, revision: next, nodeRevisions: changed))
+        metrics.observe("vnet_commit_seconds", monotonicSeconds() - started)
         revision = next
         desired = states
         hostRevisions.merge(changed) { $1 }

@@ -145,6 +145,8 @@ public final class LinuxBackend: HostBackend {
 
     public var iptablesRules: Int { firewallRecord.snapshot?.ruleCount ?? 0 }
 
+    public var dhcpdRestarts: Int { dhcpd?.restarts ?? 0 }
+
     // MARK: SYSTEM mode
 
     func startLearning() {

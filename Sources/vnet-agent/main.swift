@@ -37,6 +37,9 @@ struct AgentCommand: ParsableCommand {
     var iptablesPreload: String?
     @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
     @Option(name: .customLong("heartbeat-interval")) var heartbeatInterval = 1.0
+    @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics, ADDRESS being IPV4:PORT (e.g. 127.0.0.1:9641). Default: off.")
+    var metrics: String?
+    @Option(name: .customLong("log-format"), help: "Log lines as text or json (one object per line).") var logFormat: Log.Format = .text
 
     func validate() throws {
         if insecure == (key != nil) { throw ValidationError("give exactly one of --key FILE (with --coordinator-key) and --insecure") }
@@ -47,6 +50,7 @@ struct AgentCommand: ParsableCommand {
     }
 
     func run() throws {
+        Log.sink.format = logFormat
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read \(config)") }
         let check = ConfigValidator.validate(text: text, role: role == "node" ? .node : .frontend)
         guard let vnetConfig = check.config else {
@@ -85,9 +89,14 @@ struct AgentCommand: ParsableCommand {
                 hostBackend = RecordingBackend(logPath: "\(stateDir)/applies.log")
             }
             let agent = try Agent(options: options, backend: hostBackend)
+            let server = try metrics.map { try MetricsServer(listen: $0, registry: agent.metrics) }
+            server?.start()
+            let log = Log.logger("agent", metadata: ["node": "\(nodeID)"])
+            if let server { log.info("metrics on http://\(server.address)/metrics") }
             agent.stopFlag.stopOnTerminationSignals()
             agent.run()
-            Log.line("agent \(nodeID)", "stopped; the host keeps its network as it is")
+            server?.stop()
+            log.info("stopped; the host keeps its network as it is")
         } catch let error as ValidationError {
             throw error
         } catch {
@@ -98,3 +107,5 @@ struct AgentCommand: ParsableCommand {
 }
 
 AgentMain.main()
+
+extension Log.Format: ExpressibleByArgument {}

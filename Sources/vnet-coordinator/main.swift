@@ -22,6 +22,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("heartbeat-interval"), help: "Seconds between heartbeats.") var heartbeatInterval = 1.0
     @Option(name: .customLong("suspect-after"), help: "Missed intervals before SUSPECT.") var suspectAfter = 2.0
     @Option(name: .customLong("down-after"), help: "Missed intervals before DOWN.") var downAfter = 3.0
+    @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics, ADDRESS being IPV4:PORT (e.g. 127.0.0.1:9640). Default: off.")
+    var metrics: String?
+    @Option(name: .customLong("log-format"), help: "Log lines as text or json (one object per line).") var logFormat: Log.Format = .text
 
     func validate() throws {
         if insecure == (keys != nil) { throw ValidationError("give exactly one of --keys DIR and --insecure") }
@@ -30,6 +33,7 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func run() throws {
+        Log.sink.format = logFormat
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read \(config)") }
         let check = ConfigValidator.validate(text: text, role: .frontend)
         guard let vnetConfig = check.config else {
@@ -51,9 +55,13 @@ struct CoordinatorCommand: ParsableCommand {
         do {
             let store = try SQLiteClusterStore(directory: stateDir)
             let coordinator = try Coordinator(config: vnetConfig, options: options, store: store)
+            let server = try metrics.map { try MetricsServer(listen: $0, registry: coordinator.metrics) }
+            server?.start()
+            if let server { Log.logger("coordinator").info("metrics on http://\(server.address)/metrics") }
             coordinator.stopFlag.stopOnTerminationSignals()
             coordinator.run()
-            Log.line("coordinator", "stopped; state kept in \(stateDir)")
+            server?.stop()
+            Log.logger("coordinator").info("stopped; state kept in \(stateDir)")
         } catch {
             FileHandle.standardError.write(Data("vnet-coordinator: \(error)\n".utf8))
             throw ExitCode.failure
@@ -62,3 +70,5 @@ struct CoordinatorCommand: ParsableCommand {
 }
 
 CoordinatorCommand.main()
+
+extension Log.Format: ExpressibleByArgument {}

@@ -93,12 +93,12 @@ final class ClusterHarness {
 
     var endpointsFile: String { "\(directory)/coordinator/\(BusEndpoints.fileName)" }
 
-    func startCoordinator() throws {
+    func startCoordinator(extra: [String] = []) throws {
         try? FileManager.default.removeItem(atPath: endpointsFile)
         coordinator = try launch("vnet-coordinator", [
             "--config", frontendConfig, "--state-dir", "\(directory)/coordinator", "--listen", "127.0.0.1:\(basePort)",
             "--keys", keys, "--frontend", "fe", "--heartbeat-interval", String(heartbeat),
-        ], log: "\(directory)/coordinator.log")
+        ] + extra, log: "\(directory)/coordinator.log")
         try waitUntil(timeout: 10, "the coordinator writes its endpoints") { FileManager.default.fileExists(atPath: self.endpointsFile) }
     }
 
@@ -109,15 +109,15 @@ final class ClusterHarness {
     }
 
     /// The front end's own agent (node id "fe", the front end's config), as a real deployment runs it.
-    func startFrontendAgent() throws {
-        try startAgent("fe", config: frontendConfig, role: "frontend")
+    func startFrontendAgent(extra: [String] = []) throws {
+        try startAgent("fe", config: frontendConfig, role: "frontend", extra: extra)
     }
 
-    func startAgent(_ name: String, key: String? = nil, config: String? = nil, role: String = "node") throws {
+    func startAgent(_ name: String, key: String? = nil, config: String? = nil, role: String = "node", extra: [String] = []) throws {
         agents[name] = try launch("vnet-agent", [
             "--role", role, "--config", config ?? nodeConfig, "--endpoints", endpointsFile, "--node-id", name, "--state-dir", "\(directory)/agents/\(name)",
             "--key", try key ?? nodeKey(name), "--coordinator-key", "\(keys)/coordinator.pub", "--heartbeat-interval", String(heartbeat),
-        ], log: "\(directory)/agent-\(name).log")
+        ] + extra, log: "\(directory)/agent-\(name).log")
     }
 
     func kill9(_ process: Process?) {

@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+@testable import VNetBus
 import VNetAgent
 import VNetCoordinator
 @testable import VNetCore
@@ -96,5 +98,30 @@ struct PureBusLogicTests {
         let (second, _) = handler.handle(run("i-00000003", publicIP: "198.51.100.1"), &fresh, view: .init())
         #expect(!second.ok)
         #expect(fresh.state == empty, "the default group made for it is removed again")
+    }
+}
+
+@Suite("log line format")
+struct LogLineFormatTests {
+    @Test func textPutsNodeAndRevisionFirstAndQuotesWhatNeedsIt() {
+        let line = LineLogHandler.format(time: "T", level: .warning, component: "agent", message: "repaired drift",
+                                         metadata: ["zone": "a b", "revision": "12", "node": "n1"], as: .text)
+        #expect(line == "T warning agent: repaired drift node=n1 revision=12 zone=\"a b\"")
+    }
+
+    @Test func jsonIsOneObjectPerLineThatParses() throws {
+        let line = LineLogHandler.format(time: "T", level: .info, component: "coordinator", message: "a \"quoted\"\nline\twith\u{1} control",
+                                         metadata: ["node": "n1"], as: .json)
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+        #expect(object == ["ts": "T", "level": "info", "component": "coordinator", "msg": "a \"quoted\"\nline\twith\u{1} control", "node": "n1"])
+    }
+
+    @Test func theSinkKeepsTheLastLinesInOrder() {
+        let sink = LogSink()
+        for index in 0..<(sink.keep + 5) { sink.record("line \(index)") }
+        let tail = sink.tail
+        #expect(tail.count == sink.keep)
+        #expect(tail.first == "line 5" && tail.last == "line \(sink.keep + 4)")
     }
 }

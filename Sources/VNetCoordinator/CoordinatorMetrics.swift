@@ -1,0 +1,40 @@
+import VNetBus
+import VNetCore
+
+/// What the coordinator exposes on `--metrics`: nodes by state, each node's desired and applied revision,
+/// control requests and commits, apply failures and drift the agents reported, messages refused.
+extension Coordinator {
+    static func declareMetrics(_ metrics: MetricsRegistry) {
+        metrics.declare("vnet_revision", .gauge, "The cluster's revision (one per committed change).")
+        metrics.declare("vnet_nodes", .gauge, "Hosts by liveness state (UP, SUSPECT, DOWN, NEW: never heard from).")
+        metrics.declare("vnet_node_desired_revision", .gauge, "The revision each host should have.")
+        metrics.declare("vnet_node_applied_revision", .gauge, "The revision each host last said it applied.")
+        metrics.declare("vnet_instances", .gauge, "Instances the cluster holds.")
+        metrics.declare("vnet_control_requests_total", .counter, "vnetctl requests answered, by result (ok, error, not_committed).")
+        metrics.declare("vnet_commit_seconds", .histogram, "Time to commit a batch of changes to the state database.")
+        metrics.declare("vnet_commit_failures_total", .counter, "Batches the state database refused (disk full, read-only, ...); their requests were refused.")
+        metrics.declare("vnet_apply_failures_total", .counter, "Applies a host reported as failed.")
+        metrics.declare("vnet_drift_repairs_total", .counter, "Inventories reporting drift repaired on a host.")
+        metrics.declare("vnet_messages_refused_total", .counter, "Bus messages dropped, by reason.")
+        metrics.set("vnet_commit_failures_total", 0)
+    }
+
+    func refreshMetrics(at now: Double) {
+        metrics.set("vnet_revision", Double(revision))
+        metrics.set("vnet_instances", Double(allocator.state.instances.count))
+        var byState: [Liveness.State: Int] = [.up: 0, .suspect: 0, .down: 0, .new: 0]
+        var desiredSamples: [MetricFamily.Sample] = [], appliedSamples: [MetricFamily.Sample] = []
+        for host in knownHosts {
+            byState[liveness.state(of: host, at: now), default: 0] += 1
+            desiredSamples.append(.init(labels: ["node": host], value: Double(hostRevisions[host]?.revision ?? 0)))
+            appliedSamples.append(.init(labels: ["node": host], value: Double(applied[host] ?? 0)))
+        }
+        metrics.replace("vnet_nodes", byState.map { .init(labels: ["state": $0.key.rawValue], value: Double($0.value)) })
+        metrics.replace("vnet_node_desired_revision", desiredSamples)
+        metrics.replace("vnet_node_applied_revision", appliedSamples)
+        for reason in EnvelopeCodec.Refusal.allCases {
+            metrics.set("vnet_messages_refused_total", ["reason": reason.rawValue], Double(refusals.counts[reason] ?? 0))
+        }
+        metrics.set("vnet_messages_refused_total", ["reason": "unauthorized"], Double(refusals.unauthorized + (zapHandler?.refused ?? 0)))
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+import VNetBus
+import VNetProto
+
+/// Metrics and structured logs of the real daemons: every scrape is read by Prometheus' own Python parser
+/// (prometheus_client, Debian's python3-prometheus-client, installed by deploy/install-deps.sh), and the
+/// values must be the cluster's.
+@Suite("metrics and structured logs", .serialized)
+struct ObservabilityTests {
+    /// A scrape of http://ADDRESS/metrics as parsed by prometheus_client: sample name and labels -> value.
+    struct Scrape {
+        var samples: [String: Double] = [:]
+        subscript(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+            samples[Scrape.key(name, labels)]
+        }
+        static func key(_ name: String, _ labels: [String: String]) -> String {
+            name + "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "}"
+        }
+    }
+
+    static let parser = """
+    import sys, json, urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    response = urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=5)
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4"), response.headers["Content-Type"]
+    out = []
+    for family in text_string_to_metric_families(response.read().decode()):
+        for sample in family.samples:
+            out.append([sample.name, sample.labels, sample.value])
+    print(json.dumps(out))
+    """
+
+    static func scrape(_ address: String) throws -> Scrape {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", parser, address]
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let rows = try JSONSerialization.jsonObject(with: data) as? [[Any]] else {
+            throw ScrapeFailed(text: "prometheus_client could not read \(address): \(problem)")
+        }
+        var scrape = Scrape()
+        for row in rows {
+            guard let name = row[0] as? String, let labels = row[1] as? [String: String], let value = row[2] as? Double else { continue }
+            scrape.samples[Scrape.key(name, labels)] = value
+        }
+        return scrape
+    }
+
+    struct ScrapeFailed: Error, CustomStringConvertible { var text: String; var description: String { text } }
+
+    static func freePort() -> Int { ClusterHarness.freeBasePort() }
+
+    @Test func bothDaemonsServeMetricsThatPrometheusParsesWithTheClustersValues() throws {
+        let cluster = try ClusterHarness()
+        let coordinatorMetrics = "127.0.0.1:\(Self.freePort())"
+        let agentMetrics = "127.0.0.1:\(Self.freePort())"
+        try cluster.startCoordinator(extra: ["--metrics", coordinatorMetrics, "--log-format", "json"])
+        try cluster.startFrontendAgent()
+        try cluster.startAgent("n1", extra: ["--metrics", agentMetrics, "--log-format", "json"])
+        try cluster.waitUntil(timeout: 10, "n1 is UP") { try cluster.nodes()["n1"]?.appliedRevision ?? 0 > 0 }
+        let run = try cluster.control(runInstance("i-0000a001", node: "n1"))
+        #expect(run.ok, "\(run.error)")
+        let refused = try cluster.control(runInstance("i-0000a002", node: "nowhere"))
+        #expect(!refused.ok)
+        try cluster.waitUntil(timeout: 10, "n1 applied its instance") {
+            let node = try cluster.nodes()["n1"]
+            return node?.state == "UP" && node?.appliedRevision == run.revision
+        }
+        var coordinator = Scrape(), agent = Scrape()
+        // Gauges are refreshed once a second by each loop.
+        try cluster.waitUntil(timeout: 5, "both scrapes show n1 at revision \(run.revision)") {
+            coordinator = try Self.scrape(coordinatorMetrics)
+            agent = try Self.scrape(agentMetrics)
+            return coordinator["vnet_node_applied_revision", ["node": "n1"]] == Double(run.revision)
+                && agent["vnet_agent_applied_revision"] == Double(run.revision)
+        }
+        #expect(coordinator["vnet_node_desired_revision", ["node": "n1"]] == Double(run.revision))
+        #expect(coordinator["vnet_revision"] == Double(run.revision))
+        #expect(coordinator["vnet_nodes", ["state": "UP"]] == 2)
+        #expect(coordinator["vnet_nodes", ["state": "DOWN"]] == 0)
+        #expect(coordinator["vnet_instances"] == 1)
+        #expect(coordinator["vnet_control_requests_total", ["result": "ok"]] ?? 0 >= 1)
+        #expect(coordinator["vnet_control_requests_total", ["result": "error"]] == 1)
+        #expect(coordinator["vnet_commit_seconds_count"] ?? 0 >= 1)
+        #expect(coordinator["vnet_commit_failures_total"] == 0)
+        #expect(agent["vnet_agent_desired_revision"] == Double(run.revision))
+        #expect(agent["vnet_agent_coordinator_connected"] == 1)
+        #expect(agent["vnet_agent_applies_total", ["result": "ok"]] == 2, "the first state, then the instance")
+        #expect(agent["vnet_agent_apply_seconds_count", ["trigger": "update"]] == 2)
+        #expect(agent["vnet_agent_apply_seconds_bucket", ["trigger": "update", "le": "+Inf"]] == 2)
+        #expect(agent["vnet_agent_messages_refused_total", ["reason": "malformed"]] == 0)
+
+        // Structured logs: every line is one JSON object; every line about a change names node and revision.
+        let lines = cluster.log("agent-n1").split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count >= 3)
+        var applied = 0
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], "not a JSON object: \(line)")
+            #expect(object["node"] == "n1" && object["component"] == "agent" && object["ts"] != nil && object["level"] != nil, "\(line)")
+            if object["msg"]?.hasPrefix("applied") == true {
+                applied += 1
+                #expect(object["revision"].flatMap(UInt64.init) != nil, "a line about a change without its revision: \(line)")
+            }
+        }
+        #expect(applied == 2)
+        let upLine = cluster.log("coordinator").split(separator: "\n").first { $0.contains("node n1 is UP") }
+        let up = try #require(upLine.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] })
+        #expect(up["node"] == "n1" && up["level"] == "notice")
+    }
+
+    @Test func aBadMetricsAddressIsRefusedByName() throws {
+        let cluster = try ClusterHarness()
+        let process = try cluster.launch("vnet-coordinator", [
+            "--config", cluster.frontendConfig, "--state-dir", "\(cluster.directory)/coordinator", "--listen", "127.0.0.1:0",
+            "--insecure", "--metrics", "localhost:http",
+        ], log: "\(cluster.directory)/bad.log")
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(cluster.log("bad").contains("--metrics: 'localhost:http' is not IPV4:PORT"), "\(cluster.log("bad"))")
+    }
+}
