@@ -224,6 +224,8 @@ public final class Agent {
             }
         case .probeCommand(let command) where !fromPublisher:
             startProbe(command)
+        case .diagnoseCommand(let command) where !fromPublisher:
+            sendDiagnosis(command)
         case .nodeState(let state):
             guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }
             contact(epoch: state.epoch)

@@ -20,6 +20,15 @@ public protocol HostBackend: AnyObject {
     var lastNotes: [String] { get }
     /// Instance addresses this host learned (SYSTEM mode), reading what arrived since the last call.
     func learnedAddresses() -> [LearnedAddress]
+    /// This host's side of `vnetctl diagnose`: what is on it, and what looks wrong against `desired`.
+    func diagnose(desired: HostNetworkState?) -> HostDiagnosis
+}
+
+/// A host's diagnostic bundle: files (command outputs, daemon files) and findings, one sentence each.
+public struct HostDiagnosis: Sendable {
+    public var files: [(name: String, content: [UInt8])] = []
+    public var findings: [String] = []
+    public init() {}
 }
 
 extension HostBackend {
@@ -29,6 +38,11 @@ extension HostBackend {
     public var dhcpdRestarts: Int { 0 }
     public var lastNotes: [String] { [] }
     public func learnedAddresses() -> [LearnedAddress] { [] }
+    public func diagnose(desired: HostNetworkState?) -> HostDiagnosis {
+        var diagnosis = HostDiagnosis()
+        diagnosis.files = [("backend.txt", Array("this backend touches no kernel; there is nothing on the host to look at\n".utf8))]
+        return diagnosis
+    }
 }
 
 /// Keeps the applied state in memory and, when given a file, appends one line per apply

@@ -52,9 +52,9 @@ public struct ControlHandler: Sendable {
                  _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) -> Bool {
         guard let op = request.op else { throw ClusterError("empty request") }
         switch op {
-        case .verifyVlan:
-            // A cluster operation over the agents, run by the coordinator's loop (VLANVerificationRun).
-            throw ClusterError("verify-vlan is run by the coordinator's loop, not here")
+        case .verifyVlan, .diagnose:
+            // Cluster operations over the agents, run by the coordinator's loop (VLANVerificationRun, DiagnosisRun).
+            throw ClusterError("verify-vlan and diagnose are run by the coordinator's loop, not here")
         case .status:
             reply.status = view.status
             return false

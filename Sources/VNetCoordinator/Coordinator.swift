@@ -46,6 +46,7 @@ public final class Coordinator {
     var interfaceMACs: [String: UInt64] = [:]
     var verifications: [String: VLANVerificationRun] = [:]
     var verificationCounter = 0
+    var diagnoses: [String: DiagnosisRun] = [:]
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
     let log = Log.logger("coordinator")
@@ -169,6 +170,7 @@ public final class Coordinator {
                 nextHeartbeat = now + options.heartbeatInterval
             }
             finishVerifications(at: now)
+            finishDiagnoses(at: now)
             if now >= nextLivenessCheck {
                 for (node, state) in liveness.transitions(at: now, nodes: knownHosts) {
                     log.notice("node \(node) is \(state.rawValue)", metadata: ["node": "\(node)"])
@@ -312,6 +314,12 @@ public final class Coordinator {
                 log.warning("node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))",
                             metadata: ["node": "\(inventory.nodeID)", "revision": "\(inventory.appliedRevision)"])
             }
+        case .diagnoseReport(let report):
+            guard authorized(report.nodeID, user: user) else { return nil }
+            if var run = diagnoses[report.diagnoseID], run.asked.contains(report.nodeID) {
+                run.reports[report.nodeID] = report
+                diagnoses[report.diagnoseID] = run
+            }
         case .probeReport(let report):
             guard authorized(report.nodeID, user: user) else { return nil }
             if var run = verifications[report.probeID], run.participants.contains(report.nodeID) {
@@ -346,6 +354,8 @@ public final class Coordinator {
             case .success(.controlRequest(let request)):
                 if case .verifyVlan(let verify) = request.op {
                     startVerification(verify, requestID: request.requestID, prefix: Array(message.frames.dropLast()))
+                } else if case .diagnose(let diagnose) = request.op {
+                    startDiagnosis(diagnose, requestID: request.requestID, prefix: Array(message.frames.dropLast()))
                 } else {
                     pending.append(.control(prefix: Array(message.frames.dropLast()), request: request))
                 }

@@ -17,6 +17,11 @@
 /// Every frame on the bus is one Envelope. A receiver drops (and counts) a frame that does not decode, carries
 /// another protocol version or cluster id, or is larger than it accepts.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -266,6 +271,23 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     set {body = .probeReport(newValue)}
   }
 
+  /// coordinator -> agent: collect this host's diagnostics
+  public var diagnoseCommand: Vnet_V1_DiagnoseCommand {
+    get {
+      if case .diagnoseCommand(let v)? = body {return v}
+      return Vnet_V1_DiagnoseCommand()
+    }
+    set {body = .diagnoseCommand(newValue)}
+  }
+
+  public var diagnoseReport: Vnet_V1_DiagnoseReport {
+    get {
+      if case .diagnoseReport(let v)? = body {return v}
+      return Vnet_V1_DiagnoseReport()
+    }
+    set {body = .diagnoseReport(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -284,6 +306,9 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     /// VLAN verification (reserved shape)
     case probeCommand(Vnet_V1_ProbeCommand)
     case probeReport(Vnet_V1_ProbeReport)
+    /// coordinator -> agent: collect this host's diagnostics
+    case diagnoseCommand(Vnet_V1_DiagnoseCommand)
+    case diagnoseReport(Vnet_V1_DiagnoseReport)
 
   }
 
@@ -912,6 +937,14 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     set {op = .verifyVlan(newValue)}
   }
 
+  public var diagnose: Vnet_V1_Diagnose {
+    get {
+      if case .diagnose(let v)? = op {return v}
+      return Vnet_V1_Diagnose()
+    }
+    set {op = .diagnose(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -932,6 +965,7 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     case releaseAddress(Vnet_V1_AddressRef)
     case describeAddresses(Vnet_V1_DescribeAddresses)
     case verifyVlan(Vnet_V1_VerifyVlan)
+    case diagnose(Vnet_V1_Diagnose)
 
   }
 
@@ -1193,6 +1227,15 @@ public nonisolated struct Vnet_V1_ControlReply: @unchecked Sendable {
   public var hasVerification: Bool {_storage._verification != nil}
   /// Clears the value of `verification`. Subsequent reads from it will return its default value.
   public mutating func clearVerification() {_uniqueStorage()._verification = nil}
+
+  public var diagnosis: Vnet_V1_Diagnosis {
+    get {_storage._diagnosis ?? Vnet_V1_Diagnosis()}
+    set {_uniqueStorage()._diagnosis = newValue}
+  }
+  /// Returns true if `diagnosis` has been explicitly set.
+  public var hasDiagnosis: Bool {_storage._diagnosis != nil}
+  /// Clears the value of `diagnosis`. Subsequent reads from it will return its default value.
+  public mutating func clearDiagnosis() {_uniqueStorage()._diagnosis = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1480,6 +1523,106 @@ public nonisolated struct Vnet_V1_ProbeResult: Sendable {
   public init() {}
 }
 
+public nonisolated struct Vnet_V1_Diagnose: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// how long to wait for the hosts' reports (0: 5 s)
+  public var timeoutMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_DiagnoseCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var diagnoseID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One host's side: the files of its bundle (command outputs, dhcpd's files, the agent's log tail) and what
+/// looks wrong there, each finding one sentence naming the object.
+public nonisolated struct Vnet_V1_DiagnoseReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var diagnoseID: String = String()
+
+  public var nodeID: String = String()
+
+  public var appliedRevision: UInt64 = 0
+
+  public var files: [Vnet_V1_DiagnosticFile] = []
+
+  public var findings: [String] = []
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_DiagnosticFile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a plain file name, no directories
+  public var name: String = String()
+
+  public var content: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_Diagnosis: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the hosts that answered
+  public var hosts: [Vnet_V1_DiagnoseReport] = []
+
+  /// asked (or not: DOWN) and silent
+  public var unreachable: [String] = []
+
+  /// the coordinator's own
+  public var files: [Vnet_V1_DiagnosticFile] = []
+
+  /// everything that looks wrong, the cluster's and every host's
+  public var findings: [Vnet_V1_Finding] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_Finding: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var host: String = String()
+
+  public var text: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vnet.v1"
@@ -1498,7 +1641,7 @@ nonisolated extension Vnet_V1_Protocol: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}cluster_id\0\u{2}\u{8}register\0\u{3}register_reply\0\u{3}snapshot_request\0\u{3}node_state\0\u{3}agent_heartbeat\0\u{3}coordinator_heartbeat\0\u{1}inventory\0\u{3}apply_result\0\u{3}control_request\0\u{3}control_reply\0\u{3}probe_command\0\u{3}probe_report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}cluster_id\0\u{2}\u{8}register\0\u{3}register_reply\0\u{3}snapshot_request\0\u{3}node_state\0\u{3}agent_heartbeat\0\u{3}coordinator_heartbeat\0\u{1}inventory\0\u{3}apply_result\0\u{3}control_request\0\u{3}control_reply\0\u{3}probe_command\0\u{3}probe_report\0\u{3}diagnose_command\0\u{3}diagnose_report\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1664,6 +1807,32 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .probeReport(v)
         }
       }()
+      case 22: try {
+        var v: Vnet_V1_DiagnoseCommand?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .diagnoseCommand(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .diagnoseCommand(v)
+        }
+      }()
+      case 23: try {
+        var v: Vnet_V1_DiagnoseReport?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .diagnoseReport(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .diagnoseReport(v)
+        }
+      }()
       default: break
       }
     }
@@ -1728,6 +1897,14 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .probeReport?: try {
       guard case .probeReport(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .diagnoseCommand?: try {
+      guard case .diagnoseCommand(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .diagnoseReport?: try {
+      guard case .diagnoseReport(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
     }()
     case nil: break
     }
@@ -2826,7 +3003,7 @@ nonisolated extension Vnet_V1_PublicMapping: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0\u{3}verify_vlan\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0\u{3}verify_vlan\0\u{1}diagnose\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3043,6 +3220,19 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
           self.op = .verifyVlan(v)
         }
       }()
+      case 26: try {
+        var v: Vnet_V1_Diagnose?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .diagnose(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .diagnose(v)
+        }
+      }()
       default: break
       }
     }
@@ -3120,6 +3310,10 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
     case .verifyVlan?: try {
       guard case .verifyVlan(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .diagnose?: try {
+      guard case .diagnose(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
     }()
     case nil: break
     }
@@ -3546,7 +3740,7 @@ nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0\u{1}diagnosis\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -3560,6 +3754,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
     var _addresses: [Vnet_V1_AddressInfo] = []
     var _status: Vnet_V1_Status? = nil
     var _verification: Vnet_V1_VlanVerification? = nil
+    var _diagnosis: Vnet_V1_Diagnosis? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3581,6 +3776,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       _addresses = source._addresses
       _status = source._status
       _verification = source._verification
+      _diagnosis = source._diagnosis
     }
   }
 
@@ -3610,6 +3806,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         case 9: try { try decoder.decodeRepeatedMessageField(value: &_storage._addresses) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._status) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._verification) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._diagnosis) }()
         default: break
         }
       }
@@ -3655,6 +3852,9 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._verification {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      try { if let v = _storage._diagnosis {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3675,6 +3875,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._addresses != rhs_storage._addresses {return false}
         if _storage._status != rhs_storage._status {return false}
         if _storage._verification != rhs_storage._verification {return false}
+        if _storage._diagnosis != rhs_storage._diagnosis {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4329,6 +4530,236 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.rttP99Us != rhs.rttP99Us {return false}
     if lhs.replies != rhs.replies {return false}
     if lhs.rttUs != rhs.rttUs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_Diagnose: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Diagnose"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_Diagnose, rhs: Vnet_V1_Diagnose) -> Bool {
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_DiagnoseCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DiagnoseCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}diagnose_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.diagnoseID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.diagnoseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.diagnoseID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_DiagnoseCommand, rhs: Vnet_V1_DiagnoseCommand) -> Bool {
+    if lhs.diagnoseID != rhs.diagnoseID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_DiagnoseReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DiagnoseReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}diagnose_id\0\u{3}node_id\0\u{3}applied_revision\0\u{1}files\0\u{1}findings\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.diagnoseID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.files) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.findings) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.diagnoseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.diagnoseID, fieldNumber: 1)
+    }
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 2)
+    }
+    if self.appliedRevision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 3)
+    }
+    if !self.files.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.files, fieldNumber: 4)
+    }
+    if !self.findings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.findings, fieldNumber: 5)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_DiagnoseReport, rhs: Vnet_V1_DiagnoseReport) -> Bool {
+    if lhs.diagnoseID != rhs.diagnoseID {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.appliedRevision != rhs.appliedRevision {return false}
+    if lhs.files != rhs.files {return false}
+    if lhs.findings != rhs.findings {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_DiagnosticFile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DiagnosticFile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}content\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.content) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularBytesField(value: self.content, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_DiagnosticFile, rhs: Vnet_V1_DiagnosticFile) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.content != rhs.content {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_Diagnosis: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Diagnosis"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hosts\0\u{1}unreachable\0\u{1}files\0\u{1}findings\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.hosts) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.unreachable) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.files) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.findings) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.hosts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.hosts, fieldNumber: 1)
+    }
+    if !self.unreachable.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.unreachable, fieldNumber: 2)
+    }
+    if !self.files.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.files, fieldNumber: 3)
+    }
+    if !self.findings.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.findings, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_Diagnosis, rhs: Vnet_V1_Diagnosis) -> Bool {
+    if lhs.hosts != rhs.hosts {return false}
+    if lhs.unreachable != rhs.unreachable {return false}
+    if lhs.files != rhs.files {return false}
+    if lhs.findings != rhs.findings {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_Finding: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Finding"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}text\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_Finding, rhs: Vnet_V1_Finding) -> Bool {
+    if lhs.host != rhs.host {return false}
+    if lhs.text != rhs.text {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

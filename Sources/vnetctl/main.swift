@@ -13,7 +13,7 @@ struct VNetCtl: ParsableCommand {
                       RunInstanceCommand.self, TerminateInstanceCommand.self, DescribeInstancesCommand.self,
                       CreateGroupCommand.self, DeleteGroupCommand.self, AuthorizeCommand.self, RevokeCommand.self, DescribeGroupsCommand.self,
                       AllocateAddressCommand.self, AssociateAddressCommand.self, DisassociateAddressCommand.self,
-                      ReleaseAddressCommand.self, DescribeAddressesCommand.self, VerifyVLANCommand.self])
+                      ReleaseAddressCommand.self, DescribeAddressesCommand.self, VerifyVLANCommand.self, DiagnoseCommand.self])
 }
 
 do {

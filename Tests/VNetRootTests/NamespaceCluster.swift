@@ -12,6 +12,8 @@ final class NamespaceCluster {
     var instances: [String: ScratchNamespace] = [:]
     let directory: String
     var processes: [Process] = []
+    /// Given to every agent started (`--reconcile-interval 600` keeps a repair from racing a test's look).
+    var agentArguments: [String] = []
 
     func runner(_ namespace: ScratchNamespace) -> ProcessRunner { ProcessRunner(prefix: ["ip", "netns", "exec", namespace.name]) }
     func sh(_ namespace: ScratchNamespace, _ command: String) throws { _ = try runner(namespace).run(command.split(separator: " ").map(String.init), input: nil) }
@@ -19,7 +21,9 @@ final class NamespaceCluster {
     /// Builds the wire and the hosts; the configs default to MANAGED-NOVLAN (`NamespaceFixtures`), else
     /// `frontendConfig` and `nodeConfig` are written as `fe.conf` and `node.conf`.
     /// `nodeBridges: false` leaves the nodes' eth0 bare (MANAGED: the agent makes `eth0.<vlan>` and `eucabr<vlan>`).
-    init(nodeNames: [String], frontendConfig: String? = nil, nodeConfig: String? = nil, nodeBridges: Bool = true) throws {
+    /// `managementPort: true` gives each node a second port, `mgmt0`, for the control plane, as a node with a
+    /// management NIC has: its br0 (the instances' side) can then break without cutting the node off.
+    init(nodeNames: [String], frontendConfig: String? = nil, nodeConfig: String? = nil, nodeBridges: Bool = true, managementPort: Bool = false) throws {
         switchNS = try ScratchNamespace()
         frontEnd = try ScratchNamespace()
         outside = try ScratchNamespace()
@@ -27,12 +31,12 @@ final class NamespaceCluster {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try sh(switchNS, "ip link add sw type bridge")
         try sh(switchNS, "ip link set sw up")
-        func plug(_ namespace: ScratchNamespace, port: String) throws {
-            try sh(switchNS, "ip link add \(port) type veth peer name eth0 netns \(namespace.name)")
+        func plug(_ namespace: ScratchNamespace, port: String, as device: String = "eth0") throws {
+            try sh(switchNS, "ip link add \(port) type veth peer name \(device) netns \(namespace.name)")
             try sh(switchNS, "ip link set \(port) master sw")
             try sh(switchNS, "ip link set \(port) up")
             try sh(namespace, "ip link set lo up")
-            try sh(namespace, "ip link set eth0 up")
+            try sh(namespace, "ip link set \(device) up")
         }
         try plug(frontEnd, port: "p-fe")
         // "The outside world": a host on the same wire with an address of the documentation range, routing
@@ -53,7 +57,8 @@ final class NamespaceCluster {
                 try sh(namespace, "ip link set eth0 master br0")
                 try sh(namespace, "ip link set br0 up")
             }
-            try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev \(nodeBridges ? "br0" : "eth0")")
+            if managementPort { try plug(namespace, port: "m-\(name)", as: "mgmt0") }
+            try sh(namespace, "ip address add 10.99.0.\(11 + index)/24 dev \(managementPort ? "mgmt0" : nodeBridges ? "br0" : "eth0")")
         }
         try NamespaceFixtures.writeNoVLANConfigs(in: directory, publicIPs: "203.0.113.10-203.0.113.12")
         if let frontendConfig { try frontendConfig.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8) }
@@ -83,7 +88,7 @@ final class NamespaceCluster {
                                                                 "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"])
         Thread.sleep(forTimeInterval: 0.5)
         try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", "10.99.0.1:7460",
-                                                       "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"])
+                                                       "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"] + agentArguments)
         for name in nodes.keys.sorted() { try startNodeAgent(name) }
         let expected = nodes.count + 1
         // Under the VM lane's software emulation everything is several times slower.
@@ -97,7 +102,25 @@ final class NamespaceCluster {
     /// A node's agent (again, after a kill: same state directory, log appended).
     func startNodeAgent(_ name: String) throws {
         try start(nodes[name]!, "\(name)-agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", "10.99.0.1:7460",
-                                                               "--node-id", name, "--state-dir", "\(directory)/\(name)-agent", "--insecure", "--backend", "linux"])
+                                                               "--node-id", name, "--state-dir", "\(directory)/\(name)-agent", "--insecure", "--backend", "linux"] + agentArguments)
+    }
+
+    /// vnetctl whatever its exit status: (status, stdout), stderr appended to `vnetctl.log`.
+    func vnetctlStatus(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", frontEnd.name, NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
+            + ["--coordinator", "10.99.0.1:7460", "--insecure"]
+        let output = Pipe()
+        process.standardOutput = output
+        if !FileManager.default.fileExists(atPath: "\(directory)/vnetctl.log") { FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil) }
+        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/vnetctl.log"))
+        errors.seekToEndOfFile()
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     func vnetctl(_ arguments: [String]) throws -> String {

@@ -1,0 +1,36 @@
+import Foundation
+import VNetBus
+import VNetCore
+import VNetProto
+
+/// This host's answer to `vnetctl diagnose`: the backend's files and findings, and the agent's own view (the
+/// state it holds, its record, its metrics, its log tail). Collected in the loop: a few commands, well under
+/// a heartbeat interval.
+extension Agent {
+    func sendDiagnosis(_ command: Vnet_V1_DiagnoseCommand) {
+        var report = Vnet_V1_DiagnoseReport()
+        report.diagnoseID = command.diagnoseID
+        report.nodeID = options.nodeID
+        report.appliedRevision = held
+        let collected = backend.diagnose(desired: heldState)
+        var files = collected.files
+        files.append(("held-state.txt", Array((heldState.map { HostStateDescription.text($0, revision: held) } ?? "holding no desired state\n").utf8)))
+        files.append(("applied.json", FileManager.default.contents(atPath: recordPath).map { [UInt8]($0) } ?? Array("(none)\n".utf8)))
+        files.append(("metrics.txt", Array(metrics.render().utf8)))
+        files.append(("agent.log", Array((Log.sink.tail.joined(separator: "\n") + "\n").utf8)))
+        // The coordinator takes frames of up to 4 MiB: the largest files give up their beginnings first.
+        while files.reduce(0, { $0 + $1.content.count }) > 3 << 20, let largest = files.indices.max(by: { files[$0].content.count < files[$1].content.count }) {
+            let content = files[largest].content
+            files[largest].content = Array("[first \(content.count / 2) bytes left out]\n".utf8) + content.suffix(content.count / 2)
+        }
+        report.files = files.map { file in
+            var wire = Vnet_V1_DiagnosticFile()
+            wire.name = file.name
+            wire.content = Data(file.content)
+            return wire
+        }
+        report.findings = collected.findings
+        log("diagnosis \(command.diagnoseID): \(files.count) files, \(collected.findings.count) findings", revision: held)
+        send(.diagnoseReport(report))
+    }
+}

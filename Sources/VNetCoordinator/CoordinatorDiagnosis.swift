@@ -1,0 +1,69 @@
+import Foundation
+import VNetBus
+import VNetCore
+import VNetProto
+
+/// `vnetctl diagnose` at the coordinator: ask every reachable host for its bundle (DiagnosisRun), and add the
+/// coordinator's own view: every host's state and revisions, the cluster's status, each host's desired state
+/// in words, the metrics and the coordinator's log tail.
+extension Coordinator {
+    func startDiagnosis(_ diagnose: Vnet_V1_Diagnose, requestID: String, prefix: [[UInt8]]) {
+        let now = monotonicSeconds()
+        let timeout = diagnose.timeoutMs == 0 ? 5000 : min(diagnose.timeoutMs, 60_000)
+        let hosts = knownHosts
+        let asked = Set(hosts.filter { [.up, .suspect].contains(liveness.state(of: $0, at: now)) && routes[$0] != nil })
+        verificationCounter += 1
+        let id = "diagnose-\(epoch)-\(verificationCounter)"
+        var command = Vnet_V1_DiagnoseCommand()
+        command.diagnoseID = id
+        for host in asked.sorted() { send(sync, routes[host]!, .diagnoseCommand(command)) }
+        diagnoses[id] = DiagnosisRun(id: id, replyPrefix: prefix, requestID: requestID, hosts: hosts, asked: asked,
+                                     deadline: now + Double(timeout) / 1000)
+        log.info("diagnosis \(id): asked \(asked.count) of \(hosts.count) hosts")
+    }
+
+    func finishDiagnoses(at now: Double) {
+        for (id, run) in diagnoses where run.complete || now > run.deadline {
+            let view = currentView()
+            let cluster = view.nodes.map {
+                ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true)
+            }
+            var reply = run.reply(cluster: cluster, files: diagnosticFiles(view))
+            reply.revision = revision
+            send(control, run.replyPrefix, .controlReply(reply))
+            diagnoses[id] = nil
+        }
+    }
+
+    func diagnosticFiles(_ view: ControlHandler.View) -> [Vnet_V1_DiagnosticFile] {
+        func file(_ name: String, _ text: String) -> Vnet_V1_DiagnosticFile {
+            var file = Vnet_V1_DiagnosticFile()
+            file.name = name
+            file.content = Data(text.utf8)
+            return file
+        }
+        var nodes = "HOST STATE HEARTBEAT_AGE_MS DESIRED APPLIED ADDRESS DHCPD RULES DRIFT_REPAIRS LAST_DRIFT\n"
+        for node in view.nodes {
+            nodes += "\(node.nodeID) \(node.state) \(node.heartbeatAgeMs) \(node.desiredRevision) \(node.appliedRevision) \(node.address.isEmpty ? "-" : node.address) "
+                + "\"\(node.dhcpdState)\" \(node.iptablesRules) \(node.driftRepairs) \"\(node.lastDrift)\"\n"
+        }
+        let status = view.status
+        var files = [
+            file("nodes.txt", nodes),
+            file("status.txt", """
+                cluster \(status.clusterID), mode \(status.mode), epoch \(status.epoch), revision \(status.revision)
+                nodes up \(status.nodesUp), suspect \(status.nodesSuspect), down \(status.nodesDown)
+                instances \(status.instances), groups \(status.groups)
+                frames dropped \(status.droppedFrames), refused \(status.refusedFrames)
+                state directory \(options.stateDirectory)
+
+                """),
+            file("metrics.txt", metrics.render()),
+            file("coordinator.log", Log.sink.tail.joined(separator: "\n") + "\n"),
+        ]
+        for host in desired.keys.sorted() {
+            files.append(file("desired-\(host).txt", HostStateDescription.text(desired[host]!, revision: hostRevisions[host]?.revision ?? 0)))
+        }
+        return files
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import VNetCore
+import VNetLinux
+
+/// `vnetctl diagnose` on the namespace cluster: a clean cluster has nothing to say; with a node's bridge
+/// deleted by hand and the front end's dhcpd stopped, it names both, and the archive (opened with the real
+/// tar) holds every host's evidence.
+@Suite("vnetctl diagnose in namespaces", .enabled(if: RootLane.enabled, RootLane.reason), .serialized)
+struct DiagnoseClusterTests {
+    @Test func aDeletedBridgeAndAStoppedDhcpdAreNamedAndTheArchiveHoldsTheEvidence() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2"], managementPort: true)
+        // The agents would repair dhcpd within their reconcile interval; the test looks before that.
+        cluster.agentArguments = ["--reconcile-interval", "600"]
+        try cluster.startDaemons()
+        _ = try cluster.vnetctl(["create-group", "--group", "web"])
+        let id = InstanceID("i-0000d001")!
+        let vif = try cluster.makeInstance(id, on: "n1")
+        _ = try cluster.vnetctl(["run-instance", "--id", id.description, "--node", "n1", "--group", "web", "--vif", vif, "--wait", "--wait-timeout", "10"])
+        #expect(try cluster.dhcp(id) == "10.20.0.2")
+
+        let clean = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/clean.tar"])
+        #expect(clean.0 == 0, "\(clean.1)")
+        #expect(clean.1.contains("3 hosts answered") && clean.1.contains("nothing looks wrong"), "\(clean.1)")
+
+        // Break two things by hand.
+        try cluster.sh(cluster.nodes["n1"]!, "ip link del br0")
+        let pidFile = "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid"
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where DHCPDManagerProbe.alive(pid) { Thread.sleep(forTimeInterval: 0.05) }
+
+        let archive = "\(cluster.directory)/broken.tar"
+        let (status, output) = try cluster.vnetctlStatus(["diagnose", "--out", archive, "--json"])
+        #expect(status == 1, "findings make exit status 1: \(output)")
+        let view = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+        let findings = (view["findings"] as? [[String: String]] ?? []).map { "\($0["host"] ?? ""): \($0["text"] ?? "")" }
+        #expect(findings.contains("n1: interface br0 is missing"), "\(findings)")
+        #expect(findings.contains { $0.hasPrefix("fe: dhcpd is not running (it should serve ") }, "\(findings)")
+        #expect(findings.count == 2, "nothing else is wrong: \(findings)")
+        #expect((view["hosts"] as? [String])?.sorted() == ["fe", "n1", "n2"])
+
+        // The archive, as an operator would open it.
+        let unpacked = "\(cluster.directory)/unpacked"
+        try FileManager.default.createDirectory(atPath: unpacked, withIntermediateDirectories: true)
+        _ = try ProcessRunner().run(["tar", "-x", "-f", archive, "-C", unpacked], input: nil)
+        let root = try #require(try FileManager.default.contentsOfDirectory(atPath: unpacked).first)
+        func read(_ path: String) -> String { (try? String(contentsOfFile: "\(unpacked)/\(root)/\(path)", encoding: .utf8)) ?? "(missing \(path))" }
+        #expect(read("summary.txt").contains("n1: interface br0 is missing"))
+        #expect(read("summary.txt").contains("fe: dhcpd is not running"))
+        #expect(!read("hosts/n1/ip-link.txt").contains("br0"), "the node's link list is the broken one")
+        #expect(read("hosts/n1/ip-link.txt").contains("mgmt0"))
+        #expect(read("hosts/fe/dhcpd-state.txt").hasPrefix("stopped"))
+        #expect(read("hosts/fe/dhcpd.leases").contains("server-duid"), "dhcpd's lease file is in the bundle")
+        #expect(read("hosts/fe/dhcpd.conf").contains("subnet 10.20.0.0"))
+        #expect(read("hosts/fe/iptables-save.txt").contains(":VNET-FORWARD"))
+        #expect(read("hosts/fe/ip-route.txt").contains("10.99.0.0/24"))
+        #expect(read("hosts/n1/agent.log").contains("node=n1"))
+        #expect(read("coordinator/nodes.txt").contains("n2 UP"))
+        #expect(read("coordinator/desired-n1.txt").contains("attach"))
+        #expect(read("coordinator/coordinator.log").contains("diagnosis"))
+
+        // An existing archive is never overwritten.
+        let again = try cluster.vnetctlStatus(["diagnose", "--out", archive])
+        #expect(again.0 == 2 || again.0 == 64, "refused: \(again)")
+    }
+}
+
+/// Whether a pid is still a live process (not a zombie): what the test waits on after SIGTERM.
+enum DHCPDManagerProbe {
+    static func alive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+}
