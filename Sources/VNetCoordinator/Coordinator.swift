@@ -405,17 +405,18 @@ public final class Coordinator {
                 // Nothing was written: the allocations go back to what the store holds, and every request of
                 // the batch that changed something is told it did not happen.
                 metrics.add("vnet_commit_failures_total")
-                log.error("commit of revision \(revision + 1) failed, batch refused: \(error)", metadata: ["revision": "\(revision + 1)"])
+                let reason = "\(error)" + (StorageCondition.problem(at: options.stateDirectory).map { ": \($0)" } ?? "")
+                log.error("commit of revision \(revision + 1) failed, batch refused: \(reason)", metadata: ["revision": "\(revision + 1)"])
                 allocator = (try? Allocator(config: config, state: before)) ?? allocator
                 for index in replies.indices where replies[index].mutating {
                     switch replies[index].body {
                     case .controlReply(var reply):
                         reply.ok = false
-                        reply.error = "not committed to \(options.stateDirectory): \(error)"
+                        reply.error = "not committed to \(options.stateDirectory): \(reason)"
                         replies[index].body = .controlReply(reply)
                     case .registerReply(var reply):
                         reply.accepted = false
-                        reply.error = "not committed: \(error)"
+                        reply.error = "not committed: \(reason)"
                         replies[index].body = .registerReply(reply)
                     default: break
                     }

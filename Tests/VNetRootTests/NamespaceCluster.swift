@@ -14,6 +14,7 @@ final class NamespaceCluster {
     var processes: [Process] = []
     /// Given to every agent started (`--reconcile-interval 600` keeps a repair from racing a test's look).
     var agentArguments: [String] = []
+    var coordinator: Process?
 
     func runner(_ namespace: ScratchNamespace) -> ProcessRunner { ProcessRunner(prefix: ["ip", "netns", "exec", namespace.name]) }
     func sh(_ namespace: ScratchNamespace, _ command: String) throws { _ = try runner(namespace).run(command.split(separator: " ").map(String.init), input: nil) }
@@ -84,11 +85,9 @@ final class NamespaceCluster {
     /// The coordinator on the front end (listening on the management network, no CURVE: the wire is the test's),
     /// the front end's agent, and one agent per node; returns once every one is UP.
     func startDaemons() throws {
-        try start(frontEnd, "coordinator", "vnet-coordinator", ["--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
-                                                                "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"])
+        try startCoordinator()
         Thread.sleep(forTimeInterval: 0.5)
-        try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", "10.99.0.1:7460",
-                                                       "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"] + agentArguments)
+        try startFrontendAgent()
         for name in nodes.keys.sorted() { try startNodeAgent(name) }
         let expected = nodes.count + 1
         // Under the VM lane's software emulation everything is several times slower.
@@ -99,28 +98,77 @@ final class NamespaceCluster {
         }
     }
 
+    /// The coordinator (again, after a kill: same state directory, log appended).
+    func startCoordinator() throws {
+        try start(frontEnd, "coordinator", "vnet-coordinator", ["--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
+                                                                "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"])
+        coordinator = processes.last
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would; returns once the process is gone.
+    func kill9(_ process: Process?) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// The running agent of `host` ("fe" or a node).
+    func agent(_ host: String) -> Process? {
+        processes.last { process in
+            guard process.isRunning, let arguments = process.arguments, arguments.contains(where: { $0.hasSuffix("/vnet-agent") }),
+                  let flag = arguments.firstIndex(of: "--node-id"), flag + 1 < arguments.count else { return false }
+            return arguments[flag + 1] == host
+        }
+    }
+
+    /// The front end's agent (again, after a kill).
+    func startFrontendAgent() throws {
+        try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", "10.99.0.1:7460",
+                                                       "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"] + agentArguments)
+    }
+
     /// A node's agent (again, after a kill: same state directory, log appended).
     func startNodeAgent(_ name: String) throws {
         try start(nodes[name]!, "\(name)-agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", "10.99.0.1:7460",
                                                                "--node-id", name, "--state-dir", "\(directory)/\(name)-agent", "--insecure", "--backend", "linux"] + agentArguments)
     }
 
-    /// vnetctl whatever its exit status: (status, stdout), stderr appended to `vnetctl.log`.
+    /// vnetctl whatever its exit status: (status, stdout); stderr is appended to `vnetctl.log`.
     func vnetctlStatus(_ arguments: [String]) throws -> (Int32, String) {
+        let result = try vnetctlResult(arguments)
+        return (result.status, result.output)
+    }
+
+    /// vnetctl whatever its exit status, with what it said on stderr.
+    func vnetctlResult(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        try Self.vnetctlResult(arguments, namespace: frontEnd.name, directory: directory)
+    }
+
+    /// The same from another thread (a test's request loop): only names, nothing of the cluster's objects.
+    static func vnetctlResult(_ arguments: [String], namespace: String, directory: String) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", frontEnd.name, NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
+        process.arguments = ["netns", "exec", namespace, NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
             + ["--coordinator", "10.99.0.1:7460", "--insecure"]
         let output = Pipe()
         process.standardOutput = output
-        if !FileManager.default.fileExists(atPath: "\(directory)/vnetctl.log") { FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil) }
-        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/vnetctl.log"))
-        errors.seekToEndOfFile()
-        process.standardError = errors
+        let errorFile = "\(directory)/vnetctl-\(UUID().uuidString.prefix(8)).err"
+        FileManager.default.createFile(atPath: errorFile, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorFile) }
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let errors = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
+        if let log = FileHandle(forWritingAtPath: "\(directory)/vnetctl.log") ?? {
+            FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil)
+            return FileHandle(forWritingAtPath: "\(directory)/vnetctl.log")
+        }() {
+            log.seekToEndOfFile()
+            log.write(Data("$ vnetctl \(arguments.joined(separator: " ")) -> \(process.terminationStatus)\n\(errors)".utf8))
+            try? log.close()
+        }
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), errors)
     }
 
     func vnetctl(_ arguments: [String]) throws -> String {
