@@ -37,7 +37,7 @@ struct FuzzBenchmark: ParsableCommand {
     }
 
     func run(_ target: String) -> Figure {
-        var generator = SplitMix(seed: seed &+ UInt64(target.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
+        var generator = SeededGenerator(seed: seed &+ UInt64(target.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
         let corpus = Self.corpus(target)
         var accepted = 0
         var slowest = 0.0
@@ -107,7 +107,7 @@ struct FuzzBenchmark: ParsableCommand {
     }
 
     /// One to four mutations: flip, set, insert or delete bytes, splice in a token, or truncate.
-    static func mutate(_ original: [UInt8], _ generator: inout SplitMix) -> [UInt8] {
+    static func mutate(_ original: [UInt8], _ generator: inout SeededGenerator) -> [UInt8] {
         var bytes = original
         let tokens: [[UInt8]] = ["\"", "=", "\n", "\\", "$(", "`", "'", " ", "-", "/", ".", "*", ":", "COMMIT", "VNET_", "255", "4095", "0x", "\u{0}", "é"].map { Array($0.utf8) }
         for _ in 0..<(1 + Int(generator.next() % 4)) {
@@ -125,15 +125,3 @@ struct FuzzBenchmark: ParsableCommand {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

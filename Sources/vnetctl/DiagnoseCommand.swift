@@ -68,9 +68,14 @@ struct DiagnoseCommand: ParsableCommand {
             out += "nothing looks wrong\n"
         } else {
             out += "what looks wrong:\n"
-            for finding in diagnosis.findings { out += "  \(finding.host): \(finding.text)\n" }
+            for finding in diagnosis.findings { out += "  \(printable(finding.host)): \(printable(finding.text))\n" }
         }
         return out
+    }
+
+    /// Text from the bus, as a terminal may show it: control characters (escape sequences) become "?".
+    static func printable(_ text: String) -> String {
+        String(text.prefix(2000).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
     }
 
     /// A name from the bus becomes one path component of the archive: no directories, no dot files.

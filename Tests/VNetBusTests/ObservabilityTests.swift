@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VNetBus
+import VNetCore
 import VNetProto
 
 /// Metrics and structured logs of the real daemons: every scrape is read by Prometheus' own Python parser
@@ -126,3 +127,59 @@ struct ObservabilityTests {
         #expect(cluster.log("bad").contains("--metrics: 'localhost:http' is not IPV4:PORT"), "\(cluster.log("bad"))")
     }
 }
+
+/// The metrics server on its own: what a scraper, a port scanner or a confused client may send it.
+@Suite("metrics server")
+struct MetricsServerTests {
+    /// One HTTP exchange on a fresh connection: what the server answered.
+    static func exchange(_ address: String, _ request: [UInt8]) throws -> String {
+        let port = UInt16(address.split(separator: ":").last!)!
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = port.bigEndian
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { throw ObservabilityTests.ScrapeFailed(text: "connect: \(errno)") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress!, request.count) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    @Test func answersScrapesAndRefusesEverythingElseWithoutStopping() throws {
+        let registry = MetricsRegistry()
+        registry.declare("vnet_test_total", .counter, "A test counter.")
+        registry.add("vnet_test_total", ["node": "n\"1"])
+        let server = try MetricsServer(listen: "127.0.0.1:0", registry: registry)
+        server.start()
+        defer { server.stop() }
+        let scrape = try Self.exchange(server.address, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(scrape.hasPrefix("HTTP/1.0 200 OK\r\n") && scrape.contains("Content-Type: text/plain; version=0.0.4"))
+        #expect(scrape.contains("vnet_test_total{node=\"n\\\"1\"} 1\n"))
+        #expect(try Self.exchange(server.address, Array("POST /metrics HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.0 405"))
+        #expect(try Self.exchange(server.address, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.0 404"))
+        // 64 KiB of noise without an end of headers: read up to 16 KiB, answered, closed.
+        var noise = SeededGenerator(seed: 7)
+        let garbage = (0..<65_536).map { _ in UInt8(truncatingIfNeeded: noise.next()) }
+        #expect(try Self.exchange(server.address, garbage).hasPrefix("HTTP/1.0 "))
+        // And it still serves.
+        #expect(try Self.exchange(server.address, Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)).contains("vnet_test_total"))
+    }
+
+    @Test func aPortInUseOrABadAddressIsANamedError() throws {
+        let first = try MetricsServer(listen: "127.0.0.1:0", registry: MetricsRegistry())
+        #expect(throws: BusError.self) { _ = try MetricsServer(listen: first.address, registry: MetricsRegistry()) }
+        #expect(throws: BusError.self) { _ = try MetricsServer(listen: "127.0.0.1", registry: MetricsRegistry()) }
+        #expect(throws: BusError.self) { _ = try MetricsServer(listen: "example.org:9640", registry: MetricsRegistry()) }
+    }
+}
+
