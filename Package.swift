@@ -10,6 +10,7 @@
 //   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply.
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
 //   CPacket          AF_PACKET sockets with in-kernel BPF filters (linux/filter.h is not reachable either).
+//   VNetFuzzTargets  every input parser as a fuzz target, for vnet-bench fuzz and the libFuzzer harness (Fuzz/).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 import PackageDescription
 
@@ -22,6 +23,8 @@ let package = Package(
         .executable(name: "vnet-coordinator", targets: ["vnet-coordinator"]),
         .executable(name: "vnet-agent", targets: ["vnet-agent"]),
         .executable(name: "vnet-bench", targets: ["vnet-bench"]),
+        // For the libFuzzer harness in Fuzz/ (a package of its own, built with --sanitize fuzzer).
+        .library(name: "VNetFuzzTargets", targets: ["VNetFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,9 +56,10 @@ let package = Package(
             name: "vnet-agent",
             dependencies: ["VNetAgent", "VNetBus", "VNetLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(name: "VNetFuzzTargets", dependencies: ["VNetCore", "VNetBus", "VNetProto"]),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: ["VNetCore", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
+            dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),

@@ -373,12 +373,14 @@ public final class Coordinator {
     func process(_ pending: [Pending]) {
         let before = allocator.state
         var replies: [(socket: ZMQSocket, prefix: [[UInt8]], body: Vnet_V1_Envelope.OneOf_Body, mutating: Bool)] = []
+        var changes: [String] = []
         let view = currentView()
         for item in pending {
             switch item {
             case .control(let prefix, let request):
                 let (reply, changed) = handler.handle(request, &allocator, view: view)
                 replies.append((control, prefix, .controlReply(reply), changed))
+                if changed { changes.append(ControlRequestSummary.text(request)) }
             case .register(let prefix, let register, let node):
                 var reply = Vnet_V1_RegisterReply()
                 reply.epoch = epoch
@@ -387,8 +389,12 @@ public final class Coordinator {
                     reply.accepted = true
                 } else {
                     do {
+                        let old = allocator.state.nodes[node]
                         try allocator.registerNode(.init(name: node, interface: register.interface, bridge: register.bridge))
                         reply.accepted = true
+                        if old != allocator.state.nodes[node] {
+                            changes.append("node \(node) \(old == nil ? "joined" : "registered again") with interface \(register.interface), bridge \(register.bridge)")
+                        }
                     } catch {
                         reply.accepted = false
                         reply.error = error.description
@@ -401,6 +407,9 @@ public final class Coordinator {
         if allocator.state != before {
             do {
                 affected = try commit(from: before)
+                for change in changes {
+                    log.info("\(change)", metadata: ["revision": "\(revision)", "hosts": "\(affected.joined(separator: ","))"])
+                }
             } catch {
                 // Nothing was written: the allocations go back to what the store holds, and every request of
                 // the batch that changed something is told it did not happen.

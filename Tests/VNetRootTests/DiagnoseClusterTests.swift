@@ -15,8 +15,7 @@ struct DiagnoseClusterTests {
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         let id = InstanceID("i-0000d001")!
-        let vif = try cluster.makeInstance(id, on: "n1")
-        _ = try cluster.vnetctl(["run-instance", "--id", id.description, "--node", "n1", "--group", "web", "--vif", vif, "--wait", "--wait-timeout", "10"])
+        try cluster.launchInstance(id, on: "n1", group: "web")
         #expect(try cluster.dhcp(id) == "10.20.0.2")
 
         let clean = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/clean.tar"])

@@ -86,16 +86,17 @@ struct FaultInjectionTests {
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         _ = try cluster.vnetctl(["create-group", "--group", "db"])
+        _ = try cluster.vnetctl(["create-group", "--group", "app"])
         let outcomes = Outcomes()
         let namespace = cluster.frontEnd.name, directory = cluster.directory
         // An operator's script, making instances until told to stop: each request is made until it has an
         // answer: done, or "already exists" (it was committed, and the reply was lost with the coordinator).
         let requester = Thread {
-            for number in 1...100 {
+            for number in 1...180 {  // three groups of 61 addresses
                 if outcomes.with({ $0.stop }) { break }
                 let id = String(format: "i-0000c%03x", number)
                 outcomes.with { $0.asked.append(id) }
-                let arguments = ["run-instance", "--id", id, "--node", number % 2 == 0 ? "n1" : "n2", "--group", number % 2 == 0 ? "web" : "db", "--timeout", "2"]
+                let arguments = ["run-instance", "--id", id, "--node", number % 2 == 0 ? "n1" : "n2", "--group", ["web", "db", "app"][number % 3], "--timeout", "2"]
                 let deadline = Date().addingTimeInterval(60)
                 while Date() < deadline {
                     guard let result = try? NamespaceCluster.vnetctlResult(arguments, namespace: namespace, directory: directory) else { continue }
@@ -112,7 +113,7 @@ struct FaultInjectionTests {
         while kills < 6, !outcomes.with({ $0.done }) {
             Thread.sleep(forTimeInterval: 0.7)
             cluster.kill9(cluster.coordinator)
-            kills += 1
+            if !outcomes.with({ $0.done }) { kills += 1 }  // counted only while requests were still being made
             Thread.sleep(forTimeInterval: 0.3)
             try cluster.startCoordinator()
         }
@@ -120,7 +121,9 @@ struct FaultInjectionTests {
         _ = Self.waitUntil(120, "every request has its answer") { outcomes.with { $0.done } }
         let (asked, acknowledged, alreadyThere, retries) = outcomes.with { ($0.asked, $0.acknowledged, $0.alreadyThere, $0.retries) }
         let ids = asked
-        #expect(kills == 6 && retries >= 1 && ids.count >= 10, "the kills overlapped the requests: \(kills) kills, \(ids.count) instances, \(retries) retries")
+        // Requests sent while the coordinator is down wait in ZeroMQ's queue and are answered by the next one;
+        // only a request caught inside a dying coordinator times out and is made again (retries).
+        #expect(kills == 6 && ids.count >= 10, "the kills overlapped the requests: \(kills) kills during \(ids.count) requests, \(retries) retries")
         #expect(acknowledged.union(alreadyThere) == Set(ids), "every request ended with an answer")
 
         // What the store holds, after one more kill and restart: every instance once, no address or MAC twice.
@@ -146,10 +149,7 @@ struct FaultInjectionTests {
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         let a1 = InstanceID("i-0000e001")!, a2 = InstanceID("i-0000e002")!
-        for (id, node) in [(a1, "n1"), (a2, "n2")] {
-            let vif = try cluster.makeInstance(id, on: node)
-            _ = try cluster.vnetctl(["run-instance", "--id", id.description, "--node", node, "--group", "web", "--vif", vif, "--wait", "--wait-timeout", "10"])
-        }
+        for (id, node) in [(a1, "n1"), (a2, "n2")] { try cluster.launchInstance(id, on: node, group: "web") }
         let address2 = try cluster.dhcp(a2)
         _ = try cluster.dhcp(a1)
         let linksBefore = try Self.links(cluster, cluster.nodes["n1"]!)
@@ -162,12 +162,7 @@ struct FaultInjectionTests {
         let rulesBefore = try vnetRules()
 
         // Pings across nodes all along: 10 s at 10 a second.
-        let pinger = Process()
-        pinger.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        pinger.arguments = ["netns", "exec", cluster.instances[a1.description]!.name, "ping", "-n", "-q", "-c", "100", "-i", "0.1", "-W", "1", address2]
-        let pingOutput = Pipe()
-        pinger.standardOutput = pingOutput
-        try pinger.run()
+        let pings = try cluster.startPings(from: a1, to: address2, count: 100)
         for _ in 0..<4 {
             cluster.kill9(cluster.agent("n1"))
             Thread.sleep(forTimeInterval: 0.4)
@@ -178,8 +173,7 @@ struct FaultInjectionTests {
             try cluster.startFrontendAgent()
             Thread.sleep(forTimeInterval: 0.8)
         }
-        let summary = String(decoding: pingOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        pinger.waitUntilExit()
+        let summary = pings.finish()
         #expect(summary.contains("100 packets transmitted, 100 received"), "no ping lost while agents died and came back: \(summary)")
         _ = Self.waitUntil(15, "every agent is back and in sync") {
             let nodes = Self.nodes(cluster)
@@ -200,8 +194,7 @@ struct FaultInjectionTests {
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         let a1 = InstanceID("i-0000d0d1")!
-        let vif = try cluster.makeInstance(a1, on: "n1")
-        _ = try cluster.vnetctl(["run-instance", "--id", a1.description, "--node", "n1", "--group", "web", "--vif", vif, "--wait", "--wait-timeout", "10"])
+        try cluster.launchInstance(a1, on: "n1", group: "web")
         let address = try cluster.dhcp(a1)
         #expect(address == "10.20.0.2")
         let dhcpdDirectory = "\(cluster.directory)/fe-agent/dhcpd"

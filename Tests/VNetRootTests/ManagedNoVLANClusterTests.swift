@@ -17,10 +17,7 @@ struct ManagedNoVLANClusterTests {
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         _ = try cluster.vnetctl(["create-group", "--group", "db"])
         let a1 = InstanceID("i-0000a001")!, a2 = InstanceID("i-0000a002")!, b1 = InstanceID("i-0000b001")!
-        for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n2", "db")] {
-            let vif = try cluster.makeInstance(id, on: node)
-            _ = try cluster.vnetctl(["run-instance", "--id", id.description, "--node", node, "--group", group, "--vif", vif, "--wait", "--wait-timeout", "10"])
-        }
+        for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n2", "db")] { try cluster.launchInstance(id, on: node, group: group) }
         let addressA1 = try cluster.dhcp(a1), addressA2 = try cluster.dhcp(a2), addressB1 = try cluster.dhcp(b1)
         #expect([addressA1, addressA2, addressB1] == ["10.20.0.2", "10.20.0.3", "10.20.0.66"],
                 "DHCP: \(addressA1) \(addressA2) \(addressB1)\n\(cluster.log("fe-agent").suffix(1500))")
@@ -49,18 +46,12 @@ struct ManagedNoVLANClusterTests {
         // The data plane does not depend on the control plane: pings go on through an agent's kill -9 and
         // restart, and with the coordinator stopped.
         let n1Agent = cluster.processes.first { $0.arguments?.contains("n1") == true && $0.arguments?.contains("--role") == false }!
-        let pinger = Process()
-        pinger.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        pinger.arguments = ["netns", "exec", cluster.instances[a1.description]!.name, "ping", "-n", "-q", "-c", "20", "-i", "0.1", "-W", "1", addressA2]
-        let pingOutput = Pipe()
-        pinger.standardOutput = pingOutput
-        try pinger.run()
+        let pings = try cluster.startPings(from: a1, to: addressA2, count: 20)
         Thread.sleep(forTimeInterval: 0.3)
         kill(n1Agent.processIdentifier, SIGKILL)
         n1Agent.waitUntilExit()
         try cluster.startNodeAgent("n1")
-        let summary = String(decoding: pingOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        pinger.waitUntilExit()
+        let summary = pings.finish()
         #expect(summary.contains("20 packets transmitted, 20 received"), "pings lost through an agent restart: \(summary)")
         let coordinator = cluster.processes.first { $0.arguments?.contains("vnet-coordinator") == true || ($0.arguments ?? []).contains { $0.hasSuffix("vnet-coordinator") } }!
         coordinator.terminate()

@@ -43,10 +43,7 @@ struct ManagedVLANClusterTests {
         #expect(webVLAN != dbVLAN)
 
         let a1 = InstanceID("i-0000d001")!, a2 = InstanceID("i-0000d002")!, b1 = InstanceID("i-0000d003")!, b2 = InstanceID("i-0000d004")!
-        for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n1", "db"), (b2, "n2", "db")] {
-            let vif = try cluster.makeInstance(id, on: node)
-            _ = try cluster.vnetctl(["run-instance", "--id", id.description, "--node", node, "--group", group, "--vif", vif, "--wait", "--wait-timeout", "30"])
-        }
+        for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n1", "db"), (b2, "n2", "db")] { try cluster.launchInstance(id, on: node, group: group) }
         func links(_ namespace: ScratchNamespace) throws -> [String: ObservedLink] {
             Dictionary(uniqueKeysWithValues: try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil)).map { ($0.name, $0) })
         }

@@ -190,6 +190,28 @@ final class NamespaceCluster {
         return vif
     }
 
+    /// An instance made (`makeInstance`) and run on `node` in `group`, waiting until every affected host applied it.
+    func launchInstance(_ id: InstanceID, on node: String, group: String) throws {
+        let vif = try makeInstance(id, on: node)
+        // Under the VM lane's software emulation everything is several times slower.
+        _ = try vnetctl(["run-instance", "--id", id.description, "--node", node, "--group", group, "--vif", vif, "--wait", "--wait-timeout", VLANLane.inVM ? "30" : "10"])
+    }
+
+    /// Pings from an instance in the background, `count` at `interval`; `finish` waits and returns ping's summary.
+    func startPings(from id: InstanceID, to address: String, count: Int, interval: String = "0.1") throws -> (finish: () -> String, process: Process) {
+        let pinger = Process()
+        pinger.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        pinger.arguments = ["netns", "exec", instances[id.description]!.name, "ping", "-n", "-q", "-c", String(count), "-i", interval, "-W", "1", address]
+        let output = Pipe()
+        pinger.standardOutput = output
+        try pinger.run()
+        return ({
+            let summary = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            pinger.waitUntilExit()
+            return summary
+        }, pinger)
+    }
+
     /// Gives the instance's eth0 another MAC (STATIC: the VNET_MACMAP pair the coordinator chose).
     func setMAC(_ id: InstanceID, _ mac: MACAddress) throws {
         let namespace = instances[id.description]!

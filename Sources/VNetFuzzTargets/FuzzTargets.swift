@@ -1,0 +1,89 @@
+import Foundation
+import VNetBus
+import VNetCore
+import VNetProto
+
+/// Every parser that reads what others wrote, as fuzz targets: eucalyptus.conf (parse and validate, both
+/// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames and
+/// iptables-preload files. Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
+/// harness in Fuzz/ (coverage-guided), so both exercise exactly the same code.
+public enum FuzzTargets {
+    public static let names = ["conf", "envelope", "dhcp", "probe", "preload"]
+
+    /// Feeds one input to `target`; true when the parser accepted it as valid. `variant` picks between the
+    /// ways a target can be read (a config's role, a probe frame with its tag stripped by the kernel).
+    @discardableResult
+    public static func feed(_ target: String, _ input: [UInt8], variant: Int = 0) -> Bool {
+        switch target {
+        case "conf":
+            return ConfigValidator.validate(text: String(decoding: input, as: UTF8.self), role: variant % 2 == 0 ? .frontend : .node).isValid
+        case "envelope":
+            _ = IntentFrame.peek(input, clusterID: "vnet")
+            guard case .success(let body) = EnvelopeCodec(clusterID: "vnet").decode(input) else { return false }
+            if case .nodeState(let state) = body { _ = try? HostNetworkState(wire: state.state) }
+            return true
+        case "dhcp":
+            return DHCPReply.parse(ipPacket: input) != nil
+        case "probe":
+            return VLANProbe.parse(input, strippedVLAN: variant % 3 == 0 ? variant % 4095 : nil) != nil
+        default:
+            return (try? IPTablesPreload.parse(String(decoding: input, as: UTF8.self), path: "fuzz")) != nil
+        }
+    }
+
+    /// Valid inputs to start from.
+    public static func corpus(_ target: String) -> [[UInt8]] {
+        switch target {
+        case "conf":
+            return ["VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\nVNET_DHCPDAEMON=\"/usr/sbin/dhcpd\"\nVNET_SUBNET=\"10.0.0.0\"\nVNET_NETMASK=\"255.0.0.0\"\nVNET_DNS=\"192.0.2.53\"\nVNET_ADDRSPERNET=\"64\"\nVNET_PUBLICIPS=\"203.0.113.10-203.0.113.19\"\nVNET_CLOUDIP=\"192.0.2.10\"\n",
+                    "VNET_MODE=\"STATIC\"\nVNET_INTERFACE=\"eth0\"\nVNET_DHCPDAEMON=\"/usr/sbin/dhcpd\"\nVNET_SUBNET=\"10.30.1.0\"\nVNET_NETMASK=\"255.255.255.0\"\nVNET_BROADCAST=\"10.30.1.255\"\nVNET_ROUTER=\"10.30.1.1\"\nVNET_DNS=\"192.0.2.53\"\nVNET_MACMAP=\"d0:0d:00:00:01:03=10.30.1.3\"\n",
+                    "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n", "VNET_MODE=\"SYSTEM\"\n# comment\nexport EUCALYPTUS=\"/\"\n"].map { Array($0.utf8) }
+        case "envelope":
+            let codec = EnvelopeCodec(clusterID: "vnet")
+            var state = HostNetworkState(host: "n1", role: .node, mode: .managed)
+            state.requiredLinks = ["eth0"]
+            state.vlanDevices = [.init(name: "eth0.10", parent: "eth0", vlan: 10)]
+            state.bridges = [.init(name: "eucabr10", ports: ["eth0.10"])]
+            state.vifs = [.init(name: "vn-00000001", bridge: "eucabr10", mac: MACAddress(0xd00d_0000_0001), instance: InstanceID("i-00000001")!, createTap: true)]
+            let bytes = (try? state.wire.serializedBytes()) ?? []
+            var register = Vnet_V1_Register()
+            register.nodeID = "n1"
+            var run = Vnet_V1_RunInstance()
+            run.instanceID = "i-00000001"
+            var request = Vnet_V1_ControlRequest()
+            request.op = .runInstance(run)
+            return [IntentFrame.nodeState(clusterID: "vnet", header: .init(nodeID: "n1", epoch: 1, revision: 2, previousRevision: 1, clusterRevision: 2), stateBytes: bytes),
+                    codec.encode(.register(register)), codec.encode(.controlRequest(request))]
+        case "dhcp":
+            var bootp = [UInt8](repeating: 0, count: 240)
+            bootp[0] = 2; bootp[1] = 1; bootp[2] = 6
+            bootp.replaceSubrange(236..<240, with: [99, 130, 83, 99])
+            bootp += [53, 1, 5, 51, 4, 0, 0, 14, 16, 54, 4, 10, 0, 0, 1, 255]
+            let udp: [UInt8] = [0, 67, 0, 68, UInt8((8 + bootp.count) >> 8), UInt8((8 + bootp.count) & 0xff), 0, 0]
+            let total = 20 + udp.count + bootp.count
+            return [[0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 255, 255, 255, 255] + udp + bootp]
+        case "probe":
+            return [0, 10].map { VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: $0, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1").frame }
+        default:
+            return [Array("*filter\n:INPUT ACCEPT [0:0]\n:ops - [0:0]\n-A INPUT -j ops\n-A FORWARD -j VNET-FORWARD\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n".utf8)]
+        }
+    }
+
+    /// One to four mutations: flip, set, insert or delete bytes, splice in a token, or truncate.
+    public static func mutate(_ original: [UInt8], _ generator: inout SeededGenerator) -> [UInt8] {
+        var bytes = original
+        let tokens: [[UInt8]] = ["\"", "=", "\n", "\\", "$(", "`", "'", " ", "-", "/", ".", "*", ":", "COMMIT", "VNET_", "255", "4095", "0x", "\u{0}", "é"].map { Array($0.utf8) }
+        for _ in 0..<(1 + Int(generator.next() % 4)) {
+            let position = bytes.isEmpty ? 0 : Int(generator.next() % UInt64(bytes.count))
+            switch generator.next() % 6 {
+            case 0 where !bytes.isEmpty: bytes[position] ^= UInt8(1 << (generator.next() % 8))
+            case 1 where !bytes.isEmpty: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+            case 2: bytes.insert(UInt8(truncatingIfNeeded: generator.next()), at: position)
+            case 3 where !bytes.isEmpty: bytes.remove(at: position)
+            case 4: bytes.insert(contentsOf: tokens[Int(generator.next() % UInt64(tokens.count))], at: position)
+            default: if !bytes.isEmpty { bytes.removeLast(Int(generator.next() % UInt64(bytes.count))) }
+            }
+        }
+        return bytes
+    }
+}
