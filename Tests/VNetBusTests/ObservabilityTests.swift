@@ -98,6 +98,18 @@ struct ObservabilityTests {
         #expect(agent["vnet_agent_apply_seconds_bucket", ["trigger": "update", "le": "+Inf"]] == 2)
         #expect(agent["vnet_agent_messages_refused_total", ["reason": "malformed"]] == 0)
 
+        // n1 stops; a change for it is desired but not applied, and the scrape says so.
+        cluster.kill9(cluster.agents["n1"])
+        let second = try cluster.control(runInstance("i-0000a003", node: "n1"))
+        #expect(second.ok, "\(second.error)")
+        try cluster.waitUntil(timeout: 10, "the scrape shows n1 DOWN and behind") {
+            coordinator = try Self.scrape(coordinatorMetrics)
+            return coordinator["vnet_nodes", ["state": "DOWN"]] == 1
+        }
+        #expect(coordinator["vnet_node_desired_revision", ["node": "n1"]] == Double(second.revision))
+        #expect(coordinator["vnet_node_applied_revision", ["node": "n1"]] == Double(run.revision))
+        #expect(coordinator["vnet_nodes", ["state": "UP"]] == 1)
+
         // Structured logs: every line is one JSON object; every line about a change names node and revision.
         let lines = cluster.log("agent-n1").split(separator: "\n").filter { $0.hasPrefix("{") }
         #expect(lines.count >= 3)

@@ -270,7 +270,7 @@ struct FaultInjectionTests {
             refusal = result.errors
             break
         }
-        #expect(refusal.contains("not committed to \(state)") && refusal.contains("is full"), "a clear refusal: \(refusal)")
+        #expect(refusal.contains("not committed to \(state)") && refusal.contains("the file system holding \(state) is full"), "a clear refusal: \(refusal)")
         #expect(Set(try Self.instances(cluster).map(\.id)) == Set(["i-00000001"] + accepted), "the refused request left nothing behind")
         if accepted.isEmpty { #expect(try cluster.vnetctl(["status", "--json"]) == revision, "the revision did not move") }
 
