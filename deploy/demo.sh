@@ -124,6 +124,16 @@ if [ "$(id -u)" -eq 0 ]; then
   ctl describe-instances
   ctl nodes
   ctl status
+  echo "metrics (Prometheus text; a few lines of the coordinator's and of n1's agent):"
+  "$cluster" metrics coordinator | grep -E '^vnet_(nodes|node_applied_revision)\{|^vnet_revision ' | sed 's/^/  /'
+  "$cluster" metrics n1 | grep -E '^vnet_agent_(applied_revision|applies_total|apply_seconds_count)' | sed 's/^/  /'
+  ctl diagnose --out "$work/diagnose-healthy.tar"
+  echo "dhcpd on the front end stopped by hand; diagnose names it (and the archive holds the evidence):"
+  kill "$(cat "${VNET_CLUSTER_DIR:-/tmp/vnet-netns-cluster}/agent-fe/dhcpd/dhcpd.pid")"
+  # Exit status 1 (findings) is what this step shows, not a failure of the demo.
+  echo "\$ vnetctl diagnose --out $work/diagnose-broken.tar   (exit 1: something looks wrong)"
+  "$cluster" vnetctl diagnose --out "$work/diagnose-broken.tar" 2>&1 | sed 's/^/  /' || true
+  tar -tf "$work/diagnose-broken.tar" | grep -E 'summary|hosts/fe/dhcpd' | sed 's/^/  /'
   "$cluster" down
 else
   echo

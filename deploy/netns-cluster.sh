@@ -10,6 +10,7 @@
 #   deploy/netns-cluster.sh ping ID ADDRESS       one ping from an instance; exit 0 if answered
 #   deploy/netns-cluster.sh outside ADDRESS       one ping from the "outside" host (203.0.113.100)
 #   deploy/netns-cluster.sh vnetctl ARGS...       vnetctl against this cluster
+#   deploy/netns-cluster.sh metrics HOST|coordinator   a scrape of an agent's (or the coordinator's) metrics
 #   deploy/netns-cluster.sh down                  stop everything and remove it (also after a crash)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,11 +78,12 @@ CONF
   "$bin/vnetctl" keys generate --dir "$dir/keys" --admin operator >/dev/null
   for host in fe $(seq -f 'n%g' 1 "$nodes"); do "$bin/vnetctl" keys generate --dir "$dir/keys" --node "$host" >/dev/null; done
   start coordinator fe "$bin/vnet-coordinator" --config "$dir/frontend.conf" --state-dir "$dir/coordinator" \
-    --keys "$dir/keys" --listen 10.99.0.1:7460 --frontend fe
+    --keys "$dir/keys" --listen 10.99.0.1:7460 --frontend fe --metrics 127.0.0.1:9640
   for _ in $(seq 100); do [ -f "$dir/coordinator/endpoints.json" ] && break; sleep 0.05; done
   agent() {  # HOST ROLE CONFIG
     start "agent-$1" "$1" "$bin/vnet-agent" --role "$2" --config "$3" --coordinator 10.99.0.1:7460 --node-id "$1" \
-      --state-dir "$dir/agent-$1" --key "$dir/keys/nodes/$1.key" --coordinator-key "$dir/keys/coordinator.pub" --backend linux
+      --state-dir "$dir/agent-$1" --key "$dir/keys/nodes/$1.key" --coordinator-key "$dir/keys/coordinator.pub" --backend linux \
+      --metrics 127.0.0.1:9641
   }
   agent fe frontend "$dir/frontend.conf"
   for i in $(seq 1 "$nodes"); do agent "n$i" node "$dir/node.conf"; done
@@ -141,6 +143,13 @@ down() {
   [ "${1:-}" = quiet ] || echo "netns-cluster: removed"
 }
 
+metrics() {  # HOST or "coordinator": the scrape, from inside the host's namespace (metrics listen on its loopback)
+  local host=${1:?metrics HOST|coordinator} port=9641
+  if [ "$host" = coordinator ]; then host=fe; port=9640; fi
+  ip netns exec "$(ns "$host")" python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$port/metrics"
+}
+
 command=${1:-}
 shift || true
 case "$command" in
@@ -149,6 +158,7 @@ case "$command" in
   ping) ping_ "$@" ;;
   outside) outside "$@" ;;
   vnetctl) vnetctl_ "$@" ;;
+  metrics) metrics "$@" ;;
   down) down ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
