@@ -49,9 +49,9 @@ public enum HostFindings {
             found.append("address \(address.cidr) is missing from \(address.device)")
         }
         if let dhcpd = desired.dhcpd, observed.dhcpdRunning == false {
-            let tagged = dhcpd.interfaces.filter { name in desired.vlanDevices.contains { $0.name == name } || name.contains(".") }
-            found.append("dhcpd is not running (it should serve \(dhcpd.interfaces.joined(separator: ", "))"
-                         + (tagged.isEmpty ? ")" : "; tagged: \(tagged.joined(separator: ", ")))"))
+            // A tagged interface is named with its VLAN: in MANAGED each group's DHCP rides on its own VID.
+            let served = dhcpd.interfaces.map { name in desired.vlanDevices.first { $0.name == name }.map { "\(name) (VLAN \($0.vlan))" } ?? name }
+            found.append("dhcpd is not running (it should serve \(served.joined(separator: ", ")))")
         }
         if let firewall = desired.firewall, let chains = observed.iptablesChains {
             for group in firewall.groups where !chains.contains(group.chain) {

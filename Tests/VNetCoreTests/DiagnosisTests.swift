@@ -20,7 +20,7 @@ struct DiagnosisTests {
         state.addresses = [.init(device: "eucabr10", address: IPv4Address(10, 20, 0, 1), prefixLength: 26, broadcast: IPv4Address(10, 20, 0, 63))]
         let network = IPv4Network("10.20.0.0/26")!
         state.dhcpd = DHCPDConfig(sharedNetwork: false, subnets: [.init(network: network, router: IPv4Address(10, 20, 0, 1), broadcast: IPv4Address(10, 20, 0, 63), dns: [])],
-                                  hosts: [], interfaces: ["eucabr10"])
+                                  hosts: [], interfaces: ["eth0.10", "eucabr10"])
         state.firewall = FirewallConfig(subnet: IPv4Network("10.20.0.0/16")!, groups: [.init(group: GroupID(user: "admin", name: "web"), chain: "vn-admin-web", network: network, rules: [])],
                                         publicMappings: [], metadataTarget: nil)
         return state
@@ -67,7 +67,7 @@ struct DiagnosisTests {
         frontend.ipForwarding = false
         #expect(HostFindings.findings(desired: Self.frontend, observed: frontend) == [
             "address 10.20.0.1/26 is missing from eucabr10",
-            "dhcpd is not running (it should serve eucabr10)",
+            "dhcpd is not running (it should serve eth0.10 (VLAN 10), eucabr10)",
             "security group admin/web's chain vn-admin-web is missing from iptables",
             "vnet's chain VNET-FORWARD is missing from iptables",
             "net.ipv4.ip_forward is 0: the front end does not route between the groups' networks",

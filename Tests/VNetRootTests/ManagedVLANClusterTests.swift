@@ -34,6 +34,8 @@ struct ManagedVLANClusterTests {
         let cluster = try NamespaceCluster(nodeNames: ["n1", "n2"], frontendConfig: Self.frontendConfig,
                                            nodeConfig: "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n", nodeBridges: false)
         func step(_ what: String) { FileHandle.standardError.write(Data("managed-vlan: \(Date()) \(what)\n".utf8)) }
+        // The diagnosis at the end looks at things broken by hand; a reconcile must not repair them first.
+        cluster.agentArguments = ["--reconcile-interval", "600"]
         try cluster.startDaemons()
         step("cluster up")
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
@@ -126,5 +128,21 @@ struct ManagedVLANClusterTests {
         }
         #expect(try links(cluster.nodes["n2"]!)["eucabr\(dbVLAN)"] != nil, "n2 still has db's instance")
         #expect(cluster.ping(from: a1, addressA2))
+
+        step("teardown checked")
+        // vnetctl diagnose with 802.1Q: n2's db bridge deleted by hand and the front end's dhcpd stopped are
+        // named, the dhcpd finding with the tagged interfaces and their VIDs.
+        try cluster.sh(cluster.nodes["n2"]!, "ip link del eucabr\(dbVLAN)")
+        let pidText = try String(contentsOfFile: "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8)
+        let dhcpd = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(dhcpd, SIGTERM)
+        for _ in 0..<100 where DHCPDManagerProbe.alive(dhcpd) { Thread.sleep(forTimeInterval: 0.05) }
+        let (exit, output) = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/diagnose.tar", "--wait", "20", "--json"])
+        #expect(exit == 1, "\(output)")
+        let view = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        let findings = (view?["findings"] as? [[String: String]] ?? []).map { "\($0["host"] ?? ""): \($0["text"] ?? "")" }
+        #expect(findings.contains("n2: bridge eucabr\(dbVLAN) is missing"), "\(findings)")
+        #expect(findings.contains { $0.hasPrefix("fe: dhcpd is not running") && $0.contains("eth0.\(webVLAN) (VLAN \(webVLAN))") }, "\(findings)")
+        step("diagnose checked")
     }
 }
