@@ -36,7 +36,7 @@ public final class DHCPDManager {
 
     /// Whether `pid` is a dhcpd that has not exited (a zombie has: it only waits for its parent to reap it,
     /// which in some containers never happens).
-    static func isRunningDhcpd(_ pid: Int32) -> Bool {
+    public static func isRunningDhcpd(_ pid: Int32) -> Bool {
         guard pid > 0, kill(pid, 0) == 0,
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"),

@@ -27,7 +27,7 @@ struct DiagnoseClusterTests {
         let pidFile = "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid"
         let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         kill(pid, SIGTERM)
-        for _ in 0..<100 where DHCPDManagerProbe.alive(pid) { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<100 where DHCPDManager.isRunningDhcpd(pid) { Thread.sleep(forTimeInterval: 0.05) }
 
         let archive = "\(cluster.directory)/broken.tar"
         let (status, output) = try cluster.vnetctlStatus(["diagnose", "--out", archive, "--json"])
@@ -62,14 +62,5 @@ struct DiagnoseClusterTests {
         // An existing archive is never overwritten.
         let again = try cluster.vnetctlStatus(["diagnose", "--out", archive])
         #expect(again.0 == 2, "refused as a bad command line: \(again)")
-    }
-}
-
-/// Whether a pid is still a live process (not a zombie): what the test waits on after SIGTERM.
-enum DHCPDManagerProbe {
-    static func alive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
     }
 }

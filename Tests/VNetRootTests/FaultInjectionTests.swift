@@ -206,7 +206,7 @@ struct FaultInjectionTests {
         var restarted: Int32?
         _ = Self.waitUntil(15, "the agent starts dhcpd again") {
             guard let text = try? String(contentsOfFile: "\(dhcpdDirectory)/dhcpd.pid", encoding: .utf8),
-                  let newPID = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), newPID != pid, DHCPDManagerProbe.alive(newPID) else { return false }
+                  let newPID = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), newPID != pid, DHCPDManager.isRunningDhcpd(newPID) else { return false }
             restarted = newPID
             return true
         }

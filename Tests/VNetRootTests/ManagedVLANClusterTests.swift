@@ -136,7 +136,7 @@ struct ManagedVLANClusterTests {
         let pidText = try String(contentsOfFile: "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8)
         let dhcpd = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
         kill(dhcpd, SIGTERM)
-        for _ in 0..<100 where DHCPDManagerProbe.alive(dhcpd) { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<100 where DHCPDManager.isRunningDhcpd(dhcpd) { Thread.sleep(forTimeInterval: 0.05) }
         let (exit, output) = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/diagnose.tar", "--wait", "20", "--json"])
         #expect(exit == 1, "\(output)")
         let view = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
