@@ -24,6 +24,8 @@ public struct AgentOptions: Sendable {
     public var coordinatorPublicKey: String?
     /// Runs this host's side of VLAN verifications; nil: the agent answers that it cannot.
     public var prober: VLANProbing?
+    /// Whether the agent keeps metrics (it is served them with `--metrics`).
+    public var metrics = false
 
     public init(nodeID: String, coordinator: BusEndpoints, stateDirectory: String) {
         self.nodeID = nodeID
@@ -72,7 +74,7 @@ public final class Agent {
     public private(set) var refusals = RefusalCounters()
     let logger: Logger
     /// Served by `MetricsServer` when the daemon is given `--metrics`.
-    public let metrics = MetricsRegistry()
+    public let metrics: MetricsRegistry
     /// What the coordinator last said this host should have (its heartbeat replies).
     var desiredRevision: UInt64 = 0
 
@@ -83,6 +85,7 @@ public final class Agent {
         self.backend = backend
         codec = EnvelopeCodec(clusterID: options.clusterID)
         logger = Log.logger("agent", metadata: ["node": "\(options.nodeID)"])
+        metrics = MetricsRegistry(enabled: options.metrics)
         Self.declareMetrics(metrics)
         if let problem = NameRules.hostNameProblem(options.nodeID) { throw BusError("--node-id: \(problem)") }
         try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
@@ -153,7 +156,7 @@ public final class Agent {
                     sendInventory(drift: [])
                 }
             }
-            if now >= nextMetrics {
+            if metrics.isEnabled, now >= nextMetrics {
                 refreshMetrics()
                 nextMetrics = now + 1
             }

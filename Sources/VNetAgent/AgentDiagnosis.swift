@@ -16,7 +16,7 @@ extension Agent {
         var files = collected.files
         files.append(("held-state.txt", Array((heldState.map { HostStateDescription.text($0, revision: held) } ?? "holding no desired state\n").utf8)))
         files.append(("applied.json", FileManager.default.contents(atPath: recordPath).map { [UInt8]($0) } ?? Array("(none)\n".utf8)))
-        files.append(("metrics.txt", Array(metrics.render().utf8)))
+        files.append(("metrics.txt", Array((metrics.isEnabled ? metrics.render() : "(metrics are off: the agent runs without --metrics)\n").utf8)))
         files.append(("agent.log", Array((Log.sink.tail.joined(separator: "\n") + "\n").utf8)))
         // The coordinator takes frames of up to 4 MiB: the largest files give up their beginnings first.
         while files.reduce(0, { $0 + $1.content.count }) > 3 << 20, let largest = files.indices.max(by: { files[$0].content.count < files[$1].content.count }) {

@@ -66,30 +66,33 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
+        var fields = metadata
+        if let extra = event.metadata { for (key, value) in extra { fields[key] = value } }
         sink.write(LineLogHandler.format(time: LogTime.now(), level: event.level, component: label, message: "\(event.message)",
                                          metadata: fields, as: sink.format))
     }
 
+    /// node and revision first (they are what a reader looks for), then any other keys by name.
     static func format(time: String, level: Logger.Level, component: String, message: String, metadata: Logger.Metadata, as format: Log.Format) -> String {
-        let keys = metadata.keys.sorted { (rank($0), $0) < (rank($1), $1) }
+        var pairs: [(String, String)] = []
+        for key in ["node", "revision"] { if let value = metadata[key] { pairs.append((key, "\(value)")) } }
+        if metadata.count > pairs.count {
+            for key in metadata.keys.sorted() where key != "node" && key != "revision" { pairs.append((key, "\(metadata[key]!)")) }
+        }
         switch format {
         case .text:
-            let pairs = keys.map { key -> String in
-                let value = "\(metadata[key]!)"
+            var line = "\(time) \(level) \(component): \(message)"
+            for (key, value) in pairs {
                 let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
-                return "\(key)=\(plain ? value : jsonString(value))"
+                line += " \(key)=\(plain ? value : jsonString(value))"
             }
-            return "\(time) \(level) \(component): \(message)" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
+            return line
         case .json:
-            let pairs = [("ts", time), ("level", "\(level)"), ("component", component), ("msg", message)]
-                + keys.map { ($0, "\(metadata[$0]!)") }
-            return "{" + pairs.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
+            var line = "{\"ts\":\(jsonString(time)),\"level\":\(jsonString("\(level)")),\"component\":\(jsonString(component)),\"msg\":\(jsonString(message))"
+            for (key, value) in pairs { line += ",\(jsonString(key)):\(jsonString(value))" }
+            return line + "}"
         }
     }
-
-    /// node and revision first: they are what a reader looks for.
-    static func rank(_ key: String) -> Int { key == "node" ? 0 : key == "revision" ? 1 : 2 }
 
     static func jsonString(_ text: String) -> String {
         var out = "\""

@@ -6,6 +6,7 @@ import VNetProto
 import VNetStore
 import ZMQ
 import CZMQ
+import Logging
 
 /// The coordinator: owns the cluster's allocations and publishes every host's desired state.
 ///
@@ -51,7 +52,7 @@ public final class Coordinator {
     var zapHandler: ZAPHandler?
     let log = Log.logger("coordinator")
     /// Served by `MetricsServer` when the daemon is given `--metrics`.
-    public let metrics = MetricsRegistry()
+    public let metrics: MetricsRegistry
 
     let context = ZMQContext()
     let publisher: ZMQSocket
@@ -68,6 +69,7 @@ public final class Coordinator {
         planner = HostPlanner(config: config)
         handler = ControlHandler(config: config)
         liveness = Liveness(interval: options.heartbeatInterval, suspectAfter: options.suspectAfter, downAfter: options.downAfter)
+        metrics = MetricsRegistry(enabled: options.metrics)
         Self.declareMetrics(metrics)
 
         let stored = try store.load()
@@ -177,7 +179,7 @@ public final class Coordinator {
                 }
                 nextLivenessCheck = now + 0.1
             }
-            if now >= nextMetrics {
+            if metrics.isEnabled, now >= nextMetrics {
                 refreshMetrics(at: now)
                 nextMetrics = now + 1
             }
@@ -407,9 +409,7 @@ public final class Coordinator {
         if allocator.state != before {
             do {
                 affected = try commit(from: before)
-                for change in changes {
-                    log.info("\(change)", metadata: ["revision": "\(revision)", "hosts": "\(affected.joined(separator: ","))"])
-                }
+                logChanges(changes, hosts: affected)
             } catch {
                 // Nothing was written: the allocations go back to what the store holds, and every request of
                 // the batch that changed something is told it did not happen.
@@ -443,6 +443,20 @@ public final class Coordinator {
             }
             send(reply.socket, reply.prefix, body)
         }
+    }
+
+    /// One line per committed change, with the revision and the hosts it changed; a large batch (a burst of
+    /// requests committed together) is one line that counts them, so the log stays readable and cheap.
+    func logChanges(_ changes: [String], hosts: [String]) {
+        let metadata: Logger.Metadata = ["revision": "\(revision)", "hosts": "\(hosts.count > 20 ? "\(hosts.count) hosts" : hosts.joined(separator: ","))"]
+        guard changes.count > 10 else {
+            for change in changes { log.info("\(change)", metadata: metadata) }
+            return
+        }
+        var kinds: [String: Int] = [:]
+        for change in changes { kinds[String(change.prefix { $0 != " " }), default: 0] += 1 }
+        let counts = kinds.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
+        log.info("\(changes.count) changes in one commit: \(counts); first: \(changes.prefix(3).joined(separator: "; "))", metadata: metadata)
     }
 
     /// Replans, commits allocations and new host revisions in one transaction, then publishes. Returns the

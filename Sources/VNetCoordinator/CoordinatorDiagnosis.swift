@@ -58,7 +58,7 @@ extension Coordinator {
                 state directory \(options.stateDirectory)
 
                 """),
-            file("metrics.txt", metrics.render()),
+            file("metrics.txt", metrics.isEnabled ? metrics.render() : "(metrics are off: the coordinator runs without --metrics)\n"),
             file("coordinator.log", Log.sink.tail.joined(separator: "\n") + "\n"),
         ]
         for host in desired.keys.sorted() {

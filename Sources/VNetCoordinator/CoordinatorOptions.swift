@@ -15,6 +15,8 @@ public struct CoordinatorOptions: Sendable {
     public var downAfter = 3.0
     /// Control requests taken into one commit at most.
     public var maxBatch = 512
+    /// Whether the coordinator keeps metrics (it is served them with `--metrics`).
+    public var metrics = false
 
     public init(stateDirectory: String, listen: BusEndpoints) {
         self.stateDirectory = stateDirectory

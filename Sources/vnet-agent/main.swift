@@ -75,6 +75,7 @@ struct AgentCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
             }
             options.reconcileInterval = reconcileInterval
+            options.metrics = metrics != nil
             let hostBackend: HostBackend
             if backend == "linux" {
                 var dhcpd = DHCPDManager.Settings(directory: "\(stateDir)/dhcpd")

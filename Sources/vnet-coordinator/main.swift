@@ -49,6 +49,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.heartbeatInterval = heartbeatInterval
         options.suspectAfter = suspectAfter
         options.downAfter = downAfter
+        options.metrics = metrics != nil
         if insecure {
             FileHandle.standardError.write(Data("vnet-coordinator: WARNING: --insecure: no CURVE; any peer can connect, read intents and claim any node\n".utf8))
         }
