@@ -92,7 +92,8 @@ public final class MetricsServer: @unchecked Sendable {
         let out = Array(head.utf8) + bytes
         var offset = 0
         while offset < out.count {
-            let written = out.withUnsafeBytes { write(connection, $0.baseAddress! + offset, out.count - offset) }
+            // MSG_NOSIGNAL: a write to a scraper that hung up must not raise SIGPIPE, whose default ends the daemon.
+            let written = out.withUnsafeBytes { send(connection, $0.baseAddress! + offset, out.count - offset, Int32(MSG_NOSIGNAL)) }
             guard written > 0 else { return }
             offset += written
         }

@@ -187,6 +187,38 @@ struct MetricsServerTests {
         #expect(try Self.exchange(server.address, Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)).contains("vnet_test_total"))
     }
 
+    /// Scrapers that hang up in the middle of a large answer (1.3 MB): the server gives that connection up and
+    /// goes on serving. Its writes use MSG_NOSIGNAL, so a write to a dead connection cannot raise SIGPIPE (whose
+    /// default action would end the daemon); SIGPIPE is at its default here for the test's duration, as it is
+    /// in a daemon started by systemd (test processes usually ignore it).
+    @Test func aScraperHangingUpMidAnswerDoesNotKillTheProcess() throws {
+        let registry = MetricsRegistry()
+        registry.declare("vnet_node_applied_revision", .gauge, "Per node.")
+        registry.replace("vnet_node_applied_revision", (0..<40_000).map { .init(labels: ["node": "node-\($0)"], value: Double($0)) })
+        let server = try MetricsServer(listen: "127.0.0.1:0", registry: registry)
+        server.start()
+        defer { server.stop() }
+        let previous = signal(SIGPIPE, SIG_DFL)
+        defer { signal(SIGPIPE, previous) }
+        let port = UInt16(server.address.split(separator: ":").last!)!
+        for _ in 0..<5 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var target = sockaddr_in()
+            target.sin_family = sa_family_t(AF_INET)
+            target.sin_port = port.bigEndian
+            target.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let request = Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)
+            _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress!, request.count) }
+            var first = [UInt8](repeating: 0, count: 100)
+            _ = read(descriptor, &first, first.count)  // the answer has begun; hang up in its middle
+            close(descriptor)
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try Self.exchange(server.address, Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)).contains("node-39999"))
+    }
+
     @Test func aPortInUseOrABadAddressIsANamedError() throws {
         let first = try MetricsServer(listen: "127.0.0.1:0", registry: MetricsRegistry())
         #expect(throws: BusError.self) { _ = try MetricsServer(listen: first.address, registry: MetricsRegistry()) }
