@@ -203,6 +203,10 @@ struct MetricsServerTests {
         let port = UInt16(server.address.split(separator: ":").last!)!
         for _ in 0..<5 {
             let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            // A small receive window, so that the answer cannot sit whole in the socket buffers: the server is
+            // still writing when the hang-up comes.
+            var window: Int32 = 4096
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &window, socklen_t(MemoryLayout<Int32>.size))
             var target = sockaddr_in()
             target.sin_family = sa_family_t(AF_INET)
             target.sin_port = port.bigEndian
@@ -210,6 +214,7 @@ struct MetricsServerTests {
             _ = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             let request = Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)
             _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress!, request.count) }
+            Thread.sleep(forTimeInterval: 0.3)  // the server has accepted and filled what the window takes
             var first = [UInt8](repeating: 0, count: 100)
             _ = read(descriptor, &first, first.count)  // the answer has begun; hang up in its middle
             close(descriptor)
