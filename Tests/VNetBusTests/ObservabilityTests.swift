@@ -207,6 +207,8 @@ struct MetricsServerTests {
             // still writing when the hang-up comes.
             var window: Int32 = 4096
             setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &window, socklen_t(MemoryLayout<Int32>.size))
+            var patience = timeval(tv_sec: 2, tv_usec: 0)  // a server stuck on an earlier connection fails the test, not hangs it
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
             var target = sockaddr_in()
             target.sin_family = sa_family_t(AF_INET)
             target.sin_port = port.bigEndian
