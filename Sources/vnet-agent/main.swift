@@ -6,12 +6,12 @@ import VNetCore
 import VNetLinux
 
 /// `vnet-agent`: a host's side. Flags and wiring only. `vnet-agent [run] --config ...` is the daemon;
-/// `vnet-agent probe` runs one host's side of a VLAN check by hand.
+/// `vnet-agent probe` runs one host's side of a VLAN check by hand; `vnet-agent diagnose` looks at this host alone.
 struct AgentMain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnet-agent",
         abstract: "vnet's host agent.",
-        subcommands: [AgentCommand.self, ProbeCommand.self],
+        subcommands: [AgentCommand.self, ProbeCommand.self, DiagnoseCommand.self],
         defaultSubcommand: AgentCommand.self)
 }
 

@@ -23,7 +23,7 @@ struct DiagnoseCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stamp = Self.stamp(Date())
+        let stamp = DiagnosticArchive.stamp(Date())
         let path = out ?? "vnet-diagnose-\(stamp).tar"
         if FileManager.default.fileExists(atPath: path) { throw CommandFailure.usage("\(path) exists; give --out with a new name") }
         if !bus.json { FileHandle.standardError.write(Data("diagnose: asking every host (up to \(waitSeconds) s)...\n".utf8)) }
@@ -37,60 +37,28 @@ struct DiagnoseCommand: ParsableCommand {
         let summary = Self.summary(diagnosis, status: status, revision: reply.revision)
         let root = "vnet-diagnose-\(stamp)"
         var entries = [TarArchive.Entry(path: "\(root)/summary.txt", content: Array(summary.utf8))]
-        entries += diagnosis.files.map { TarArchive.Entry(path: "\(root)/coordinator/\(Self.safeName($0.name))", content: [UInt8]($0.content)) }
+        entries += diagnosis.files.map { TarArchive.Entry(path: "\(root)/coordinator/\(DiagnosisSummary.safeName($0.name))", content: [UInt8]($0.content)) }
         for host in diagnosis.hosts {
-            entries += host.files.map { TarArchive.Entry(path: "\(root)/hosts/\(Self.safeName(host.nodeID))/\(Self.safeName($0.name))", content: [UInt8]($0.content)) }
+            let directory = "\(root)/hosts/\(DiagnosisSummary.safeName(host.nodeID))"
+            entries += host.files.map { TarArchive.Entry(path: "\(directory)/\(DiagnosisSummary.safeName($0.name))", content: [UInt8]($0.content)) }
         }
-        let bytes: [UInt8]
-        do { bytes = try TarArchive.archive(entries, modified: Int(Date().timeIntervalSince1970)) } catch {
-            throw CommandFailure.usage("cannot build the archive: \(error)")
-        }
-        guard FileManager.default.createFile(atPath: path + ".partial", contents: Data(bytes)), rename(path + ".partial", path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: path + ".partial")
-            throw CommandFailure.usage("cannot write \(path): \(reason)")
-        }
+        let size: Int
+        do { size = try DiagnosticArchive.write(entries, to: path) } catch { throw CommandFailure.usage("\(error)") }
         if bus.json {
-            try Output.json(DiagnosisView(archive: path, files: entries.count, bytes: bytes.count,
+            try Output.json(DiagnosisView(archive: path, files: entries.count, bytes: size,
                                           hosts: diagnosis.hosts.map(\.nodeID), unreachable: diagnosis.unreachable,
                                           findings: diagnosis.findings.map { .init(host: $0.host, text: $0.text) }))
         } else {
-            Output.text(summary + "wrote \(path) (\(entries.count) files, \(bytes.count / 1024) KiB)\n")
+            Output.text(summary + "wrote \(path) (\(entries.count) files, \(size / 1024) KiB)\n")
         }
         if !diagnosis.findings.isEmpty { throw CommandFailure(code: 1, message: "") }
     }
 
     static func summary(_ diagnosis: Vnet_V1_Diagnosis, status: Vnet_V1_Status?, revision: UInt64) -> String {
-        var out = status.map { "cluster \($0.clusterID) (\($0.mode)) at revision \($0.revision)" } ?? "cluster at revision \(revision)"
-        out += ": \(diagnosis.hosts.count) hosts answered"
-        out += diagnosis.unreachable.isEmpty ? "\n" : "; no answer from \(diagnosis.unreachable.joined(separator: ", "))\n"
-        if diagnosis.findings.isEmpty {
-            out += "nothing looks wrong\n"
-        } else {
-            out += "what looks wrong:\n"
-            for finding in diagnosis.findings { out += "  \(printable(finding.host)): \(printable(finding.text))\n" }
-        }
-        return out
-    }
-
-    /// Text from the bus, as a terminal may show it: control characters (escape sequences) become "?".
-    static func printable(_ text: String) -> String {
-        String(text.prefix(2000).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
-    }
-
-    /// A name from the bus becomes one path component of the archive: no directories, no dot files.
-    static func safeName(_ name: String) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        var safe = String(name.prefix(64).map { allowed.contains($0) ? $0 : "_" })
-        while safe.hasPrefix(".") { safe = "_" + safe.dropFirst() }
-        return safe.isEmpty ? "_" : safe
-    }
-
-    static func stamp(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        var headline = status.map { "cluster \($0.clusterID) (\($0.mode)) at revision \($0.revision)" } ?? "cluster at revision \(revision)"
+        headline += ": \(diagnosis.hosts.count) hosts answered"
+        if !diagnosis.unreachable.isEmpty { headline += "; no answer from \(diagnosis.unreachable.joined(separator: ", "))" }
+        return DiagnosisSummary.text(headline: headline, findings: diagnosis.findings.map { ($0.host, $0.text) })
     }
 }
 

@@ -114,3 +114,19 @@ struct DiagnosisTests {
         }
     }
 }
+
+@Suite("diagnosis summary")
+struct DiagnosisSummaryTests {
+    @Test func findingsAreListedHostByHostWithoutControlCharacters() {
+        #expect(DiagnosisSummary.text(headline: "h", findings: []) == "h\nnothing looks wrong\n")
+        #expect(DiagnosisSummary.text(headline: "h", findings: [("n1", "bridge br0 is missing"), ("n\u{1b}[31m2", "x\ny")])
+                == "h\nwhat looks wrong:\n  n1: bridge br0 is missing\n  n?[31m2: x?y\n")
+    }
+
+    @Test func namesFromElsewhereBecomeOnePathComponent() {
+        #expect(DiagnosisSummary.safeName("ip-link.txt") == "ip-link.txt")
+        #expect(DiagnosisSummary.safeName("../../etc/passwd") == "_._.._etc_passwd")
+        #expect(DiagnosisSummary.safeName("") == "_")
+        #expect(DiagnosisSummary.safeName(String(repeating: "a", count: 100)).count == 64)
+    }
+}

@@ -62,5 +62,29 @@ struct DiagnoseClusterTests {
         // An existing archive is never overwritten.
         let again = try cluster.vnetctlStatus(["diagnose", "--out", archive])
         #expect(again.0 == 2, "refused as a bad command line: \(again)")
+
+        // Without the coordinator, each host can still look at itself against what its agent last applied.
+        cluster.kill9(cluster.coordinator)
+        func local(_ host: String, _ namespace: ScratchNamespace) throws -> (Int32, [String]) {
+            let out = "\(cluster.directory)/\(host)-local.tar"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace.name, NamespaceFixtures.binaries.appendingPathComponent("vnet-agent").path,
+                                 "diagnose", "--state-dir", "\(cluster.directory)/\(host)-agent", "--out", out, "--json"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let view = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            #expect(FileManager.default.fileExists(atPath: out))
+            return (process.terminationStatus, view?["findings"] as? [String] ?? [])
+        }
+        let n1 = try local("n1", cluster.nodes["n1"]!)
+        #expect(n1.0 == 1 && n1.1 == ["interface br0 is missing"], "\(n1)")
+        let fe = try local("fe", cluster.frontEnd)
+        #expect(fe.0 == 1 && fe.1.count == 1 && fe.1.first?.hasPrefix("dhcpd is not running") == true, "\(fe)")
+        let n2 = try local("n2", cluster.nodes["n2"]!)
+        #expect(n2.0 == 0 && n2.1.isEmpty, "\(n2)")
     }
 }
