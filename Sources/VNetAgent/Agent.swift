@@ -133,6 +133,11 @@ public final class Agent {
             if now >= nextHeartbeat {
                 nextHeartbeat = now + options.heartbeatInterval
                 if registered { sendHeartbeat() } else { register() }
+                // A dead dhcpd means instances that cannot renew: repaired now, not at the next reconcile.
+                if options.reconcileInterval > 0, heldState != nil, backend.daemonDown {
+                    reconcile()
+                    nextReconcile = now + options.reconcileInterval
+                }
                 if !coordinatorLost, now - lastContact > 3 * options.heartbeatInterval {
                     coordinatorLost = true
                     registered = false

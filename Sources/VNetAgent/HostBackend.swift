@@ -16,6 +16,9 @@ public protocol HostBackend: AnyObject {
     var iptablesRules: Int { get }
     /// How many times this backend (re)started dhcpd since the agent started.
     var dhcpdRestarts: Int { get }
+    /// Whether a daemon the applied state runs has died (dhcpd): cheap enough to ask every heartbeat, so that
+    /// the agent repairs it at once instead of at its next reconcile.
+    var daemonDown: Bool { get }
     /// What the last apply did that the operator should hear about, beyond drift (logged by the agent).
     var lastNotes: [String] { get }
     /// Instance addresses this host learned (SYSTEM mode), reading what arrived since the last call.
@@ -36,6 +39,7 @@ extension HostBackend {
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
     public var dhcpdRestarts: Int { 0 }
+    public var daemonDown: Bool { false }
     public var lastNotes: [String] { [] }
     public func learnedAddresses() -> [LearnedAddress] { [] }
     public func diagnose(desired: HostNetworkState?) -> HostDiagnosis {

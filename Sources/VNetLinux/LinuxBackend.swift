@@ -147,6 +147,11 @@ public final class LinuxBackend: HostBackend {
 
     public var dhcpdRestarts: Int { dhcpd?.restarts ?? 0 }
 
+    public var daemonDown: Bool {
+        guard let dhcpd, lastApplied?.dhcpd != nil else { return false }
+        return dhcpd.runningPID == nil
+    }
+
     // MARK: SYSTEM mode
 
     func startLearning() {
