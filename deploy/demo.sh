@@ -128,12 +128,16 @@ if [ "$(id -u)" -eq 0 ]; then
   "$cluster" metrics coordinator | grep -E '^vnet_(nodes|node_applied_revision)\{|^vnet_revision ' | sed 's/^/  /'
   "$cluster" metrics n1 | grep -E '^vnet_agent_(applied_revision|applies_total|apply_seconds_count)' | sed 's/^/  /'
   ctl diagnose --out "$work/diagnose-healthy.tar"
-  echo "dhcpd on the front end stopped by hand; diagnose names it (and the archive holds the evidence):"
-  kill "$(cat "${VNET_CLUSTER_DIR:-/tmp/vnet-netns-cluster}/agent-fe/dhcpd/dhcpd.pid")"
+  echo "dhcpd on the front end killed by hand; its agent starts it again within a heartbeat:"
+  kill -KILL "$(cat "${VNET_CLUSTER_DIR:-/tmp/vnet-netns-cluster}/agent-fe/dhcpd/dhcpd.pid")"
+  sleep 2
+  ctl nodes
+  echo "i-0000a001's vif taken out of n1's bridge by hand; diagnose names it (the agent would put it back at its next reconcile):"
+  ip netns exec vnc-n1 ip link set vm0000a001 nomaster
   # Exit status 1 (findings) is what this step shows, not a failure of the demo.
   echo "\$ vnetctl diagnose --out $work/diagnose-broken.tar   (exit 1: something looks wrong)"
   "$cluster" vnetctl diagnose --out "$work/diagnose-broken.tar" 2>&1 | sed 's/^/  /' || true
-  tar -tf "$work/diagnose-broken.tar" | grep -E 'summary|hosts/fe/dhcpd' | sed 's/^/  /'
+  tar -tf "$work/diagnose-broken.tar" | grep -E 'summary|hosts/n1/(bridge|ip-link)' | sed 's/^/  /'
   "$cluster" down
 else
   echo

@@ -31,7 +31,7 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Role of this host's config: node or frontend.") var role = "node"
     @Option(help: "How to apply: linux (links and addresses with iproute2; needs CAP_NET_ADMIN), or recording (logs applies to STATE_DIR/applies.log; touches no kernel).")
     var backend = "recording"
-    @Option(name: .customLong("reconcile-interval"), help: "Seconds between re-applying the held state to repair drift (0: never).")
+    @Option(name: .customLong("reconcile-interval"), help: "Seconds between re-applying the held state to repair drift; a dead dhcpd is started again within a heartbeat (0: never repair).")
     var reconcileInterval = 10.0
     @Option(name: .customLong("iptables-preload"), help: "The operator's rules, saved with iptables-save, loaded with vnet's on the front end when first seen and when changed (default: $EUCALYPTUS/var/run/eucalyptus/net/iptables-preload, EUCALYPTUS from the config).")
     var iptablesPreload: String?

@@ -35,7 +35,7 @@ struct ManagedVLANClusterTests {
                                            nodeConfig: "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n", nodeBridges: false)
         func step(_ what: String) { FileHandle.standardError.write(Data("managed-vlan: \(Date()) \(what)\n".utf8)) }
         // The diagnosis at the end looks at things broken by hand; a reconcile must not repair them first.
-        cluster.agentArguments = ["--reconcile-interval", "600"]
+        cluster.agentArguments = ["--reconcile-interval", "0"]
         try cluster.startDaemons()
         step("cluster up")
         _ = try cluster.vnetctl(["create-group", "--group", "web"])

@@ -12,7 +12,7 @@ final class NamespaceCluster {
     var instances: [String: ScratchNamespace] = [:]
     let directory: String
     var processes: [Process] = []
-    /// Given to every agent started (`--reconcile-interval 600` keeps a repair from racing a test's look).
+    /// Given to every agent started (`--reconcile-interval 0`: no repair, which would race a test's look).
     var agentArguments: [String] = []
     var coordinator: Process?
 
