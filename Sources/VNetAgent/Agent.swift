@@ -122,6 +122,7 @@ public final class Agent {
         var nextHeartbeat = 0.0
         var nextInventory = monotonicSeconds() + 10
         var nextReconcile = monotonicSeconds() + options.reconcileInterval
+        var nextDaemonRepair = 0.0
         var nextLearning = 0.0
         var nextMetrics = 0.0
         register()
@@ -133,10 +134,12 @@ public final class Agent {
             if now >= nextHeartbeat {
                 nextHeartbeat = now + options.heartbeatInterval
                 if registered { sendHeartbeat() } else { register() }
-                // A dead dhcpd means instances that cannot renew: repaired now, not at the next reconcile.
-                if options.reconcileInterval > 0, heldState != nil, backend.daemonDown {
+                // A dead dhcpd means instances that cannot renew: repaired now, not at the next reconcile. One that
+                // will not start is not retried every second (nor logged so): it waits for the regular reconcile.
+                if options.reconcileInterval > 0, heldState != nil, now >= nextDaemonRepair, backend.daemonDown {
                     reconcile()
                     nextReconcile = now + options.reconcileInterval
+                    nextDaemonRepair = backend.daemonDown ? nextReconcile : now
                 }
                 if !coordinatorLost, now - lastContact > 3 * options.heartbeatInterval {
                     coordinatorLost = true

@@ -225,6 +225,45 @@ struct FaultInjectionTests {
         #expect(try cluster.dhcp(a1) == address)
     }
 
+    /// A dhcpd that will not start (here its binary refuses while a flag file exists) is not retried every
+    /// heartbeat, with an error line each time: it waits for the regular reconcile, which starts it once it can.
+    @Test func aDhcpdThatWillNotStartIsRetriedAtTheReconcileNotEverySecond() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-dhcpd-wrapper-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let wrapper = "\(directory)/dhcpd", refuse = "\(directory)/refuse"
+        try """
+        #!/bin/sh
+        # ISC dhcpd, except that starting it fails while \(refuse) exists (checking a config still works).
+        if [ -e "\(refuse)" ] && [ "$1" != "-t" ]; then echo "dhcpd: refused by the test" >&2; exit 1; fi
+        exec /usr/sbin/dhcpd "$@"
+
+        """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        try NamespaceFixtures.writeNoVLANConfigs(in: directory)
+        let config = try String(contentsOfFile: "\(directory)/fe.conf", encoding: .utf8).replacingOccurrences(of: "/usr/sbin/dhcpd", with: wrapper)
+        let cluster = try NamespaceCluster(nodeNames: ["n1"], frontendConfig: config)
+        cluster.agentArguments = ["--reconcile-interval", "6"]
+        try cluster.startDaemons()
+        _ = try cluster.vnetctl(["create-group", "--group", "web"])
+        try cluster.launchInstance(InstanceID("i-0000d0e1")!, on: "n1", group: "web")
+        let pidFile = "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid"
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        FileManager.default.createFile(atPath: refuse, contents: nil)
+        let failuresBefore = cluster.log("fe-agent").components(separatedBy: "reconcile failed").count
+        kill(pid, SIGKILL)
+        Thread.sleep(forTimeInterval: 4)
+        let failures = cluster.log("fe-agent").components(separatedBy: "reconcile failed").count - failuresBefore
+        #expect(failures == 1, "one attempt at the heartbeat after the kill, then quiet until the reconcile: \(failures)")
+        try FileManager.default.removeItem(atPath: refuse)
+        _ = Self.waitUntil(10, "the regular reconcile starts dhcpd once it can") {
+            guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                  let newPID = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+            return newPID != pid && DHCPDManager.isRunningDhcpd(newPID)
+        }
+    }
+
     // MARK: the state database's directory full or read-only
 
     /// The state directory is an ext4 file system of its own on a loop device, so that it can fill up, and be
