@@ -36,9 +36,16 @@ public struct AgentOptions: Sendable {
 
 /// What the agent remembers across restarts: the revision it applied and a digest of that state, so that a
 /// restarted agent does not apply again what the host already has.
-struct AppliedRecord: Codable, Equatable {
-    var revision: UInt64
-    var digest: UInt64
+public struct AppliedRecord: Codable, Equatable, Sendable {
+    public var revision: UInt64
+    public var digest: UInt64
+
+    static func path(in stateDirectory: String) -> String { "\(stateDirectory)/applied.json" }
+
+    /// The record kept in an agent's state directory, if there is one (`vnet-agent diagnose` reads it too).
+    public static func load(from stateDirectory: String) -> AppliedRecord? {
+        FileManager.default.contents(atPath: path(in: stateDirectory)).flatMap { try? JSONDecoder().decode(AppliedRecord.self, from: $0) }
+    }
 }
 
 /// The node agent: subscribes to its host's desired state, applies it through a `HostBackend`, acknowledges
@@ -78,7 +85,7 @@ public final class Agent {
     /// What the coordinator last said this host should have (its heartbeat replies).
     var desiredRevision: UInt64 = 0
 
-    var recordPath: String { "\(options.stateDirectory)/applied.json" }
+    var recordPath: String { AppliedRecord.path(in: options.stateDirectory) }
 
     public init(options: AgentOptions, backend: HostBackend) throws {
         self.options = options
@@ -89,9 +96,7 @@ public final class Agent {
         Self.declareMetrics(metrics)
         if let problem = NameRules.hostNameProblem(options.nodeID) { throw BusError("--node-id: \(problem)") }
         try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true)
-        if let data = FileManager.default.contents(atPath: "\(options.stateDirectory)/applied.json") {
-            applied = try? JSONDecoder().decode(AppliedRecord.self, from: data)
-        }
+        applied = AppliedRecord.load(from: options.stateDirectory)
         let security: SocketSecurity
         if let keys = options.keys, let server = options.coordinatorPublicKey {
             security = .curveClient(keys: keys, serverPublicKey: server)

@@ -7,6 +7,15 @@ import VNetProto
 /// state it holds, its record, its metrics, its log tail). Collected in the loop: a few commands, well under
 /// a heartbeat interval.
 extension Agent {
+    /// What an agent holds, for a bundle: the state in words and its applied record file as it is on disk
+    /// (also `vnet-agent diagnose`).
+    public static func heldStateFiles(_ state: HostNetworkState?, stateDirectory: String) -> [(name: String, content: [UInt8])] {
+        let revision = AppliedRecord.load(from: stateDirectory)?.revision ?? 0
+        let record = FileManager.default.contents(atPath: AppliedRecord.path(in: stateDirectory)).map { [UInt8]($0) } ?? Array("(none)\n".utf8)
+        return [("held-state.txt", Array((state.map { HostStateDescription.text($0, revision: revision) } ?? "holding no desired state\n").utf8)),
+                ("applied.json", record)]
+    }
+
     func sendDiagnosis(_ command: Vnet_V1_DiagnoseCommand) {
         var report = Vnet_V1_DiagnoseReport()
         report.diagnoseID = command.diagnoseID
@@ -14,8 +23,7 @@ extension Agent {
         report.appliedRevision = held
         let collected = backend.diagnose(desired: heldState)
         var files = collected.files
-        files.append(("held-state.txt", Array((heldState.map { HostStateDescription.text($0, revision: held) } ?? "holding no desired state\n").utf8)))
-        files.append(("applied.json", FileManager.default.contents(atPath: recordPath).map { [UInt8]($0) } ?? Array("(none)\n".utf8)))
+        files += Self.heldStateFiles(heldState, stateDirectory: options.stateDirectory)
         files.append(("metrics.txt", Array((metrics.isEnabled ? metrics.render() : "(metrics are off: the agent runs without --metrics)\n").utf8)))
         files.append(("agent.log", Array((Log.sink.tail.joined(separator: "\n") + "\n").utf8)))
         // The coordinator takes frames of up to 4 MiB: the largest files give up their beginnings first.

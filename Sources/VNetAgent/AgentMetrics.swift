@@ -26,10 +26,7 @@ extension Agent {
         metrics.set("vnet_agent_coordinator_connected", registered && !coordinatorLost ? 1 : 0)
         metrics.set("vnet_agent_dhcpd_restarts_total", Double(backend.dhcpdRestarts))
         metrics.set("vnet_agent_iptables_rules", Double(backend.iptablesRules))
-        for reason in EnvelopeCodec.Refusal.allCases {
-            metrics.set("vnet_agent_messages_refused_total", ["reason": reason.rawValue], Double(refusals.counts[reason] ?? 0))
-        }
-        metrics.set("vnet_agent_messages_refused_total", ["reason": "unauthorized"], Double(refusals.unauthorized))
+        metrics.setRefusals("vnet_agent_messages_refused_total", refusals, unauthorized: refusals.unauthorized)
     }
 
     func recordApply(trigger: String, seconds: Double, ok: Bool, drift: Bool) {

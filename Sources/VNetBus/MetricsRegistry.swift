@@ -60,6 +60,15 @@ public final class MetricsRegistry: @unchecked Sendable {
         }
     }
 
+    /// A daemon's refused bus messages, one series per reason; `unauthorized` also counts refusals made
+    /// elsewhere (the coordinator's ZAP handler).
+    public func setRefusals(_ name: String, _ refusals: RefusalCounters, unauthorized: UInt64) {
+        for reason in EnvelopeCodec.Refusal.allCases {
+            set(name, ["reason": reason.rawValue], Double(refusals.counts[reason] ?? 0))
+        }
+        set(name, ["reason": "unauthorized"], Double(unauthorized))
+    }
+
     public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         lock.withLock { families[name]?.samples.first(where: { $0.labels == labels })?.value }
     }

@@ -46,7 +46,8 @@ public final class Coordinator {
     var routes: [String: [[UInt8]]] = [:]
     var interfaceMACs: [String: UInt64] = [:]
     var verifications: [String: VLANVerificationRun] = [:]
-    var verificationCounter = 0
+    /// Numbers the cluster operations (VLAN verifications, diagnoses) of this coordinator's epoch.
+    var operationCounter = 0
     var diagnoses: [String: DiagnosisRun] = [:]
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
@@ -215,8 +216,8 @@ public final class Coordinator {
         let unreachable = Set(hosts.filter { liveness.state(of: $0, at: now) != .up || routes[$0] == nil || interfaceMACs[$0] == nil })
         let count = verify.count == 0 ? 3 : min(verify.count, 100)
         let timeout = verify.timeoutMs == 0 ? 3000 : min(verify.timeoutMs, 60_000)
-        verificationCounter += 1
-        let id = "verify-\(epoch)-\(verificationCounter)"
+        operationCounter += 1
+        let id = "verify-\(epoch)-\(operationCounter)"
         guard ["", "raw", "kernel"].contains(verify.method) else { return refuse("--method is raw or kernel") }
         let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: verify.method != "kernel",
                                       unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)

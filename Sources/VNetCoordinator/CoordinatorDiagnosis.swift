@@ -12,8 +12,8 @@ extension Coordinator {
         let timeout = diagnose.timeoutMs == 0 ? 5000 : min(diagnose.timeoutMs, 60_000)
         let hosts = knownHosts
         let asked = Set(hosts.filter { [.up, .suspect].contains(liveness.state(of: $0, at: now)) && routes[$0] != nil })
-        verificationCounter += 1
-        let id = "diagnose-\(epoch)-\(verificationCounter)"
+        operationCounter += 1
+        let id = "diagnose-\(epoch)-\(operationCounter)"
         var command = Vnet_V1_DiagnoseCommand()
         command.diagnoseID = id
         for host in asked.sorted() { send(sync, routes[host]!, .diagnoseCommand(command)) }

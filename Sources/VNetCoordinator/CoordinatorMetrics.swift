@@ -32,9 +32,6 @@ extension Coordinator {
         metrics.replace("vnet_nodes", byState.map { .init(labels: ["state": $0.key.rawValue], value: Double($0.value)) })
         metrics.replace("vnet_node_desired_revision", desiredSamples)
         metrics.replace("vnet_node_applied_revision", appliedSamples)
-        for reason in EnvelopeCodec.Refusal.allCases {
-            metrics.set("vnet_messages_refused_total", ["reason": reason.rawValue], Double(refusals.counts[reason] ?? 0))
-        }
-        metrics.set("vnet_messages_refused_total", ["reason": "unauthorized"], Double(refusals.unauthorized + (zapHandler?.refused ?? 0)))
+        metrics.setRefusals("vnet_messages_refused_total", refusals, unauthorized: refusals.unauthorized + (zapHandler?.refused ?? 0))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VNetAgent
 import VNetBus
 import VNetCore
 import VNetLinux
@@ -28,8 +29,7 @@ struct DiagnoseCommand: ParsableCommand {
         }
         let backend = LinuxBackend(stateFile: statePath, dhcpd: DHCPDManager(runner: ProcessRunner(), settings: .init(directory: "\(stateDir)/dhcpd")))
         guard let held = backend.lastApplied else { return try fail("\(statePath) cannot be read as a host state") }
-        let record = FileManager.default.contents(atPath: "\(stateDir)/applied.json")
-        let revision = record.flatMap { try? JSONDecoder().decode(Revision.self, from: $0) }?.revision
+        let revision = AppliedRecord.load(from: stateDir)?.revision
         if !json { FileHandle.standardError.write(Data("diagnose: looking at \(held.host)...\n".utf8)) }
         let diagnosis = backend.diagnose(desired: held)
         let headline = "\(held.host) (\(held.role), \(held.mode.rawValue)), last applied revision \(revision.map(String.init) ?? "unknown"); the coordinator was not asked"
@@ -37,16 +37,12 @@ struct DiagnoseCommand: ParsableCommand {
         let stamp = DiagnosticArchive.stamp(Date())
         let root = "vnet-diagnose-\(DiagnosisSummary.safeName(held.host))-\(stamp)"
         let path = out ?? "\(root).tar"
-        var entries = [TarArchive.Entry(path: "\(root)/summary.txt", content: Array(summary.utf8)),
-                       TarArchive.Entry(path: "\(root)/held-state.txt", content: Array(HostStateDescription.text(held, revision: revision ?? 0).utf8))]
-        if let record { entries.append(TarArchive.Entry(path: "\(root)/applied.json", content: [UInt8](record))) }
-        entries += diagnosis.files.map { TarArchive.Entry(path: "\(root)/\(DiagnosisSummary.safeName($0.name))", content: $0.content) }
+        var entries = [TarArchive.Entry(path: "\(root)/summary.txt", content: Array(summary.utf8))]
+        entries += (Agent.heldStateFiles(held, stateDirectory: stateDir) + diagnosis.files).map { TarArchive.Entry(path: "\(root)/\(DiagnosisSummary.safeName($0.name))", content: $0.content) }
         let size: Int
         do { size = try DiagnosticArchive.write(entries, to: path) } catch { return try fail("\(error)") }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try encoder.encode(View(archive: path, host: held.host, appliedRevision: revision, findings: diagnosis.findings)) + Data("\n".utf8))
+            try printJSON(View(archive: path, host: held.host, appliedRevision: revision, findings: diagnosis.findings))
         } else {
             print(summary + "wrote \(path) (\(entries.count) files, \(size / 1024) KiB)")
         }
@@ -58,7 +54,4 @@ struct DiagnoseCommand: ParsableCommand {
         FileHandle.standardError.write(Data("vnet-agent diagnose: \(message)\n".utf8))
         throw ExitCode(2)
     }
-
-    /// The part of the agent's applied record this command reads.
-    struct Revision: Decodable { var revision: UInt64 }
 }

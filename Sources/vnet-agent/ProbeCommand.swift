@@ -40,10 +40,7 @@ struct ProbeCommand: ParsableCommand {
         let observations = session.run(peers: parsed, vlans: list, count: count, duration: duration,
                                        probeAt: probeAt ?? monotonicNanoseconds() + UInt64(listenFirst * 1e9))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let report = ProbeReport(host: name, mac: session.mac.description, completedAtMonotonicNanoseconds: session.completedAt, observations: observations)
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(ProbeReport(host: name, mac: session.mac.description, completedAtMonotonicNanoseconds: session.completedAt, observations: observations))
         } else {
             print("this host: \(name) \(session.mac) on \(interface)")
             for observation in observations {

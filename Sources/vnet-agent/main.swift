@@ -110,3 +110,10 @@ struct AgentCommand: ParsableCommand {
 AgentMain.main()
 
 extension Log.Format: ExpressibleByArgument {}
+
+/// `--json` output of the subcommands: one object, keys sorted.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}

@@ -146,14 +146,8 @@ struct MetricsServerTests {
     /// One HTTP exchange on a fresh connection: what the server answered.
     static func exchange(_ address: String, _ request: [UInt8]) throws -> String {
         let port = UInt16(address.split(separator: ":").last!)!
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = try connectLoopback(port)
         defer { close(descriptor) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = port.bigEndian
-        target.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { throw ObservabilityTests.ScrapeFailed(text: "connect: \(errno)") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress!, request.count) }
@@ -165,6 +159,18 @@ struct MetricsServerTests {
             answer += buffer[..<count]
         }
         return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`.
+    static func connectLoopback(_ port: UInt16) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = port.bigEndian
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { close(descriptor); throw ObservabilityTests.ScrapeFailed(text: "connect: \(errno)") }
+        return descriptor
     }
 
     @Test func answersScrapesAndRefusesEverythingElseWithoutStopping() throws {
@@ -202,12 +208,7 @@ struct MetricsServerTests {
         defer { signal(SIGPIPE, previous) }
         let port = UInt16(server.address.split(separator: ":").last!)!
         for _ in 0..<5 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var target = sockaddr_in()
-            target.sin_family = sa_family_t(AF_INET)
-            target.sin_port = port.bigEndian
-            target.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let descriptor = try Self.connectLoopback(port)
             let request = Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)
             _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress!, request.count) }
             var reset = linger(l_onoff: 1, l_linger: 0)  // close with a reset, not a goodbye

@@ -24,10 +24,7 @@ struct DiagnoseClusterTests {
 
         // Break two things by hand.
         try cluster.sh(cluster.nodes["n1"]!, "ip link del br0")
-        let pidFile = "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid"
-        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-        kill(pid, SIGTERM)
-        for _ in 0..<100 where DHCPDManager.isRunningDhcpd(pid) { Thread.sleep(forTimeInterval: 0.05) }
+        try cluster.stopFrontEndDhcpd()
 
         let archive = "\(cluster.directory)/broken.tar"
         let (status, output) = try cluster.vnetctlStatus(["diagnose", "--out", archive, "--json"])
@@ -67,18 +64,12 @@ struct DiagnoseClusterTests {
         cluster.kill9(cluster.coordinator)
         func local(_ host: String, _ namespace: ScratchNamespace) throws -> (Int32, [String]) {
             let out = "\(cluster.directory)/\(host)-local.tar"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace.name, NamespaceFixtures.binaries.appendingPathComponent("vnet-agent").path,
-                                 "diagnose", "--state-dir", "\(cluster.directory)/\(host)-agent", "--out", out, "--json"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let view = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let result = try NamespaceCluster.result(of: [NamespaceFixtures.binaries.appendingPathComponent("vnet-agent").path, "diagnose",
+                                                          "--state-dir", "\(cluster.directory)/\(host)-agent", "--out", out, "--json"],
+                                                     in: namespace.name, directory: cluster.directory)
+            let view = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
             #expect(FileManager.default.fileExists(atPath: out))
-            return (process.terminationStatus, view?["findings"] as? [String] ?? [])
+            return (result.status, view?["findings"] as? [String] ?? [])
         }
         let n1 = try local("n1", cluster.nodes["n1"]!)
         #expect(n1.0 == 1 && n1.1 == ["interface br0 is missing"], "\(n1)")

@@ -33,8 +33,7 @@ struct FaultInjectionTests {
 
     /// The node's links as the kernel numbers them: a link deleted and made again gets a new ifindex.
     static func links(_ cluster: NamespaceCluster, _ namespace: ScratchNamespace) throws -> [String: String] {
-        let links = try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
-        return Dictionary(uniqueKeysWithValues: links.map { ($0.name, "#\($0.index) master=\($0.master ?? "-") up=\($0.isUp)") })
+        try cluster.links(namespace).mapValues { "#\($0.index) master=\($0.master ?? "-") up=\($0.isUp)" }
     }
 
     // MARK: a node's link cut and restored
@@ -154,7 +153,7 @@ struct FaultInjectionTests {
         _ = try cluster.dhcp(a1)
         let linksBefore = try Self.links(cluster, cluster.nodes["n1"]!)
         let frontBefore = try Self.links(cluster, cluster.frontEnd)
-        let dhcpdBefore = try String(contentsOfFile: "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8)
+        let dhcpdBefore = cluster.frontEndDhcpdPID
         func vnetRules() throws -> [String] {
             String(decoding: try cluster.runner(cluster.frontEnd).run(["iptables-save"], input: nil), as: UTF8.self)
                 .split(separator: "\n").filter { $0.contains("VNET") || $0.contains("vn-") }.map(String.init)
@@ -181,7 +180,7 @@ struct FaultInjectionTests {
         }
         #expect(try Self.links(cluster, cluster.nodes["n1"]!) == linksBefore, "n1's links: none made again, none moved")
         #expect(try Self.links(cluster, cluster.frontEnd) == frontBefore, "the front end's links likewise")
-        #expect(try String(contentsOfFile: "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8) == dhcpdBefore, "dhcpd was not restarted")
+        #expect(dhcpdBefore != nil && cluster.frontEndDhcpdPID == dhcpdBefore, "dhcpd was not restarted")
         #expect(try vnetRules() == rulesBefore, "vnet's iptables rules are as they were")
         #expect(cluster.log("n1-agent").components(separatedBy: "starting; holding revision").count == 6, "five agent lives on n1")
     }
@@ -199,14 +198,13 @@ struct FaultInjectionTests {
         let dhcpdDirectory = "\(cluster.directory)/fe-agent/dhcpd"
         let leasesBefore = try String(contentsOfFile: "\(dhcpdDirectory)/dhcpd.leases", encoding: .utf8)
         let duid = try #require(leasesBefore.split(separator: "\n").first { $0.hasPrefix("server-duid") }, "dhcpd wrote its lease database")
-        let pid = try #require(Int32(try String(contentsOfFile: "\(dhcpdDirectory)/dhcpd.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(cluster.frontEndDhcpdPID)
 
         kill(pid, SIGKILL)  // a crash: no pid file removed, nothing flushed
         var restarted: Int32?
         // Within about a heartbeat (1 s), not at the next reconcile (10 s by default).
         _ = Self.waitUntil(3, "the agent starts dhcpd again") {
-            guard let text = try? String(contentsOfFile: "\(dhcpdDirectory)/dhcpd.pid", encoding: .utf8),
-                  let newPID = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), newPID != pid, DHCPDManager.isRunningDhcpd(newPID) else { return false }
+            guard let newPID = cluster.frontEndDhcpdPID, newPID != pid, DHCPDManager.isRunningDhcpd(newPID) else { return false }
             restarted = newPID
             return true
         }
@@ -247,8 +245,7 @@ struct FaultInjectionTests {
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         try cluster.launchInstance(InstanceID("i-0000d0e1")!, on: "n1", group: "web")
-        let pidFile = "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid"
-        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(cluster.frontEndDhcpdPID)
 
         FileManager.default.createFile(atPath: refuse, contents: nil)
         let failuresBefore = cluster.log("fe-agent").components(separatedBy: "reconcile failed").count
@@ -258,8 +255,7 @@ struct FaultInjectionTests {
         #expect(failures == 1, "one attempt at the heartbeat after the kill, then quiet until the reconcile: \(failures)")
         try FileManager.default.removeItem(atPath: refuse)
         _ = Self.waitUntil(10, "the regular reconcile starts dhcpd once it can") {
-            guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                  let newPID = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+            guard let newPID = cluster.frontEndDhcpdPID else { return false }
             return newPID != pid && DHCPDManager.isRunningDhcpd(newPID)
         }
     }

@@ -46,9 +46,7 @@ struct ManagedVLANClusterTests {
 
         let a1 = InstanceID("i-0000d001")!, a2 = InstanceID("i-0000d002")!, b1 = InstanceID("i-0000d003")!, b2 = InstanceID("i-0000d004")!
         for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n1", "db"), (b2, "n2", "db")] { try cluster.launchInstance(id, on: node, group: group) }
-        func links(_ namespace: ScratchNamespace) throws -> [String: ObservedLink] {
-            Dictionary(uniqueKeysWithValues: try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil)).map { ($0.name, $0) })
-        }
+        let links = cluster.links
         step("instances running")
         // The kernel objects MANAGED stands on.
         let fe = try links(cluster.frontEnd)
@@ -133,10 +131,7 @@ struct ManagedVLANClusterTests {
         // vnetctl diagnose with 802.1Q: n2's db bridge deleted by hand and the front end's dhcpd stopped are
         // named, the dhcpd finding with the tagged interfaces and their VIDs.
         try cluster.sh(cluster.nodes["n2"]!, "ip link del eucabr\(dbVLAN)")
-        let pidText = try String(contentsOfFile: "\(cluster.directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8)
-        let dhcpd = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
-        kill(dhcpd, SIGTERM)
-        for _ in 0..<100 where DHCPDManager.isRunningDhcpd(dhcpd) { Thread.sleep(forTimeInterval: 0.05) }
+        try cluster.stopFrontEndDhcpd()
         let (exit, output) = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/diagnose.tar", "--wait", "20", "--json"])
         #expect(exit == 1, "\(output)")
         let view = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]

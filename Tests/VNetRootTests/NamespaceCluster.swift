@@ -74,7 +74,7 @@ final class NamespaceCluster {
                 if let text = try? String(contentsOfFile: "\(directory)/\(pid)", encoding: .utf8), let number = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(number, SIGTERM) }
             }
         }
-        if let text = try? String(contentsOfFile: "\(directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
+        if let pid = frontEndDhcpdPID { kill(pid, SIGTERM) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -146,29 +146,55 @@ final class NamespaceCluster {
 
     /// The same from another thread (a test's request loop): only names, nothing of the cluster's objects.
     static func vnetctlResult(_ arguments: [String], namespace: String, directory: String) throws -> (status: Int32, output: String, errors: String) {
+        let (status, output, errors) = try result(of: [NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
+                                                  + ["--coordinator", "10.99.0.1:7460", "--insecure"], in: namespace, directory: directory)
+        if let log = FileHandle(forWritingAtPath: "\(directory)/vnetctl.log") ?? {
+            FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil)
+            return FileHandle(forWritingAtPath: "\(directory)/vnetctl.log")
+        }() {
+            log.seekToEndOfFile()
+            log.write(Data("$ vnetctl \(arguments.joined(separator: " ")) -> \(status)\n\(errors)".utf8))
+            try? log.close()
+        }
+        return (status, output, errors)
+    }
+
+    /// Any command in a namespace, whatever its exit status: (status, stdout, stderr). stderr goes through a
+    /// file in `directory` (two pipes read one after the other could fill and block).
+    static func result(of command: [String], in namespace: String, directory: String) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", namespace, NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
-            + ["--coordinator", "10.99.0.1:7460", "--insecure"]
+        process.arguments = ["netns", "exec", namespace] + command
         let output = Pipe()
         process.standardOutput = output
-        let errorFile = "\(directory)/vnetctl-\(UUID().uuidString.prefix(8)).err"
+        let errorFile = "\(directory)/command-\(UUID().uuidString.prefix(8)).err"
         FileManager.default.createFile(atPath: errorFile, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errorFile) }
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let errors = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
-        if let log = FileHandle(forWritingAtPath: "\(directory)/vnetctl.log") ?? {
-            FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil)
-            return FileHandle(forWritingAtPath: "\(directory)/vnetctl.log")
-        }() {
-            log.seekToEndOfFile()
-            log.write(Data("$ vnetctl \(arguments.joined(separator: " ")) -> \(process.terminationStatus)\n\(errors)".utf8))
-            try? log.close()
-        }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), errors)
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+    }
+
+    /// A host's links by name, as the kernel reports them (ifindex, master, state...).
+    func links(_ namespace: ScratchNamespace) throws -> [String: ObservedLink] {
+        Dictionary(uniqueKeysWithValues: try LinkObservation.links(fromJSON: try runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
+            .map { ($0.name, $0) })
+    }
+
+    /// Stops the front end's dhcpd by hand, as an operator might (SIGTERM), and waits until it is gone.
+    func stopFrontEndDhcpd() throws {
+        guard let pid = frontEndDhcpdPID else { throw NoDhcpd() }
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where DHCPDManager.isRunningDhcpd(pid) { Thread.sleep(forTimeInterval: 0.05) }
+    }
+
+    struct NoDhcpd: Error, CustomStringConvertible { var description: String { "the front end runs no dhcpd" } }
+
+    /// The pid of the front end's dhcpd, from the pid file its agent gave it.
+    var frontEndDhcpdPID: Int32? {
+        (try? String(contentsOfFile: "\(directory)/fe-agent/dhcpd/dhcpd.pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     func vnetctl(_ arguments: [String]) throws -> String {
