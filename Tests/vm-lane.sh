@@ -7,6 +7,10 @@
 #                                      a small initramfs; cached in $VNET_VM_CACHE (default .build/vm-lane)
 #   Tests/vm-lane.sh run COMMAND...    boot, run COMMAND inside (root, in this repository, VNET_VM_LANE=1),
 #                                      show its output as it runs, exit with its status
+#   Tests/vm-lane.sh guest             build (cached) a tiny instance guest from the same kernel: a busybox
+#                                      initramfs whose init brings up eth0 (virtio-net), asks DHCP for an
+#                                      address, pings its router and then just answers pings; prints the paths
+#                                      of the kernel and the initramfs. Boot it with qemu on a tap.
 #
 # Needs root, qemu-system-x86, busybox-static and kmod (deploy/install-deps.sh installs them).
 set -euo pipefail
@@ -86,6 +90,67 @@ INIT
   echo "$dir"
 }
 
+# The instance guest: what a hypervisor runs on one of the agent's taps, small enough to boot in seconds under
+# software emulation. Everything it does is printed on its serial console as `vnet-guest: ...` lines.
+guest() {
+  local dir
+  dir=$(prepare)
+  local version
+  version=$(basename "$dir")
+  local recipe=1 image="$dir/guest"
+  if [ "$(cat "$image/ready" 2>/dev/null)" != "$recipe" ]; then
+    rm -rf "$image"
+    local root="$image/root"
+    mkdir -p "$root/bin" "$root/modules" "$root/proc" "$root/sys" "$root/dev"
+    cp /bin/busybox "$root/bin/busybox"
+    : >"$root/modules.order"
+    for module in virtio_pci virtio_net; do
+      modprobe -d "$dir/root" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' | while read -r path; do
+        local name
+        name=$(basename "$path")
+        grep -qx "$name" "$root/modules.order" || { cp "$path" "$root/modules/"; echo "$name" >>"$root/modules.order"; }
+      done
+    done
+    # udhcpc's event script: the lease's address and default route, said on the console.
+    cat >"$root/dhcp-event" <<'EVENT'
+#!/bin/busybox sh
+case "$1" in
+  bound|renew)
+    ip address flush dev "$interface"
+    ip address add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    echo "${router%% *}" > /router
+    echo "vnet-guest: bound $ip/$mask router ${router%% *}" ;;
+  deconfig) ip address flush dev "$interface" ;;
+esac
+EVENT
+    cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for module in $(cat /modules.order); do insmod /modules/$module; done
+ip link set lo up
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+ip link set eth0 up
+echo "vnet-guest: eth0 $(cat /sys/class/net/eth0/address)"
+until udhcpc -i eth0 -s /dhcp-event -q -f -n -t 4 -T 2 >/dev/null 2>&1; do echo "vnet-guest: no lease yet"; done
+router=$(cat /router)
+if ping -c 1 -W 2 "$router" >/dev/null 2>&1 || ping -c 2 -W 2 "$router" >/dev/null 2>&1; then
+  echo "vnet-guest: router $router answers"
+else
+  echo "vnet-guest: router $router does not answer"
+fi
+echo "vnet-guest: ready"
+while :; do sleep 3600; done
+INIT
+    chmod +x "$root/init" "$root/dhcp-event"
+    (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$image/initrd.img")
+    rm -rf "$root"
+    echo "$recipe" >"$image/ready"
+  fi
+  echo "$dir/vmlinuz $image/initrd.img"
+}
+
 run() {
   [ $# -gt 0 ] || fail "run what? Tests/vm-lane.sh run COMMAND..."
   local dir share status
@@ -133,5 +198,6 @@ shift || true
 case "$command" in
   prepare) prepare >/dev/null ;;
   run) run "$@" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  guest) guest ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

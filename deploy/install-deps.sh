@@ -9,7 +9,7 @@ set -euo pipefail
 # Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests.
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
-        python3-prometheus-client)
+        python3-prometheus-client nftables)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")

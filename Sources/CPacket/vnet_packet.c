@@ -95,6 +95,16 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
     address.sll_protocol = htons(ETH_P_ALL);
     address.sll_ifindex = *ifindex;
     if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    // Promiscuous mode for as long as this socket is open. A NIC that filters VIDs in hardware (rx-vlan-filter,
+    // often "[fixed]": QEMU's virtio-net, many real NICs) drops tagged frames of a VID that no VLAN device has
+    // registered, before any packet socket sees them; promiscuous, it passes them. A membership, not the
+    // interface flag: the kernel counts it for this socket and takes it back when the socket is closed, also
+    // when the process dies, so nothing is left changed on the host. CAP_NET_RAW is enough.
+    struct packet_mreq membership;
+    memset(&membership, 0, sizeof(membership));
+    membership.mr_ifindex = *ifindex;
+    membership.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
     // What arrived before the filter was attached is dropped.
     unsigned char scratch[1];
     while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}

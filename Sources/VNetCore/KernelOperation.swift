@@ -5,6 +5,7 @@ public enum KernelOperation: Sendable, Hashable {
     case requireLink(String)
     case createVLAN(name: String, parent: String, vlan: Int)
     case createBridge(String)
+    /// A tap for the instance whose MAC is `mac`; the tap itself (the bridge's port) gets `mac.tapHostSide`.
     case createTap(name: String, mac: MACAddress)
     case setUp(String)
     case attach(port: String, bridge: String)
@@ -26,7 +27,7 @@ public enum KernelOperation: Sendable, Hashable {
         case .requireLink(let name): "require link \(name) (never created or removed by vnet)"
         case .createVLAN(let name, let parent, let vlan): "ip link add link \(parent) name \(name) type vlan id \(vlan)"
         case .createBridge(let name): "ip link add name \(name) type bridge"
-        case .createTap(let name, let mac): "ip tuntap add dev \(name) mode tap; ip link set dev \(name) address \(mac)"
+        case .createTap(let name, let mac): "ip tuntap add dev \(name) mode tap; ip link set dev \(name) address \(mac.tapHostSide) (guest \(mac))"
         case .setUp(let name): "ip link set dev \(name) up"
         case .attach(let port, let bridge): "ip link set dev \(port) master \(bridge)"
         case .addAddress(let address): "ip addr add \(address.cidr)\(address.broadcast.map { " broadcast \($0)" } ?? "") dev \(address.device)"
@@ -70,6 +71,8 @@ public enum KernelPlanner {
             created.append(bridge.name)
         }
         let observedVifs = Dictionary(observed.vifs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // An observed vif's MAC is the guest's it serves: for a tap, the backend reports it only when the tap
+        // carries the matching host-side MAC (`tapHostSide`), so a tap carrying anything else is made again.
         for vif in desired.vifs where vif.createTap {
             if let existing = observedVifs[vif.name], existing.mac == vif.mac { continue }
             if observedVifs[vif.name] != nil { adds.append(.deleteLink(vif.name)) }

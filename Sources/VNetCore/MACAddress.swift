@@ -16,6 +16,13 @@ public struct MACAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var isMulticast: Bool { (value >> 40) & 1 == 1 }
     public var isZero: Bool { value == 0 }
 
+    /// The MAC for the host side of a tap that carries a guest with this MAC: the same address with the first
+    /// octet set to `fe` (what libvirt gives its taps). A Linux bridge treats each port's own MAC as local, so a
+    /// tap carrying the guest's own MAC would swallow every unicast frame meant for the guest; `fe` is
+    /// locally administered and unicast, and sorts above the MACs the cluster hands out (VNET_MACPREFIX d0:0d by
+    /// default), so a bridge that takes the lowest of its ports' MACs does not take the tap's.
+    public var tapHostSide: MACAddress { MACAddress(0xFE00_0000_0000 | (value & 0x00FF_FFFF_FFFF)) }
+
     public static func < (lhs: MACAddress, rhs: MACAddress) -> Bool { lhs.value < rhs.value }
 
     public var description: String {

@@ -109,6 +109,25 @@ public enum VLANVerification {
     }
 }
 
+extension VLANVerification {
+    /// What the matrix alone does not say. When untagged frames pass between hosts but every tagged VID fails
+    /// between them, the VLAN layer as a whole is cut: either the switch ports carry no tagged frames (access
+    /// ports, or these VIDs not allowed on the trunk), or the hosts' NICs drop VIDs they have not registered
+    /// (hardware VLAN filtering; measured on QEMU's virtio-net). `pairs` are (VID, passed) per pair; VID 0 is
+    /// the untagged control. `method` is "raw" or "kernel".
+    public static func advice(pairs: [(vlan: Int, passed: Bool)], method: String) -> [String] {
+        let control = pairs.filter { $0.vlan == 0 }
+        let tagged = pairs.filter { $0.vlan != 0 }
+        guard !tagged.isEmpty, !tagged.contains(where: \.passed) else { return [] }
+        if method == "kernel" {
+            return ["every tagged VID failed on every pair: check that the switch ports between the hosts are trunks carrying these VIDs"]
+        }
+        guard control.contains(where: \.passed) else { return [] }
+        return ["untagged frames pass but every tagged VID failed on every pair that has a link: either the switch ports carry no tagged frames (access ports, or these VIDs not allowed on the trunk), or the hosts' NICs drop VIDs that no VLAN device has registered",
+                "the raw probe holds each interface promiscuous while it listens, which gets past most NIC VLAN filters; to rule the NIC out, run `vnetctl verify-vlan --method kernel` (it registers each VID with a real <iface>.<vid> device) and look at `ethtool -k IFACE | grep rx-vlan-filter` on the hosts"]
+    }
+}
+
 /// `10,20-30`: the VIDs a verification asks for, each 2-4094 (1 is the default VLAN, 4095 reserved), sorted,
 /// without repeats.
 public enum VLANList {

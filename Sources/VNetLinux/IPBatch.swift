@@ -19,7 +19,7 @@ public enum IPBatch {
             case .createBridge(let name): words = ["link", "add", "name", name, "type", "bridge"]
             case .createTap(let name, let mac):
                 lines.append(try line(["tuntap", "add", "dev", name, "mode", "tap"]))
-                words = ["link", "set", "dev", name, "address", mac.description]
+                words = ["link", "set", "dev", name, "address", mac.tapHostSide.description]
             case .setUp(let name): words = ["link", "set", "dev", name, "up"]
             case .attach(let port, let bridge): words = ["link", "set", "dev", port, "master", bridge]
             case .detach(let port): words = ["link", "set", "dev", port, "nomaster"]

@@ -292,8 +292,14 @@ public final class LinuxBackend: HostBackend {
         for link in links where link.name.hasPrefix("vn-") || knownVifs[link.name] != nil {
             let known = knownVifs[link.name]
             guard let instance = known?.instance ?? InstanceID("i-" + link.name.dropFirst(3)) else { continue }
-            state.vifs.append(.init(name: link.name, bridge: link.master ?? "", mac: link.mac ?? MACAddress(0),
-                                    instance: instance, createTap: link.kind == "tun"))
+            // In the desired state a vif's MAC is its guest's. A tap of ours carries the matching host-side MAC
+            // (`tapHostSide`, never the guest's own: the bridge would take the guest's frames as its own), so it
+            // is reported with its guest's MAC only when it does; any other MAC on it (the guest's own, as agents
+            // before this rule made them) is reported as none, and the planner makes the tap again.
+            let isTap = link.kind == "tun"
+            var mac = link.mac ?? MACAddress(0)
+            if isTap, let known { mac = link.mac == known.mac.tapHostSide ? known.mac : MACAddress(0) }
+            state.vifs.append(.init(name: link.name, bridge: link.master ?? "", mac: mac, instance: instance, createTap: isTap))
         }
         let ownedDevices = ownedVLANs.union(state.bridges.map(\.name))
         for address in addresses {

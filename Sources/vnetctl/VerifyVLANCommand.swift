@@ -41,10 +41,12 @@ struct VerifyVLANCommand: ParsableCommand {
         let reply = try options.call(.verifyVlan(request))
         let result = reply.verification
         let failed = result.pairs.contains { $0.status != "ok" }
+        let advice = VLANVerification.advice(pairs: result.pairs.filter { $0.status != "unreachable" }.map { (Int($0.vlan), $0.status == "ok") },
+                                             method: method)
         if bus.json {
-            try Output.json(VerificationView(result, problems: reply.error))
+            try Output.json(VerificationView(result, problems: reply.error, advice: advice))
         } else {
-            Output.text(Self.render(result) + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
+            Output.text(Self.render(result) + advice.map { "note: \($0)\n" }.joined() + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
         }
         if failed { throw CommandFailure(code: 1, message: "") }
     }
@@ -72,8 +74,9 @@ struct VerifyVLANCommand: ParsableCommand {
 
 struct VerificationView: Encodable {
     struct Pair: Encodable { var a: String, b: String, vlan: Int, status: String, from: String?, to: String?, rttP50Us: UInt64?, rttP99Us: UInt64? }
-    var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?
-    init(_ result: Vnet_V1_VlanVerification, problems: String) {
+    var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?, advice: [String]
+    init(_ result: Vnet_V1_VlanVerification, problems: String, advice: [String]) {
+        self.advice = advice
         vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable
         pairs = result.pairs.map { Pair(a: $0.a, b: $0.b, vlan: Int($0.vlan), status: $0.status, from: $0.from.isEmpty ? nil : $0.from,
                                         to: $0.to.isEmpty ? nil : $0.to, rttP50Us: $0.rttP50Us == 0 ? nil : $0.rttP50Us, rttP99Us: $0.rttP99Us == 0 ? nil : $0.rttP99Us) }

@@ -105,6 +105,24 @@ struct HostPlannerTests {
         #expect(n1Before == n1After)
     }
 
+    @Test func aTapIsKeptOnlyWhileItCarriesItsHostSideMAC() throws {
+        let state = try cluster { a in
+            try a.createGroup(web)
+            try a.runInstance(InstanceID(number: 1), on: "n1", group: web)
+        }
+        let desired = try #require(try HostPlanner(config: config).desiredState(of: "n1", in: state))
+        let guest = MACPrefix.eucalyptusDefault.mac(for: InstanceID(number: 1))
+        #expect(guest.tapHostSide == MACAddress("fe:0d:00:00:00:01")!)
+        #expect(KernelPlanner.bringUp(desired).contains(.createTap(name: "vn-00000001", mac: guest)))
+        #expect(KernelOperation.createTap(name: "vn-00000001", mac: guest).description.hasSuffix("address fe:0d:00:00:00:01 (guest d0:0d:00:00:00:01)"))
+        #expect(KernelPlanner.operations(from: desired, to: desired).isEmpty)
+        // A tap that serves no guest as it should (the backend reports no guest MAC for it) is made again.
+        var observed = desired
+        observed.vifs[0].mac = MACAddress(0)
+        let operations = KernelPlanner.operations(from: observed, to: desired)
+        #expect(operations.contains(.deleteLink("vn-00000001")) && operations.contains(.createTap(name: "vn-00000001", mac: guest)), "\(operations)")
+    }
+
     @Test func hypervisorVifsAreDetachedNotDeleted() throws {
         let state = try cluster { a in
             try a.createGroup(web)

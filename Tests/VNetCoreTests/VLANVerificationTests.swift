@@ -54,4 +54,15 @@ struct VLANVerificationTests {
         #expect(dead.noLink.count == 1 && dead.culprits.isEmpty)
         #expect(VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: [], unreachable: ["h2"]).pairs.allSatisfy { $0.status == .unreachable("h2") })
     }
+
+    @Test func everyTaggedVIDFailingWhileUntaggedPassesIsExplained() {
+        let cut: [(vlan: Int, passed: Bool)] = [(0, true), (0, true), (10, false), (10, false), (20, false), (20, false)]
+        let advice = VLANVerification.advice(pairs: cut, method: "raw")
+        #expect(advice.count == 2 && advice[0].contains("NICs drop VIDs") && advice[1].contains("--method kernel"), "\(advice)")
+        #expect(VLANVerification.advice(pairs: cut, method: "kernel").first?.contains("trunks") == true)
+        // One VID passing somewhere, or no link at all: the matrix and the culprit say it; no advice.
+        #expect(VLANVerification.advice(pairs: [(0, true), (10, true), (20, false)], method: "raw").isEmpty)
+        #expect(VLANVerification.advice(pairs: [(0, false), (10, false)], method: "raw").isEmpty)
+        #expect(VLANVerification.advice(pairs: [(0, true), (0, true)], method: "raw").isEmpty)
+    }
 }

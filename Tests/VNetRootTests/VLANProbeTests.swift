@@ -106,4 +106,33 @@ struct VLANProbeTests {
         #expect(statuses(result, vlan: 10)["h1-h3"] == "OK")
         #expect(result.culprits.isEmpty)
     }
+
+    /// A NIC that filters VIDs in hardware (QEMU's virtio-net, many real ones) drops tagged frames of VIDs with no
+    /// VLAN device before a packet socket sees them, unless the interface is promiscuous. The probe holds a
+    /// promiscuous membership on its socket: on while it runs, gone when it ends, also when it is killed.
+    @Test func theProbeHoldsPromiscuousModeOnlyWhileItRuns() throws {
+        let lab = try Switch()
+        let host = lab.hosts["h1"]!
+        func promiscuity() throws -> Int {
+            let text = try lab.runner(host).run(["ip", "-json", "-details", "link", "show", "eth0"], input: nil)
+            let links = try JSONSerialization.jsonObject(with: Data(text)) as? [[String: Any]]
+            return links?.first?["promiscuity"] as? Int ?? -1
+        }
+        #expect(try promiscuity() == 0)
+        let agent = NamespaceFixtures.binaries.appendingPathComponent("vnet-agent").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-promisc-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for killed in [false, true] {
+            let pid = try lab.runner(host).start([agent, "probe", "--interface", "eth0", "--name", "h1", "--vlans", "10", "--duration", "3",
+                                                  "--peer", "h2=\(lab.macs["h2"]!)"], output: "\(directory)/probe.out")
+            var seen = 0
+            for _ in 0..<40 where seen == 0 { seen = try promiscuity(); if seen == 0 { Thread.sleep(forTimeInterval: 0.05) } }
+            #expect(seen == 1, "promiscuous while probing")
+            if killed { kill(pid, SIGKILL) }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            #expect(try promiscuity() == 0, killed ? "the kernel takes it back from a killed probe" : "off again when the probe ends")
+        }
+    }
 }

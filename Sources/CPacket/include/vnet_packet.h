@@ -17,6 +17,8 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
 /// A non-blocking raw AF_PACKET socket on one interface (SOCK_RAW, ETH_P_ALL, PACKET_AUXDATA on) for VLAN probes:
 /// whole frames in and out, hand-built 802.1Q tags, no VLAN device. The kernel keeps only frames of `ethertype`
 /// (inline after an 802.1Q tag or not; the kernel usually strips the tag and reports it in the aux data).
+/// The interface is promiscuous while the socket is open (a membership the kernel drops with the socket), so a
+/// NIC that filters VIDs it has no VLAN device for still delivers the probes.
 /// Fills the interface's index and MAC. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
 int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6]);
 
