@@ -97,7 +97,7 @@ guest() {
   dir=$(prepare)
   local version
   version=$(basename "$dir")
-  local recipe=1 image="$dir/guest"
+  local recipe=2 image="$dir/guest"
   if [ "$(cat "$image/ready" 2>/dev/null)" != "$recipe" ]; then
     rm -rf "$image"
     local root="$image/root"
@@ -120,7 +120,7 @@ case "$1" in
     ip address add "$ip/$mask" dev "$interface"
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
     echo "${router%% *}" > /router
-    echo "vnet-guest: bound $ip/$mask router ${router%% *}" ;;
+    echo "vnet-guest: bound $ip/$mask router ${router%% *}" >/dev/console ;;
   deconfig) ip address flush dev "$interface" ;;
 esac
 EVENT

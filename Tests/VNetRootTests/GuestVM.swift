@@ -41,8 +41,10 @@ final class GuestVM {
             in: namespace, log: "\(directory)/guest-\(tap).qemu.log")
     }
 
+    /// SIGKILL: a test guest has nothing to save, and qemu started by Foundation's Process inherits a signal
+    /// mask that blocks SIGTERM (seen here: it never ended on terminate()).
     deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
     var output: String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
