@@ -11,6 +11,9 @@
 #                                      initramfs whose init brings up eth0 (virtio-net), asks DHCP for an
 #                                      address, pings its router and then just answers pings; prints the paths
 #                                      of the kernel and the initramfs. Boot it with qemu on a tap.
+#   Tests/vm-lane.sh host NAME SHARE [--smp N] [--mem SIZE] [-- QEMU_ARGS...]
+#                                      lane 4: one host of a cluster of VMs (its NIC given in QEMU_ARGS), running
+#                                      the commands written to SHARE/cmd/ (see host() below); in the foreground
 #
 # Needs root, qemu-system-x86, busybox-static and kmod (deploy/install-deps.sh installs them).
 set -euo pipefail
@@ -151,6 +154,68 @@ INIT
   echo "$dir/vmlinuz $image/initrd.img"
 }
 
+# Lane 4: one of several VMs, each a host of a cluster with a virtio-net NIC whose host side the caller made (a tap
+# in a switch namespace; qemu must be started inside that namespace). The guest runs a command server on its share:
+# the caller writes cmd/N.sh (N = 1, 2, ...; renamed into place whole), the guest runs each in turn and writes
+# cmd/N.out and then cmd/N.rc. `ready` appears when eth0 is there; `halt` in the share powers the VM off.
+host() {
+  local name=${1:-} share=${2:-}
+  [ -n "$name" ] && [ -d "$share" ] || fail "usage: Tests/vm-lane.sh host NAME SHARE_DIR [--smp N] [--mem SIZE] [-- QEMU_ARGS...]"
+  shift 2
+  local smp=1 mem=1024M
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --smp) smp=$2; shift 2 ;;
+      --mem) mem=$2; shift 2 ;;
+      --) shift; break ;;
+      *) fail "host: unknown option $1" ;;
+    esac
+  done
+  [[ "$name" =~ ^[a-z][a-z0-9-]{0,30}$ ]] || fail "host: '$name' is not a host name"
+  local dir
+  dir=$(prepare)
+  mkdir -p "$share/cmd"
+  rm -f "$share/ready" "$share/halt"
+  cat >"$share/guest.sh" <<GUEST
+#!/bin/bash
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+ln -sfn /proc/self/fd /dev/fd 2>/dev/null
+hostname $name; ip link set lo up
+export PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root VNET_VM_LANE=1 VNET_VM_HOST=$name CI=${CI:-}
+# No udev in the lane: the NIC's driver is loaded by hand.
+modprobe virtio_net
+for i in \$(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+ip link set eth0 up
+cd "$repo"
+echo "vm-lane: host $name up, kernel \$(uname -r), eth0 \$(cat /sys/class/net/eth0/address 2>/dev/null || echo missing)"
+touch /vnet-vm/ready
+n=0
+while [ ! -e /vnet-vm/halt ]; do
+  next=\$((n + 1))
+  if [ -e /vnet-vm/cmd/\$next.sh ]; then
+    bash /vnet-vm/cmd/\$next.sh >/vnet-vm/cmd/\$next.out 2>&1 </dev/null
+    echo \$? >/vnet-vm/cmd/\$next.rc.tmp && mv /vnet-vm/cmd/\$next.rc.tmp /vnet-vm/cmd/\$next.rc
+    n=\$next
+  else
+    sleep 0.05
+  fi
+done
+sync
+echo o >/proc/sysrq-trigger
+GUEST
+  chmod +x "$share/guest.sh"
+  # exec: the caller's process is qemu itself, so the caller ends the VM by ending that process.
+  exec qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+    -nodefaults -display none -serial stdio -no-reboot \
+    -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "console=ttyS0 quiet loglevel=3 panic=-1" \
+    -fsdev local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap \
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev local,id=vmshare,path="$share",security_model=none \
+    -device virtio-9p-pci,fsdev=vmshare,mount_tag=vmshare "$@" </dev/null
+}
+
 run() {
   [ $# -gt 0 ] || fail "run what? Tests/vm-lane.sh run COMMAND..."
   local dir share status
@@ -199,5 +264,6 @@ case "$command" in
   prepare) prepare >/dev/null ;;
   run) run "$@" ;;
   guest) guest ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  host) host "$@" ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

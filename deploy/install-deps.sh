@@ -6,10 +6,12 @@ set -euo pipefail
 # Debian packages the build and the tests need: libzmq (with CURVE) and SQLite to build; ISC dhcpd, iptables
 # and iproute2 for the root lane; protobuf-c and gcc for the C conformance test; e2fsprogs for chattr; qemu,
 # busybox-static and kmod for the VM lane (Tests/vm-lane.sh), tcpdump and python3 for what runs inside it;
-# Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests.
+# Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests; nftables makes dirty
+# switch ports; ethtool shows a NIC's VLAN filter in lane 4; libvirt's QEMU driver (virt-qemu-run, embedded: no
+# libvirtd) boots a guest on the agent's tap as a KVM host's libvirt would.
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
-        python3-prometheus-client nftables)
+        python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
@@ -32,4 +34,11 @@ if [ ${#packages[@]} -gt 0 ]; then
   else
     echo "run-all: not root, cannot install ${packages[*]}; the root lane will say what is missing" >&2
   fi
+fi
+
+# libvirt's QEMU driver resolves its compiled-in user (libvirt-qemu) before it reads any configuration, even
+# embedded with `user = "root"`. Debian's libvirt-daemon-system creates that user, but it also brings systemd as
+# init; here only the user is made, as that package's postinst would (system account, no login, no home).
+if [ "$(id -u)" -eq 0 ] && ! getent passwd libvirt-qemu >/dev/null; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin libvirt-qemu
 fi

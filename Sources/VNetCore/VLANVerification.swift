@@ -96,8 +96,12 @@ public enum VLANVerification {
         let noLink = pairs.filter { $0.vlan == 0 && $0.status == .failed }
         var culprits: [Int: String] = [:]
         for vlan in vlans where vlan != 0 {
-            // Only pairs whose untagged control passed say anything about tagged frames.
-            let judged = pairs.filter { $0.vlan == vlan && (!control || controlByPair["\($0.a)\u{0}\($0.b)"]?.status.isOK == true) }
+            // Only pairs whose untagged control passed say anything about tagged frames, and a host that took no
+            // part (DOWN, or no report in time) is no culprit.
+            let judged = pairs.filter {
+                $0.vlan == vlan && (!control || controlByPair["\($0.a)\u{0}\($0.b)"]?.status.isOK == true)
+                    && { if case .unreachable = $0.status { false } else { true } }($0)
+            }
             guard judged.contains(where: \.status.isOK) else { continue }  // failing everywhere: no single culprit
             let suspects = sortedHosts.filter { host in
                 let mine = judged.filter { $0.a == host || $0.b == host }

@@ -16,7 +16,10 @@ public struct KernelVLANCheck {
 
     /// `hosts`: every participant in the coordinator's order (this host among them). Waits `listenFirst` seconds
     /// after creating its devices, so the peers have theirs, then pings.
-    public func run(interface: String, name: String, hosts: [String], vlans: [Int], count: Int, listenFirst: Double) throws -> [VLANVerification.Observation] {
+    /// `duration`: how long the pings may go on waiting for `count` replies (peers under load create their devices
+    /// late; a ping that gets its replies early ends early).
+    public func run(interface: String, name: String, hosts: [String], vlans: [Int], count: Int, listenFirst: Double,
+                    duration: Double = 3) throws -> [VLANVerification.Observation] {
         guard let me = hosts.firstIndex(of: name) else { throw Failure(description: "this host is not among the participants") }
         guard hosts.count <= 254, vlans.count <= 256 else { throw Failure(description: "the kernel method takes at most 254 hosts and 256 VIDs") }
         let devices = vlans.map { "\(interface).\($0)" }
@@ -52,7 +55,8 @@ public struct KernelVLANCheck {
         for (position, vlan) in vlans.enumerated() {
             for (index, peer) in hosts.enumerated() where index != me {
                 let file = "\(directory)/\(index)-\(vlan)"
-                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-I", "\(interface).\(vlan)",
+                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-w", String(max(2, Int(duration.rounded(.up)))),
+                            "-I", "\(interface).\(vlan)",
                             Self.address(vlanPosition: position, hostPosition: index)]
                 started.append((peer, vlan, try runner.start(ping, output: file), file))
             }

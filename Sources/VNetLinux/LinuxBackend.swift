@@ -8,8 +8,8 @@ import VNetProto
 /// The agent's Linux backend for links and addresses: observe with `ip -json`, diff against the desired state
 /// (`KernelPlanner`), apply the difference in one `ip -batch` run.
 ///
-/// Ownership: it only ever changes what this project made. Bridges named `eucabr*`, VLAN devices named
-/// `<parent>.<vid>`, taps named `vn-*`, and the vifs, bridges and addresses its last applied state listed.
+/// Ownership: it only ever changes what this project made. Bridges named `eucabr*`, taps named `vn-*`, and the
+/// VLAN devices, vifs, bridges and addresses its last applied state listed (or the desired state names).
 /// The operator's interfaces (VNET_INTERFACE, VNET_BRIDGE and their ports) and addresses are never touched.
 /// That last applied state is kept in `stateFile`, so ownership survives an agent restart.
 ///
@@ -281,7 +281,10 @@ public final class LinuxBackend: HostBackend {
         state.firewall = lastApplied?.firewall
         state.dhcpd = lastApplied?.dhcpd
         for link in links where link.kind == "vlan" {
-            guard let vid = link.vlanID, let parent = link.parent, link.name == "\(parent).\(vid)" || knownVLANs.contains(link.name) else { continue }
+            // Only VLAN devices this agent made or is asked to make: a name of the `<parent>.<vid>` shape is no
+            // proof (a hypervisor's storage VLAN, or the devices `verify-vlan --method kernel` holds for a few
+            // seconds, look the same), and what is claimed here is deleted when not desired.
+            guard let vid = link.vlanID, let parent = link.parent, knownVLANs.contains(link.name) else { continue }
             state.vlanDevices.append(.init(name: link.name, parent: parent, vlan: vid))
         }
         let ownedVLANs = Set(state.vlanDevices.map(\.name))

@@ -129,7 +129,8 @@ public final class LinuxVLANProber: VLANProbing {
     public func probe(method: String, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
                       duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation] {
         if method == "kernel" {
-            return try KernelVLANCheck().run(interface: interface, name: name, hosts: peers.map(\.name), vlans: vlans, count: count, listenFirst: listenFirst)
+            return try KernelVLANCheck().run(interface: interface, name: name, hosts: peers.map(\.name), vlans: vlans, count: count,
+                                             listenFirst: listenFirst, duration: duration)
         }
         let session = try VLANProbeSession(interface: interface, name: name)
         return session.run(peers: peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: vlans, count: count,

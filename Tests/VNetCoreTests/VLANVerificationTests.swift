@@ -53,6 +53,10 @@ struct VLANVerificationTests {
         let dead = VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: [])
         #expect(dead.noLink.count == 1 && dead.culprits.isEmpty)
         #expect(VLANVerification.judge(hosts: ["h1", "h2"], vlans: [10], observations: [], unreachable: ["h2"]).pairs.allSatisfy { $0.status == .unreachable("h2") })
+        // A host that did not report is unreachable, never the culprit (the kernel method has no control round).
+        let kernel = [O(host: "h2", peer: "h3", vlan: 10, sent: 3, replies: 3, received: 0), O(host: "h3", peer: "h2", vlan: 10, sent: 3, replies: 3, received: 0)]
+        let late = VLANVerification.judge(hosts: ["h1", "h2", "h3"], vlans: [10], observations: kernel, unreachable: ["h1"], control: false)
+        #expect(late.culprits.isEmpty && late.pairs.filter { $0.status == .ok }.count == 1, "\(late)")
     }
 
     @Test func everyTaggedVIDFailingWhileUntaggedPassesIsExplained() {

@@ -72,3 +72,86 @@ final class GuestVM {
     /// Seconds from qemu's start to the guest being ready (boot, DHCP, its router tried), for the figures.
     private(set) var readyAfter: Double?
 }
+
+/// The same guest started by libvirt's own QEMU driver, with the domain XML the README gives for the agent's tap
+/// (`<interface type='ethernet'>`, `<target dev='vn-...' managed='no'/>`): `virt-qemu-run` runs that driver
+/// embedded, with all its state and configuration under a scratch root, so no libvirtd and nothing of the
+/// machine's libvirt is involved. It runs in the node's namespace, where the tap is.
+final class LibvirtGuest {
+    let root: String
+    let console: String
+    let name: String
+    let process: Process
+
+    init(in namespace: ScratchNamespace, tap: String, mac: MACAddress, name: String, directory: String) throws {
+        let (kernel, initrd) = try GuestVM.image.get()
+        self.name = name
+        root = "\(directory)/libvirt-\(name)"
+        console = "\(directory)/libvirt-\(name).console"
+        try FileManager.default.createDirectory(atPath: "\(root)/etc", withIntermediateDirectories: true)
+        // The embedded driver reads ROOT/etc/qemu.conf: QEMU as root (the test's taps and files are root's),
+        // no security driver, cgroups, private /dev or virtlogd, none of which this scratch run has.
+        try """
+            user = "root"
+            group = "root"
+            dynamic_ownership = 0
+            security_driver = "none"
+            namespaces = [ ]
+            cgroup_controllers = [ ]
+            stdio_handler = "file"
+
+            """.write(toFile: "\(root)/etc/qemu.conf", atomically: true, encoding: .utf8)
+        try """
+            <domain type='qemu'>
+              <name>\(name)</name>
+              <memory unit='MiB'>192</memory>
+              <vcpu>1</vcpu>
+              <os>
+                <type arch='x86_64' machine='q35'>hvm</type>
+                <kernel>\(kernel)</kernel>
+                <initrd>\(initrd)</initrd>
+                <cmdline>console=ttyS0 quiet loglevel=3 panic=-1</cmdline>
+              </os>
+              <on_poweroff>destroy</on_poweroff>
+              <on_reboot>destroy</on_reboot>
+              <on_crash>destroy</on_crash>
+              <devices>
+                <emulator>/usr/bin/qemu-system-x86_64</emulator>
+                <interface type='ethernet'>
+                  <mac address='\(mac)'/>
+                  <target dev='\(tap)' managed='no'/>
+                  <model type='virtio'/>
+                </interface>
+                <serial type='file'><source path='\(console)'/><target port='0'/></serial>
+                <controller type='usb' model='none'/>
+                <memballoon model='none'/>
+              </devices>
+            </domain>
+
+            """.write(toFile: "\(root)/domain.xml", atomically: true, encoding: .utf8)
+        process = try NamespaceFixtures.launchTool(["virt-qemu-run", "--verbose", "--root", root, "\(root)/domain.xml"],
+                                                   in: namespace, log: "\(directory)/libvirt-\(name).log")
+    }
+
+    /// The QEMU that libvirt started (its pid file under the root), then virt-qemu-run itself.
+    deinit {
+        if let text = try? String(contentsOfFile: "\(root)/run/qemu/\(name).pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(pid, SIGKILL)
+        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+
+    var output: String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+    var lines: [String] { output.split(whereSeparator: \.isNewline).map(String.init).filter { $0.hasPrefix("vnet-guest: ") } }
+
+    /// Waits for `vnet-guest: ready`; libvirt first probes QEMU's capabilities (cached under the root), which
+    /// takes several seconds under software emulation.
+    func waitUntilReady(timeout: TimeInterval = 150, log: String) throws -> [String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, process.isRunning {
+            if output.contains("vnet-guest: ready") { return lines }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw GuestVM.GuestFailure(description: "the libvirt guest was not ready; virt-qemu-run said:\n\((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(1500) ?? "")\nconsole:\n\(output.suffix(800))")
+    }
+}

@@ -36,6 +36,12 @@ struct ManagedVLANClusterTests {
         func step(_ what: String) { FileHandle.standardError.write(Data("managed-vlan: \(Date()) \(what)\n".utf8)) }
         // The diagnosis at the end looks at things broken by hand; a reconcile must not repair them first.
         cluster.agentArguments = ["--reconcile-interval", "0"]
+        // The hypervisor's own VLAN (storage, say): a device of the same `<iface>.<vid>` shape, with an address.
+        // vnet never made it, so it survives everything below.
+        try cluster.sh(cluster.nodes["n1"]!, "ip link add link eth0 name eth0.100 type vlan id 100")
+        try cluster.sh(cluster.nodes["n1"]!, "ip address add 192.0.2.77/24 dev eth0.100")
+        try cluster.sh(cluster.nodes["n1"]!, "ip link set eth0.100 up")
+        let operatorsVLAN = try cluster.links(cluster.nodes["n1"]!)["eth0.100"]?.index
         try cluster.startDaemons()
         step("cluster up")
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
@@ -125,6 +131,9 @@ struct ManagedVLANClusterTests {
             #expect(after[name]?.index == before[name]?.index && after[name] != nil, "\(name) untouched")
         }
         #expect(try links(cluster.nodes["n2"]!)["eucabr\(dbVLAN)"] != nil, "n2 still has db's instance")
+        #expect(after["eth0.100"]?.index == operatorsVLAN && operatorsVLAN != nil, "the operator's eth0.100 is never taken for vnet's")
+        #expect(String(decoding: try cluster.runner(cluster.nodes["n1"]!).run(["ip", "-o", "address", "show", "dev", "eth0.100"], input: nil), as: UTF8.self)
+            .contains("192.0.2.77/24"), "nor its address")
         #expect(cluster.ping(from: a1, addressA2))
 
         step("teardown checked")

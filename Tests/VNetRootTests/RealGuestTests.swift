@@ -81,4 +81,24 @@ struct RealGuestTests {
         #expect(cluster.ping(from: other, "10.30.1.5"), "a veth instance on the same bridge reaches the guest")
         #expect(cluster.pingCount(cluster.frontEnd, "10.30.1.5", count: 1).1 == 1, "so does the front end")
     }
+
+    /// libvirt's QEMU driver on the agent's tap, with the README's `<interface type='ethernet'>` XML.
+    @Test func aGuestStartedByLibvirtOnAnAgentsTap() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1"])
+        try cluster.startDaemons()
+        _ = try cluster.vnetctl(["create-group", "--group", "web"])
+        let guestID = InstanceID("i-0000c101")!, other = InstanceID("i-0000c102")!
+        _ = try cluster.vnetctl(["run-instance", "--id", guestID.description, "--node", "n1", "--group", "web", "--wait", "--wait-timeout", "10"])
+        let tap = "vn-" + guestID.hexDigits
+        let before = try #require(try cluster.links(cluster.nodes["n1"]!)[tap])
+        let guest = try LibvirtGuest(in: cluster.nodes["n1"]!, tap: tap, mac: MACPrefix.eucalyptusDefault.mac(for: guestID),
+                                     name: guestID.description, directory: cluster.directory)
+        try cluster.launchInstance(other, on: "n1", group: "web")
+        #expect(try cluster.dhcp(other) == "10.20.0.3")
+        let lines = try guest.waitUntilReady(log: "\(cluster.directory)/libvirt-\(guestID).log")
+        #expect(lines.contains("vnet-guest: bound 10.20.0.2/26 router 10.20.0.1") && lines.contains("vnet-guest: router 10.20.0.1 answers"), "\(lines)")
+        #expect(cluster.ping(from: other, "10.20.0.2"), "the libvirt guest answers on its group's network")
+        let after = try #require(try cluster.links(cluster.nodes["n1"]!)[tap])
+        #expect(after.index == before.index && after.mac == before.mac && after.master == "br0", "libvirt used the tap as it was: \(after)")
+    }
 }
