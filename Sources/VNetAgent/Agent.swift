@@ -78,6 +78,7 @@ public final class Agent {
     var reportedLearned: [LearnedAddress] = []
     let probeOutbox = ProbeOutbox()
     var probing = false
+    var probeStarted = 0.0
     public private(set) var refusals = RefusalCounters()
     let logger: Logger
     /// Served by `MetricsServer` when the daemon is given `--metrics`.
@@ -158,6 +159,8 @@ public final class Agent {
             }
             for report in probeOutbox.take() {
                 probing = false
+                log("VLAN verification \(report.probeID): reporting \(report.results.count) results after \(String(format: "%.1f", monotonicSeconds() - probeStarted)) s"
+                    + (report.error.isEmpty ? "" : "; error: \(report.error)"))
                 send(.probeReport(report))
             }
             // SYSTEM mode: an address learned is reported at once (the operator is waiting to reach the VM).
@@ -409,6 +412,7 @@ public final class Agent {
             return
         }
         probing = true
+        probeStarted = monotonicSeconds()
         let peers = zip(command.peers, command.peerMacs).map { (name: $0, mac: MACAddress($1)) }
         let interface = options.interface, name = options.nodeID, outbox = probeOutbox, method = command.method
         let vlans = command.vlans.map(Int.init), count = Int(command.count)

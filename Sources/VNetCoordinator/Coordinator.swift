@@ -237,6 +237,8 @@ public final class Coordinator {
 
     func finishVerifications(at now: Double) {
         for (id, run) in verifications where run.complete || now > run.deadline {
+            let late = run.participants.filter { run.reports[$0] == nil }
+            if !late.isEmpty { log.warning("VLAN verification \(id): no report in time from \(late.joined(separator: ", "))") }
             send(control, run.replyPrefix, .controlReply(run.reply()))
             verifications[id] = nil
         }

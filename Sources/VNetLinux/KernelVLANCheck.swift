@@ -55,7 +55,9 @@ public struct KernelVLANCheck {
         for (position, vlan) in vlans.enumerated() {
             for (index, peer) in hosts.enumerated() where index != me {
                 let file = "\(directory)/\(index)-\(vlan)"
-                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-w", String(max(2, Int(duration.rounded(.up)))),
+                // Up to the probe time less 2 s for making and removing the devices, so the report is in before
+                // the coordinator stops waiting for it.
+                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-w", String(max(2, Int(duration.rounded(.down)) - 2)),
                             "-I", "\(interface).\(vlan)",
                             Self.address(vlanPosition: position, hostPosition: index)]
                 started.append((peer, vlan, try runner.start(ping, output: file), file))
