@@ -19,7 +19,7 @@ struct VMLaneTests {
             #expect(output.contains("Test run with") && output.contains("passed"), "\(output.suffix(3000))")
             #expect(!output.contains("0 tests"), "no VLAN suite ran in the VM:\n\(output.suffix(2000))")
         } catch {
-            Issue.record("the VM lane failed (status \(error.status)):\n\(error.stderr.suffix(4000))")
+            Issue.record("the VM lane failed (status \(error.status)):\n\(error.stdout.suffix(6000))\n\(error.stderr.suffix(2000))")
         }
     }
 }
