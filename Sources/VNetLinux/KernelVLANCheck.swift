@@ -55,10 +55,10 @@ public struct KernelVLANCheck {
         for (position, vlan) in vlans.enumerated() {
             for (index, peer) in hosts.enumerated() where index != me {
                 let file = "\(directory)/\(index)-\(vlan)"
-                // Up to the probe time less 2 s for making and removing the devices, so the report is in before
-                // the coordinator stops waiting for it.
-                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", "-w", String(max(2, Int(duration.rounded(.down)) - 2)),
-                            "-I", "\(interface).\(vlan)",
+                // Given a long probe time (5 s or more), the pings wait for late peers up to that time less 2 s
+                // for making and removing the devices, so the report is in before the coordinator stops waiting.
+                let wait = duration >= 5 ? ["-w", String(Int(duration.rounded(.down)) - 2)] : []
+                let ping = ["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1"] + wait + ["-I", "\(interface).\(vlan)",
                             Self.address(vlanPosition: position, hostPosition: index)]
                 started.append((peer, vlan, try runner.start(ping, output: file), file))
             }

@@ -93,9 +93,23 @@ final class NamespaceCluster {
         // Under the VM lane's software emulation everything is several times slower (and on some machines of
         // this kind three times slower again: the agents' first applies there took half a minute).
         let deadline = Date().addingTimeInterval(VLANLane.inVM ? 150 : 15)
-        while Date() < deadline, (try? vnetctl(["nodes"]))?.components(separatedBy: " UP ").count != expected + 1 { Thread.sleep(forTimeInterval: 0.1) }
-        guard try vnetctl(["nodes"]).components(separatedBy: " UP ").count == expected + 1 else {
+        // Judged on the listing that showed every host UP (asking again could catch one SUSPECT a moment later,
+        // while its first apply holds its heartbeats).
+        var listing = ""
+        while Date() < deadline, listing.components(separatedBy: " UP ").count != expected + 1 {
+            listing = (try? vnetctl(["nodes"])) ?? ""
+            if listing.components(separatedBy: " UP ").count != expected + 1 { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        guard listing.components(separatedBy: " UP ").count == expected + 1 else {
             throw ClusterNotUp(coordinatorLog: String(log("coordinator").suffix(1500)))
+        }
+        // Then until every host has applied its first state (a front end's first firewall apply can take seconds
+        // under emulation, and a cluster operation started meanwhile finds it SUSPECT).
+        struct Node: Decodable { var state: String; var desiredRevision: UInt64; var appliedRevision: UInt64 }
+        while Date() < deadline {
+            let nodes = (try? JSONDecoder().decode([Node].self, from: Data(((try? vnetctl(["nodes", "--json"])) ?? "").utf8))) ?? []
+            if nodes.count == expected, nodes.allSatisfy({ $0.state == "UP" && $0.appliedRevision == $0.desiredRevision }) { break }
+            Thread.sleep(forTimeInterval: 0.1)
         }
     }
 

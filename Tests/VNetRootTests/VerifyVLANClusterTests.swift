@@ -87,16 +87,16 @@ struct VerifyVLANClusterTests {
         // alone (they took them for theirs by the name and deleted them mid-check). A 1 s interval makes the four
         // agents of this one emulated VM too slow to come up at all (applies hold the agents' heartbeats).
         try cluster.startDaemons()
-        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2"])
+        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
         #expect(status == 0 && result.pairs.count == 12 && result.pairs.allSatisfy { $0.status == "ok" }, "\(result)")
         for _ in 0..<2 {
-            (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2"])
+            (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
             #expect(status == 0 && result.pairs.allSatisfy { $0.status == "ok" }, "again: \(result)")
         }
         try cluster.sh(cluster.switchNS, "nft add table bridge vnettest")
         try cluster.sh(cluster.switchNS, "nft add chain bridge vnettest portfilter { type filter hook forward priority 0 ; }")
         _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter iifname p-n3 vlan id 20 drop"], input: nil)
-        (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2"])
+        (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
         #expect(status == 1 && result.culprits == ["20": "n3"], "\(result)")
         for namespace in [cluster.frontEnd] + cluster.nodes.values.map({ $0 }) {
             let links = try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
