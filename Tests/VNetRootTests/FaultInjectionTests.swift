@@ -55,6 +55,9 @@ struct FaultInjectionTests {
         #expect(Self.nodes(cluster)["n1"]?.appliedRevision ?? 0 < desired, "n1 did not get the change while cut off")
         #expect(try Self.links(cluster, cluster.nodes["n1"]!)["vm0000f001"]?.contains("master=br0") == false)
 
+        // The agent's side notices too (it counts its own silence; the link must stay cut until it has).
+        _ = Self.waitUntil(10, "n1's agent noticed the silence") { cluster.log("n1-agent").contains("coordinator silent") }
+
         // Nobody acts but the link.
         try cluster.sh(cluster.switchNS, "ip link set p-n1 up")
         _ = Self.waitUntil(30, "n1 is UP and at revision \(desired)") {
