@@ -39,6 +39,23 @@ kernel_version() {
   echo "${package#linux-image-}"
 }
 
+# An initramfs tree at ROOT: static busybox and MODULES with their dependencies from the extracted kernel
+# package at KERNEL, in load order (modules.order; the init insmods them in turn: there is no modprobe there).
+skeleton() {
+  local root=$1 kernel=$2 version=$3
+  shift 3
+  mkdir -p "$root/bin" "$root/modules" "$root/proc" "$root/sys" "$root/dev"
+  cp /bin/busybox "$root/bin/busybox"
+  : >"$root/modules.order"
+  for module in "$@"; do
+    modprobe -d "$kernel" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' | while read -r path; do
+      local name
+      name=$(basename "$path")
+      grep -qx "$name" "$root/modules.order" || { cp "$path" "$root/modules/"; echo "$name" >>"$root/modules.order"; }
+    done
+  done
+}
+
 prepare() {
   need_tools
   local version dir
@@ -58,16 +75,7 @@ prepare() {
   depmod -b "$dir/root" "$version"
   # The initramfs: static busybox, the modules that reach the shared root (virtio PCI, 9p, overlay), an init.
   local initrd="$dir/initrd"
-  mkdir -p "$initrd/bin" "$initrd/modules" "$initrd/proc" "$initrd/sys" "$initrd/dev"
-  cp /bin/busybox "$initrd/bin/busybox"
-  : >"$initrd/modules.order"
-  for module in virtio_pci 9pnet_virtio 9p overlay; do
-    modprobe -d "$dir/root" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' | while read -r path; do
-      local name
-      name=$(basename "$path")
-      grep -qx "$name" "$initrd/modules.order" || { cp "$path" "$initrd/modules/"; echo "$name" >>"$initrd/modules.order"; }
-    done
-  done
+  skeleton "$initrd" "$dir/root" "$version" virtio_pci 9pnet_virtio 9p overlay
   cat >"$initrd/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -104,16 +112,7 @@ guest() {
   if [ "$(cat "$image/ready" 2>/dev/null)" != "$recipe" ]; then
     rm -rf "$image"
     local root="$image/root"
-    mkdir -p "$root/bin" "$root/modules" "$root/proc" "$root/sys" "$root/dev"
-    cp /bin/busybox "$root/bin/busybox"
-    : >"$root/modules.order"
-    for module in virtio_pci virtio_net; do
-      modprobe -d "$dir/root" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' | while read -r path; do
-        local name
-        name=$(basename "$path")
-        grep -qx "$name" "$root/modules.order" || { cp "$path" "$root/modules/"; echo "$name" >>"$root/modules.order"; }
-      done
-    done
+    skeleton "$root" "$dir/root" "$version" virtio_pci virtio_net
     # udhcpc's event script: the lease's address and default route, said on the console.
     cat >"$root/dhcp-event" <<'EVENT'
 #!/bin/busybox sh
