@@ -70,7 +70,7 @@ pids+=($!)
 for _ in $(seq 100); do [ -f "$work/coordinator/endpoints.json" ] && break; sleep 0.05; done
 start_agent() {  # NAME ROLE CONFIG
   .build/release/vnet-agent --role "$2" --config "$3" --endpoints "$work/coordinator/endpoints.json" --node-id "$1" \
-    --state-dir "$work/agent-$1" --key "$keys/nodes/$1.key" --coordinator-key "$keys/coordinator.pub" 2>"$work/agent-$1.log" &
+    --state-dir "$work/agent-$1" --key "$keys/nodes/$1.key" --coordinator-key "$keys/coordinator.pub" --backend recording 2>"$work/agent-$1.log" &
   pids+=($!)
 }
 start_agent fe frontend deploy/examples/managed/eucalyptus.frontend.conf

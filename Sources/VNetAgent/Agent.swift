@@ -26,6 +26,10 @@ public struct AgentOptions: Sendable {
     public var prober: VLANProbing?
     /// Whether the agent keeps metrics (it is served them with `--metrics`).
     public var metrics = false
+    /// The host's VNET_MODE and the role the agent was started with, said at registration: a coordinator of
+    /// another mode, or one whose front end this host is not (or is), refuses the registration.
+    public var mode: NetworkMode?
+    public var role: HostRole = .node
 
     public init(nodeID: String, coordinator: BusEndpoints, stateDirectory: String) {
         self.nodeID = nodeID
@@ -85,6 +89,13 @@ public final class Agent {
     public let metrics: MetricsRegistry
     /// What the coordinator last said this host should have (its heartbeat replies).
     var desiredRevision: UInt64 = 0
+    /// What the held state still lacks on the host (the last apply's report), retried with back-off.
+    var failures: [ApplyReport.Failure] = []
+    var retryAt: Double?
+    var retryDelay = 0.0
+    /// What was last logged of failures and notes: a cause is logged when it changes, not on every retry.
+    var loggedFailures: [String] = []
+    var loggedNotes: [String] = []
 
     var recordPath: String { AppliedRecord.path(in: options.stateDirectory) }
 
@@ -179,6 +190,8 @@ public final class Agent {
             if options.reconcileInterval > 0, now >= nextReconcile {
                 reconcile()
                 nextReconcile = now + options.reconcileInterval
+            } else if let retryAt, now >= retryAt {
+                reconcile(trigger: "retry")
             }
         }
         subscriber.close()
@@ -279,7 +292,7 @@ public final class Agent {
             if heldState == nil { heldState = try? HostNetworkState(wire: message.state) }
             // The host already has this state: take the revision, apply nothing.
             if applied.revision != message.revision { record(AppliedRecord(revision: message.revision, digest: digest)) }
-            acknowledge(message.revision, operations: 0, started: monotonicSeconds(), errors: [])
+            acknowledge(message.revision, operations: 0, started: monotonicSeconds(), failures: [])
             return
         }
         let started = monotonicSeconds()
@@ -287,42 +300,72 @@ public final class Agent {
         do { state = try HostNetworkState(wire: message.state) } catch {
             refusals.count(.malformed)
             log("refused a desired state: \(error)", revision: message.revision, level: .error)
-            acknowledge(message.revision, operations: 0, started: started, errors: ["refused: \(error)"])
+            acknowledge(message.revision, operations: 0, started: started, failures: [.init(.refused, object: "desired state", error: "\(error)")])
             return
         }
-        do {
-            let operations = try backend.apply(state, revision: message.revision)
-            heldState = state
-            record(AppliedRecord(revision: message.revision, digest: digest))
-            recordApply(trigger: "update", seconds: monotonicSeconds() - started, ok: true, drift: !backend.lastDrift.isEmpty)
-            log("applied \(operations) operations", revision: message.revision)
-            for note in backend.lastNotes { log("\(note)", revision: message.revision) }
-            acknowledge(message.revision, operations: operations, started: started, errors: [])
-            sendInventory(drift: backend.lastDrift)
-        } catch {
-            recordApply(trigger: "update", seconds: monotonicSeconds() - started, ok: false, drift: false)
-            log("apply failed: \(error)", revision: message.revision, level: .error)
-            acknowledge(message.revision, operations: 0, started: started, errors: ["\(error)"])
+        let report = applyReporting(state, revision: message.revision)
+        heldState = state
+        // A state applied in part is held (its revision is what the host is meant to have, and what is retried),
+        // but not recorded as on the host: a restarted agent applies it again.
+        record(AppliedRecord(revision: message.revision, digest: report.isComplete ? digest : 0))
+        recordApply(trigger: "update", seconds: monotonicSeconds() - started, ok: report.isComplete, drift: !report.drift.isEmpty)
+        log("applied \(report.operations) operations" + (report.isComplete ? "" : "; \(report.failures.count) objects not as desired"), revision: message.revision)
+        settle(report, revision: message.revision)
+        acknowledge(message.revision, operations: report.operations, started: started, failures: report.failures)
+        sendInventory(drift: report.drift)
+    }
+
+    /// The backend's apply as a report: a whole failure (nothing changed) is the report of one failed object,
+    /// the host.
+    func applyReporting(_ state: HostNetworkState, revision: UInt64) -> ApplyReport {
+        do { return try backend.apply(state, revision: revision) } catch {
+            return ApplyReport(failures: [.init(.failed, object: "host", error: "\(error)")])
+        }
+    }
+
+    /// Logs what changed in a report's failures and notes, and schedules the retry of what failed: 0.5 s, then
+    /// doubling to 8 s, until the host has all of it or another state arrives.
+    func settle(_ report: ApplyReport, revision: UInt64) {
+        failures = report.failures
+        let lines = report.failureLines
+        if lines != loggedFailures {
+            if lines.isEmpty { log("every object of the held state is on the host now", revision: revision) }
+            for line in lines { log("not applied: \(line)", revision: revision, level: .error) }
+            loggedFailures = lines
+        }
+        if report.notes != loggedNotes {
+            for note in report.notes { log("\(note)", revision: revision) }
+            loggedNotes = report.notes
+        }
+        if report.isComplete {
+            retryAt = nil
+            retryDelay = 0
+        } else {
+            retryDelay = min(max(retryDelay * 2, 0.5), 8)
+            retryAt = monotonicSeconds() + retryDelay
         }
     }
 
     /// Re-applies the held state: nothing happens if the host is as it should be; what was changed by hand is
-    /// put back and reported.
-    func reconcile() {
-        guard let heldState else { return }
+    /// put back and reported; what failed before is tried again (`trigger` "retry").
+    func reconcile(trigger: String = "reconcile") {
+        guard let heldState else { retryAt = nil; return }
         let started = monotonicSeconds()
-        do {
-            let operations = try backend.apply(heldState, revision: held)
-            recordApply(trigger: "reconcile", seconds: monotonicSeconds() - started, ok: true, drift: !backend.lastDrift.isEmpty)
-            for note in backend.lastNotes { log("\(note)", revision: held) }
-            if !backend.lastDrift.isEmpty {
-                log("repaired drift with \(operations) operations: \(backend.lastDrift.joined(separator: "; "))", revision: held, level: .warning)
-            }
-            if operations > 0 { sendInventory(drift: backend.lastDrift) }
-        } catch {
-            recordApply(trigger: "reconcile", seconds: monotonicSeconds() - started, ok: false, drift: false)
-            log("reconcile failed: \(error)", revision: held, level: .error)
+        let before = failures
+        let report = applyReporting(heldState, revision: held)
+        recordApply(trigger: trigger, seconds: monotonicSeconds() - started, ok: report.isComplete, drift: !report.drift.isEmpty)
+        if !report.drift.isEmpty {
+            log("repaired drift with \(report.operations) operations: \(report.drift.joined(separator: "; "))", revision: held, level: .warning)
         }
+        settle(report, revision: held)
+        if report.failures != before {
+            // The coordinator (and `--wait`) hear of a failure that appeared, changed or went away.
+            if report.isComplete, let applied, applied.revision == held {
+                record(AppliedRecord(revision: held, digest: heldState.wire.digest))
+            }
+            acknowledge(held, operations: report.operations, started: started, failures: report.failures)
+        }
+        if report.operations > 0 || report.failures != before { sendInventory(drift: report.drift) }
     }
 
     func record(_ record: AppliedRecord) {
@@ -344,6 +387,8 @@ public final class Agent {
         message.agentVersion = "vnet-agent 0.1"
         message.appliedRevision = held
         message.mac = interfaceMAC(options.interface)?.value ?? 0
+        if let mode = options.mode { message.mode = mode.wire }
+        message.role = options.role.wire
         send(.register(message))
     }
 
@@ -366,12 +411,13 @@ public final class Agent {
         send(.agentHeartbeat(heartbeat))
     }
 
-    func acknowledge(_ revision: UInt64, operations: Int, started: Double, errors: [String]) {
+    func acknowledge(_ revision: UInt64, operations: Int, started: Double, failures: [ApplyReport.Failure]) {
         var result = Vnet_V1_ApplyResult()
         result.nodeID = options.nodeID
         result.revision = revision
-        result.ok = errors.isEmpty
-        result.errors = errors
+        result.ok = failures.isEmpty
+        result.errors = failures.sorted().map(\.description)
+        result.failures = failures.sorted().map(\.wire)
         result.operations = UInt32(operations)
         result.durationUs = UInt64((monotonicSeconds() - started) * 1e6)
         send(.applyResult(result))
@@ -383,6 +429,10 @@ public final class Agent {
         inventory.appliedRevision = held
         if let observed = backend.observe() { inventory.observed = observed.wire }
         inventory.drift = drift
+        inventory.failures = failures.sorted().map(\.wire)
+        let facts = backend.hostFacts()
+        inventory.links = facts.links.map(\.wire)
+        inventory.addresses = facts.addresses
         inventory.dhcpdState = backend.dhcpdState
         inventory.iptablesRules = UInt32(clamping: backend.iptablesRules)
         inventory.learned = reportedLearned.map { learned in

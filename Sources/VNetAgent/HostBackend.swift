@@ -4,12 +4,15 @@ import VNetCore
 /// What an agent applies desired state through. The Linux backend (netlink, iptables-restore, dhcpd) is one;
 /// the recording backend below is another, so the bus can be proven without touching a kernel.
 public protocol HostBackend: AnyObject {
-    /// Makes the host match `desired`; idempotent. Returns how many kernel operations it took.
-    func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int
-    /// What is really on the host now, as far as this backend can see.
+    /// Makes the host match `desired`, idempotently, as far as it can: the report names every object it could
+    /// not make as desired (the rest is applied). Throws, having changed nothing, when it cannot start at all
+    /// (a required link missing, the host unreadable, a state it cannot carry out).
+    func apply(_ desired: HostNetworkState, revision: UInt64) throws -> ApplyReport
+    /// What is really on the host now, as far as this backend can see: the part vnet owns, as a state.
     func observe() -> HostNetworkState?
-    /// What the last apply found changed by hand and put back, in words (empty when nothing was).
-    var lastDrift: [String] { get }
+    /// Every link and address on the host (the operator's too), for the inventory: the coordinator judges vifs
+    /// by it and `vnetctl nodes --detail` shows it.
+    func hostFacts() -> (links: [HostLink], addresses: [String])
     /// dhcpd as the inventory reports it: "running (pid N)", "stopped", "absent".
     var dhcpdState: String { get }
     /// How many rules vnet has in iptables (0 where it writes none).
@@ -19,8 +22,6 @@ public protocol HostBackend: AnyObject {
     /// Whether a daemon the applied state runs has died (dhcpd): cheap enough to ask every heartbeat, so that
     /// the agent repairs it at once instead of at its next reconcile.
     var daemonDown: Bool { get }
-    /// What the last apply did that the operator should hear about, beyond drift (logged by the agent).
-    var lastNotes: [String] { get }
     /// Instance addresses this host learned (SYSTEM mode), reading what arrived since the last call.
     func learnedAddresses() -> [LearnedAddress]
     /// This host's side of `vnetctl diagnose`: what is on it, and what looks wrong against `desired`.
@@ -35,12 +36,11 @@ public struct HostDiagnosis: Sendable {
 }
 
 extension HostBackend {
-    public var lastDrift: [String] { [] }
+    public func hostFacts() -> (links: [HostLink], addresses: [String]) { ([], []) }
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
     public var dhcpdRestarts: Int { 0 }
     public var daemonDown: Bool { false }
-    public var lastNotes: [String] { [] }
     public func learnedAddresses() -> [LearnedAddress] { [] }
     public func diagnose(desired: HostNetworkState?) -> HostDiagnosis {
         var diagnosis = HostDiagnosis()
@@ -58,7 +58,7 @@ public final class RecordingBackend: HostBackend {
 
     public init(logPath: String? = nil) { self.logPath = logPath }
 
-    public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> Int {
+    public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> ApplyReport {
         let operations = state.map { KernelPlanner.operations(from: $0, to: desired) } ?? KernelPlanner.bringUp(desired)
         state = desired
         applies.append((revision, operations.count))
@@ -72,7 +72,7 @@ public final class RecordingBackend: HostBackend {
                 FileManager.default.createFile(atPath: logPath, contents: line)
             }
         }
-        return operations.count
+        return ApplyReport(operations: operations.count)
     }
 
     public func observe() -> HostNetworkState? { state }

@@ -17,6 +17,8 @@ public struct ControlHandler: Sendable {
         /// SYSTEM mode: addresses nodes learned, by instance (used only when the instance is on that node
         /// with that MAC).
         public var learned: [InstanceID: Learned] = [:]
+        /// Each node's links as its last inventory listed them (a vif that is one of them may be refused).
+        public var links: [String: [HostLink]] = [:]
         public init() {}
 
         public struct Learned: Sendable, Equatable {
@@ -76,7 +78,7 @@ public struct ControlHandler: Sendable {
             }
             return false
         case .runInstance(let run):
-            try runInstance(run, &allocator, &reply)
+            try runInstance(run, &allocator, view, &reply)
             return true
         case .terminateInstance(let ref):
             let id = try instanceID(ref.instanceID)
@@ -121,7 +123,7 @@ public struct ControlHandler: Sendable {
         }
     }
 
-    func runInstance(_ run: Vnet_V1_RunInstance, _ allocator: inout Allocator, _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) {
+    func runInstance(_ run: Vnet_V1_RunInstance, _ allocator: inout Allocator, _ view: View, _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) {
         let id = try instanceID(run.instanceID)
         var group: GroupID?
         var createdGroup = false
@@ -137,7 +139,8 @@ public struct ControlHandler: Sendable {
             throw ClusterError("\(run.group.isEmpty ? "public IPs" : "security groups") need MANAGED or MANAGED-NOVLAN mode; this cluster runs \(config.mode.rawValue)")
         }
         do {
-            try allocator.runInstance(id, on: run.node, group: group, hypervisorVif: run.vif.isEmpty ? nil : run.vif)
+            try allocator.runInstance(id, on: run.node, group: group, hypervisorVif: run.vif.isEmpty ? nil : run.vif,
+                                      nodeLinks: view.links[run.node] ?? [])
         } catch {
             if createdGroup, let group { try? allocator.deleteGroup(group) }
             throw error

@@ -49,6 +49,8 @@ public final class Coordinator {
     /// Numbers the cluster operations (VLAN verifications, diagnoses) of this coordinator's epoch.
     var operationCounter = 0
     var diagnoses: [String: DiagnosisRun] = [:]
+    /// The reason each host's registration was last refused for (logged once per reason).
+    var lastRegistrationRefusal: [String: String] = [:]
     var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
     let log = Log.logger("coordinator")
@@ -284,6 +286,20 @@ public final class Coordinator {
         switch body {
         case .register(let register):
             guard authorized(register.nodeID, user: user) else { return nil }
+            if let mismatch = registrationMismatch(register) {
+                // Refused before it counts as heard: a host that would apply a wrong topology is not UP.
+                if lastRegistrationRefusal[register.nodeID] != mismatch {
+                    log.error("refused the registration of \(register.nodeID): \(mismatch)", metadata: ["node": "\(register.nodeID)"])
+                    lastRegistrationRefusal[register.nodeID] = mismatch
+                }
+                var reply = Vnet_V1_RegisterReply()
+                reply.epoch = epoch
+                reply.accepted = false
+                reply.error = mismatch
+                send(sync, prefix, .registerReply(reply))
+                return nil
+            }
+            lastRegistrationRefusal[register.nodeID] = nil
             if let peer { peerAddresses[register.nodeID] = peer }
             liveness.heard(register.nodeID, at: monotonicSeconds())
             routes[register.nodeID] = prefix
@@ -333,17 +349,39 @@ public final class Coordinator {
             }
         case .applyResult(let result):
             guard authorized(result.nodeID, user: user) else { return nil }
-            if result.ok {
-                applied[result.nodeID] = result.revision
-            } else {
+            // A state applied in part is applied: its failures say what of it is not on the host.
+            applied[result.nodeID] = result.revision
+            let changed = reports[result.nodeID, default: NodeReport()].update(revision: result.revision, failures: result.failures)
+            if !result.ok {
                 metrics.add("vnet_apply_failures_total", ["node": result.nodeID])
-                log.error("node \(result.nodeID) revision \(result.revision): apply failed: \(result.errors.joined(separator: "; "))",
-                          metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
+                if changed {
+                    log.error("node \(result.nodeID) revision \(result.revision): applied except: \(result.errors.joined(separator: "; "))",
+                              metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
+                }
+            } else if changed {
+                log.notice("node \(result.nodeID) revision \(result.revision): every object applied now", metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
             }
         default:
             refusals.count(.malformed)  // a kind agents do not send
         }
         return nil
+    }
+
+    /// Why a host's registration must be refused for what it says of itself, naming both sides; nil when it
+    /// fits. An agent that says nothing of its mode or role (older than this field) is taken at its word.
+    func registrationMismatch(_ register: Vnet_V1_Register) -> String? {
+        if let mode = NetworkMode(wire: register.mode), mode != config.mode {
+            return "\(register.nodeID)'s eucalyptus.conf has VNET_MODE=\(mode.rawValue), this coordinator's VNET_MODE=\(config.mode.rawValue): it would build the wrong network; give both the same mode"
+        }
+        let isFrontend = register.nodeID == options.frontendName
+        switch HostRole(wire: register.role) {
+        case .frontend? where !isFrontend:
+            return "\(register.nodeID)'s agent runs with --role frontend, but this cluster's front end is \(options.frontendName) (the coordinator's --frontend)"
+        case .node? where isFrontend:
+            return "\(register.nodeID) is this cluster's front end (the coordinator's --frontend), but its agent runs with --role node: start it with --role frontend"
+        default:
+            return nil
+        }
     }
 
     func drainControl() -> [Pending] {
@@ -530,11 +568,13 @@ public final class Coordinator {
             info.desiredRevision = hostRevisions[host]?.revision ?? 0
             info.appliedRevision = applied[host] ?? 0
             info.address = peerAddresses[host] ?? ""
+            if let node = allocator.state.nodes[host] {
+                info.interface = node.interface
+                info.bridge = node.bridge
+            }
             if let report = reports[host] {
-                info.dhcpdState = report.dhcpdState
-                info.iptablesRules = report.iptablesRules
-                info.driftRepairs = report.driftRepairs
-                info.lastDrift = report.lastDrift
+                report.fill(&info)
+                view.links[host] = report.links
                 for learned in report.learned { view.learned[learned.instance] = ControlHandler.View.Learned(node: host, mac: learned.mac, address: learned.address) }
             }
             return info

@@ -26,7 +26,8 @@ extension Coordinator {
         for (id, run) in diagnoses where run.complete || now > run.deadline {
             let view = currentView()
             let cluster = view.nodes.map {
-                ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true)
+                ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true,
+                                     notApplied: $0.failures.compactMap(ApplyReport.Failure.init(wire:)).map(\.description))
             }
             var reply = run.reply(cluster: cluster, files: diagnosticFiles(view))
             reply.revision = revision
@@ -61,6 +62,14 @@ extension Coordinator {
             file("metrics.txt", metrics.isEnabled ? metrics.render() : "(metrics are off: the coordinator runs without --metrics)\n"),
             file("coordinator.log", Log.sink.tail.joined(separator: "\n") + "\n"),
         ]
+        for node in view.nodes where !node.links.isEmpty || !node.failures.isEmpty {
+            var text = "# \(node.nodeID)'s last inventory: VNET_INTERFACE \(node.interface), VNET_BRIDGE \(node.bridge)\n"
+            text += node.failures.isEmpty ? "every object of the applied state is on the host\n"
+                : "not applied (revision \(node.failedRevision)):\n" + node.failures.compactMap(ApplyReport.Failure.init(wire:)).map { "  \($0)\n" }.joined()
+            text += "links (name kind master state owner):\n" + node.links.map { "  \($0.name) \($0.kind.isEmpty ? "device" : $0.kind) \($0.master.isEmpty ? "-" : $0.master) \($0.up ? "up" : "down") \($0.vnetOwned ? "vnet" : "host")\n" }.joined()
+            text += "addresses:\n" + node.addresses.map { "  \($0)\n" }.joined()
+            files.append(file("inventory-\(node.nodeID).txt", text))
+        }
         for host in desired.keys.sorted() {
             files.append(file("desired-\(host).txt", HostStateDescription.text(desired[host]!, revision: hostRevisions[host]?.revision ?? 0)))
         }

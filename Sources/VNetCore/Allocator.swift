@@ -161,12 +161,17 @@ public struct Allocator: Sendable {
     // MARK: instances
 
     @discardableResult
+    /// `nodeLinks`: the node's links as its last inventory listed them; a vif that is one of the node's own
+    /// (its uplink, a bridge, a NIC, loopback) is refused (see `VifRules`).
     public mutating func runInstance(_ id: InstanceID, on node: String, group: GroupID? = nil,
-                                     hypervisorVif: String? = nil) throws(ClusterError) -> ClusterState.Instance {
+                                     hypervisorVif: String? = nil, nodeLinks: [HostLink] = []) throws(ClusterError) -> ClusterState.Instance {
         if state.instances[id] != nil { throw ClusterError(field: "id", "instance \(id) already exists") }
-        guard state.nodes[node] != nil else { throw ClusterError(field: "node", "no node '\(node)' in the cluster") }
+        guard let host = state.nodes[node] else { throw ClusterError(field: "node", "no node '\(node)' in the cluster") }
         if let vif = hypervisorVif {
             if let problem = NameRules.interfaceNameProblem(vif) { throw ClusterError(field: "vif", problem) }
+            if let reason = VifRules.refusal(vif, interface: host.interface, bridge: host.bridge, link: nodeLinks.first { $0.name == vif }) {
+                throw ClusterError(field: "vif", "refused: \(reason); an instance's vif is attached to a bridge and let go of when the instance ends, which would cut \(node) off")
+            }
             if let other = vifOwner[node + "\u{0}" + vif] {
                 throw ClusterError(field: "vif", "vif \(vif) on \(node) already belongs to \(other)")
             }

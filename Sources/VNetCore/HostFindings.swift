@@ -84,9 +84,11 @@ public enum ClusterFindings {
         public var desiredRevision: UInt64
         public var appliedRevision: UInt64
         public var answered: Bool
-        public init(name: String, state: String, desiredRevision: UInt64, appliedRevision: UInt64, answered: Bool) {
+        /// What of the applied revision the host's agent reported not on the host, one line per object.
+        public var notApplied: [String]
+        public init(name: String, state: String, desiredRevision: UInt64, appliedRevision: UInt64, answered: Bool, notApplied: [String] = []) {
             self.name = name; self.state = state; self.desiredRevision = desiredRevision
-            self.appliedRevision = appliedRevision; self.answered = answered
+            self.appliedRevision = appliedRevision; self.answered = answered; self.notApplied = notApplied
         }
     }
 
@@ -101,6 +103,7 @@ public enum ClusterFindings {
             if host.appliedRevision < host.desiredRevision {
                 found.append((host.name, "\(host.name) is behind: applied revision \(host.appliedRevision), desired \(host.desiredRevision)"))
             }
+            for line in host.notApplied { found.append((host.name, "\(host.name) applied revision \(host.appliedRevision) except \(line)")) }
             if !host.answered, host.state == "UP" { found.append((host.name, "\(host.name) did not answer the diagnosis in time")) }
         }
         return found

@@ -18,7 +18,7 @@ extension HostNetworkState {
     public var wire: Vnet_V1_HostState {
         var out = Vnet_V1_HostState()
         out.host = host
-        out.role = role == .frontend ? .frontend : .node
+        out.role = role.wire
         out.mode = mode.wire
         out.requiredLinks = requiredLinks
         out.vlanDevices = vlanDevices.map { device in
@@ -45,7 +45,7 @@ extension HostNetworkState {
 
     /// Reads and checks a wire state; throws naming the first field that is not acceptable.
     public init(wire: Vnet_V1_HostState) throws(WireError) {
-        guard let role: HostRole = wire.role == .frontend ? .frontend : wire.role == .node ? .node : nil else {
+        guard let role = HostRole(wire: wire.role) else {
             throw WireError("state.role", "unspecified")
         }
         guard let mode = NetworkMode(wire: wire.mode) else { throw WireError("state.mode", "unspecified") }

@@ -339,6 +339,12 @@ public nonisolated struct Vnet_V1_Register: Sendable {
   /// VNET_INTERFACE's MAC (VLAN verification probes it); 0: unknown
   public var mac: UInt64 = 0
 
+  /// the host's VNET_MODE; a host whose mode is not the coordinator's is refused
+  public var mode: Vnet_V1_Mode = .unspecified
+
+  /// the role its agent was started with (--role); must match the coordinator's --frontend
+  public var role: Vnet_V1_Role = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -474,11 +480,67 @@ public nonisolated struct Vnet_V1_Inventory: Sendable {
   /// SYSTEM: instance addresses seen in DHCP acknowledgements
   public var learned: [Vnet_V1_LearnedAddress] = []
 
+  /// what the held state still lacks on the host (last apply or retry)
+  public var failures: [Vnet_V1_ObjectFailure] = []
+
+  /// every link on the host, the operator's and vnet's
+  public var links: [Vnet_V1_HostLink] = []
+
+  /// every IPv4 address on the host, "ADDRESS/PREFIX DEVICE"
+  public var addresses: [String] = []
+
+  /// an apply is running as this is sent
+  public var applying: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _observed: Vnet_V1_HostState? = nil
+}
+
+/// One object of the desired state that is not on the host as desired (see ApplyReport in the core).
+public nonisolated struct Vnet_V1_ObjectFailure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// missing, conflict, refused, failed
+  public var kind: String = String()
+
+  /// "vif vnet3", "vlan device eth0.12", "dhcpd", "host"
+  public var object: String = String()
+
+  /// the instance it serves, "" for none
+  public var instanceID: String = String()
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_HostLink: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// "bridge", "vlan", "tun", "veth", ...; "" for a plain device
+  public var kind: String = String()
+
+  public var master: String = String()
+
+  public var up: Bool = false
+
+  /// made by vnet (its record); otherwise the operator's or the hypervisor's
+  public var vnetOwned: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Vnet_V1_LearnedAddress: Sendable {
@@ -513,6 +575,9 @@ public nonisolated struct Vnet_V1_ApplyResult: Sendable {
   public var operations: UInt32 = 0
 
   public var durationUs: UInt64 = 0
+
+  /// ok is false when any: the rest of the state was applied
+  public var failures: [Vnet_V1_ObjectFailure] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1368,6 +1433,21 @@ public nonisolated struct Vnet_V1_NodeInfo: Sendable {
 
   public var lastDrift: String = String()
 
+  /// the revision `failures` are about (0: none known)
+  public var failedRevision: UInt64 = 0
+
+  public var failures: [Vnet_V1_ObjectFailure] = []
+
+  /// from the node's last inventory
+  public var links: [Vnet_V1_HostLink] = []
+
+  public var addresses: [String] = []
+
+  /// VNET_INTERFACE and VNET_BRIDGE as registered
+  public var interface: String = String()
+
+  public var bridge: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1922,7 +2002,7 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{3}applied_epoch\0\u{1}mac\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{3}applied_epoch\0\u{1}mac\0\u{1}mode\0\u{1}role\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1937,6 +2017,8 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedEpoch) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mac) }()
+      case 8: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
+      case 9: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       default: break
       }
     }
@@ -1964,6 +2046,12 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.mac != 0 {
       try visitor.visitSingularUInt64Field(value: self.mac, fieldNumber: 7)
     }
+    if self.mode != .unspecified {
+      try visitor.visitSingularEnumField(value: self.mode, fieldNumber: 8)
+    }
+    if self.role != .unspecified {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1975,6 +2063,8 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.appliedRevision != rhs.appliedRevision {return false}
     if lhs.appliedEpoch != rhs.appliedEpoch {return false}
     if lhs.mac != rhs.mac {return false}
+    if lhs.mode != rhs.mode {return false}
+    if lhs.role != rhs.role {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2206,7 +2296,7 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Inventory"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{1}observed\0\u{1}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{1}observed\0\u{1}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}applying\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2221,6 +2311,10 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularStringField(value: &self.dhcpdState) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.learned) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.applying) }()
       default: break
       }
     }
@@ -2252,6 +2346,18 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.learned.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.learned, fieldNumber: 7)
     }
+    if !self.failures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.failures, fieldNumber: 8)
+    }
+    if !self.links.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.links, fieldNumber: 9)
+    }
+    if !self.addresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 10)
+    }
+    if self.applying != false {
+      try visitor.visitSingularBoolField(value: self.applying, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2263,6 +2369,105 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.dhcpdState != rhs.dhcpdState {return false}
     if lhs.iptablesRules != rhs.iptablesRules {return false}
     if lhs.learned != rhs.learned {return false}
+    if lhs.failures != rhs.failures {return false}
+    if lhs.links != rhs.links {return false}
+    if lhs.addresses != rhs.addresses {return false}
+    if lhs.applying != rhs.applying {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_ObjectFailure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObjectFailure"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}object\0\u{3}instance_id\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.object) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.instanceID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.object.isEmpty {
+      try visitor.visitSingularStringField(value: self.object, fieldNumber: 2)
+    }
+    if !self.instanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.instanceID, fieldNumber: 3)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_ObjectFailure, rhs: Vnet_V1_ObjectFailure) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.object != rhs.object {return false}
+    if lhs.instanceID != rhs.instanceID {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_HostLink: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HostLink"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}kind\0\u{1}master\0\u{1}up\0\u{3}vnet_owned\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.master) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.up) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.vnetOwned) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.master.isEmpty {
+      try visitor.visitSingularStringField(value: self.master, fieldNumber: 3)
+    }
+    if self.up != false {
+      try visitor.visitSingularBoolField(value: self.up, fieldNumber: 4)
+    }
+    if self.vnetOwned != false {
+      try visitor.visitSingularBoolField(value: self.vnetOwned, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_HostLink, rhs: Vnet_V1_HostLink) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.master != rhs.master {return false}
+    if lhs.up != rhs.up {return false}
+    if lhs.vnetOwned != rhs.vnetOwned {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2310,7 +2515,7 @@ nonisolated extension Vnet_V1_LearnedAddress: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}revision\0\u{1}ok\0\u{1}errors\0\u{1}operations\0\u{3}duration_us\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}revision\0\u{1}ok\0\u{1}errors\0\u{1}operations\0\u{3}duration_us\0\u{1}failures\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2324,6 +2529,7 @@ nonisolated extension Vnet_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.errors) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.operations) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.durationUs) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
       default: break
       }
     }
@@ -2348,6 +2554,9 @@ nonisolated extension Vnet_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf.
     if self.durationUs != 0 {
       try visitor.visitSingularUInt64Field(value: self.durationUs, fieldNumber: 6)
     }
+    if !self.failures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.failures, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2358,6 +2567,7 @@ nonisolated extension Vnet_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.errors != rhs.errors {return false}
     if lhs.operations != rhs.operations {return false}
     if lhs.durationUs != rhs.durationUs {return false}
+    if lhs.failures != rhs.failures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4117,7 +4327,7 @@ nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4135,6 +4345,12 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.driftRepairs) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.lastDrift) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.failedRevision) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
+      case 14: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.interface) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.bridge) }()
       default: break
       }
     }
@@ -4171,6 +4387,24 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.lastDrift.isEmpty {
       try visitor.visitSingularStringField(value: self.lastDrift, fieldNumber: 10)
     }
+    if self.failedRevision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.failedRevision, fieldNumber: 11)
+    }
+    if !self.failures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.failures, fieldNumber: 12)
+    }
+    if !self.links.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.links, fieldNumber: 13)
+    }
+    if !self.addresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 14)
+    }
+    if !self.interface.isEmpty {
+      try visitor.visitSingularStringField(value: self.interface, fieldNumber: 15)
+    }
+    if !self.bridge.isEmpty {
+      try visitor.visitSingularStringField(value: self.bridge, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4185,6 +4419,12 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.iptablesRules != rhs.iptablesRules {return false}
     if lhs.driftRepairs != rhs.driftRepairs {return false}
     if lhs.lastDrift != rhs.lastDrift {return false}
+    if lhs.failedRevision != rhs.failedRevision {return false}
+    if lhs.failures != rhs.failures {return false}
+    if lhs.links != rhs.links {return false}
+    if lhs.addresses != rhs.addresses {return false}
+    if lhs.interface != rhs.interface {return false}
+    if lhs.bridge != rhs.bridge {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -29,8 +29,8 @@ struct AgentCommand: ParsableCommand {
     @Option(name: .customLong("coordinator-key"), help: "The coordinator's public key file (coordinator.pub).") var coordinatorKey: String?
     @Flag(help: "Plain text, no CURVE. Development only.") var insecure = false
     @Option(help: "Role of this host's config: node or frontend.") var role = "node"
-    @Option(help: "How to apply: linux (links and addresses with iproute2; needs CAP_NET_ADMIN), or recording (logs applies to STATE_DIR/applies.log; touches no kernel).")
-    var backend = "recording"
+    @Option(help: "How to apply: linux (the default: links and addresses with iproute2, iptables, dhcpd; needs root), or recording (changes nothing on the host: logs applies to STATE_DIR/applies.log, for trying the bus out).")
+    var backend = "linux"
     @Option(name: .customLong("reconcile-interval"), help: "Seconds between re-applying the held state to repair drift; a dead dhcpd is started again within a heartbeat (0: never repair).")
     var reconcileInterval = 10.0
     @Option(name: .customLong("iptables-preload"), help: "The operator's rules, saved with iptables-save, loaded with vnet's on the front end when first seen and when changed (default: $EUCALYPTUS/var/run/eucalyptus/net/iptables-preload, EUCALYPTUS from the config).")
@@ -75,6 +75,8 @@ struct AgentCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("vnet-agent: WARNING: --insecure: no CURVE\n".utf8))
             }
             options.reconcileInterval = reconcileInterval
+            options.mode = vnetConfig.mode
+            options.role = role == "node" ? .node : .frontend
             options.metrics = metrics != nil
             let hostBackend: HostBackend
             if backend == "linux" {
@@ -85,8 +87,10 @@ struct AgentCommand: ParsableCommand {
                 let preload = iptablesPreload ?? home.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/var/run/eucalyptus/net/iptables-preload" }
                 options.prober = LinuxVLANProber()
                 hostBackend = LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb",
-                                           dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd), preloadPath: preload)
+                                           dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd), preloadPath: preload,
+                                           interface: options.interface, bridge: options.bridge)
             } else {
+                FileHandle.standardError.write(Data("vnet-agent: WARNING: --backend recording: NOTHING is applied to this host (no links, addresses, iptables or dhcpd); the coordinator will show it applied. For trying the bus out only.\n".utf8))
                 hostBackend = RecordingBackend(logPath: "\(stateDir)/applies.log")
             }
             let agent = try Agent(options: options, backend: hostBackend)

@@ -284,7 +284,7 @@ enum AgentMemory {
         let agent = Process()
         agent.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vnet-agent")
         agent.arguments = ["--config", "\(directory)/node.conf", "--endpoints", "\(directory)/state/\(BusEndpoints.fileName)",
-                           "--node-id", "n1", "--state-dir", "\(directory)/agent", "--insecure"]
+                           "--node-id", "n1", "--state-dir", "\(directory)/agent", "--insecure", "--backend", "recording"]
         agent.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try agent.run()
         defer { agent.terminate(); agent.waitUntilExit() }

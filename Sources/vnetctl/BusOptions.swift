@@ -33,7 +33,11 @@ struct BusOptions: ParsableArguments {
             guard let keyFile = key ?? environment["VNET_KEY"], let serverFile = coordinatorKey ?? environment["VNET_COORDINATOR_KEY"] else {
                 throw CommandFailure.usage("CURVE keys needed: --key FILE --coordinator-key FILE (or $VNET_KEY, $VNET_COORDINATOR_KEY), or --insecure")
             }
-            security = .curveClient(keys: try CurveKeys.readPair(secretKeyFile: keyFile), serverPublicKey: try CurveKeys.readKey(serverFile))
+            // A key file that cannot be read is a bad command line (2), not an unreachable coordinator (3).
+            let keys: ZMQCurve.KeyPair, server: String
+            do { keys = try CurveKeys.readPair(secretKeyFile: keyFile) } catch { throw CommandFailure.usage("--key \(keyFile): \(error)") }
+            do { server = try CurveKeys.readKey(serverFile) } catch { throw CommandFailure.usage("--coordinator-key \(serverFile): \(error)") }
+            security = .curveClient(keys: keys, serverPublicKey: server)
         }
         return try RequestClient(context: BusContext.shared, endpoint: controlEndpoint, security: security,
                                  codec: EnvelopeCodec(clusterID: clusterID))
@@ -66,7 +70,9 @@ enum BusContext {
     static let shared = ZMQContext()
 }
 
-/// `--wait`: waits until every node the change affected has applied it, with a progress line.
+/// `--wait`: waits until every node the change affected has applied it, with a progress line. A node that
+/// applied it except some objects (a missing vif, a conflict, a failed command) ends the wait as soon as it
+/// says so: exit 5, naming the node, the object and the error (4 stays for a timeout).
 struct WaitOptions: ParsableArguments {
     @Flag(help: "Wait until every affected node has applied the change.") var wait = false
     @Option(name: .customLong("wait-timeout"), help: "Seconds --wait waits before naming the nodes that lag.") var waitTimeout = 30.0
@@ -83,6 +89,8 @@ struct WaitOptions: ParsableArguments {
             let nodes = try bus.call(.listNodes(Vnet_V1_ListNodes())).nodes
             let applied = Dictionary(nodes.map { ($0.nodeID, $0.appliedRevision) }, uniquingKeysWith: { $1 })
             lagging = reply.affectedNodes.filter { (applied[$0] ?? 0) < target }
+            let affected = Set(reply.affectedNodes)
+            let failed = nodes.filter { affected.contains($0.nodeID) && $0.failedRevision >= target && !$0.failures.isEmpty }
             let done = reply.affectedNodes.count - lagging.count
             if done != shown {
                 shown = done
@@ -91,6 +99,10 @@ struct WaitOptions: ParsableArguments {
             }
             if lagging.isEmpty {
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                guard failed.isEmpty else {
+                    let lines = failed.flatMap { node in node.failures.map { "  \(node.nodeID): \(FailureView($0).text)" } }
+                    throw CommandFailure(code: 5, message: "revision \(target) applied except:\n" + lines.joined(separator: "\n"))
+                }
                 return
             }
             if Date() > deadline {

@@ -15,21 +15,71 @@ struct InstanceView: Encodable {
     static let header = ["INSTANCE", "NODE", "GROUP", "IP", "MAC", "VLAN", "BRIDGE", "PUBLIC IP"]
 }
 
+/// One object of a node's desired state that is not on it (see ApplyReport.Failure).
+struct FailureView: Encodable {
+    var kind: String, object: String, instance: String?, error: String
+    init(_ wire: Vnet_V1_ObjectFailure) {
+        kind = wire.kind; object = wire.object; instance = wire.instanceID.isEmpty ? nil : wire.instanceID; error = wire.error
+    }
+    var text: String { "\(object)\(instance.map { " (\($0))" } ?? ""): \(kind): \(error)" }
+}
+
+struct LinkView: Encodable {
+    var name: String, kind: String?, master: String?, up: Bool, owner: String
+    init(_ wire: Vnet_V1_HostLink) {
+        name = wire.name; kind = wire.kind.isEmpty ? nil : wire.kind; master = wire.master.isEmpty ? nil : wire.master
+        up = wire.up; owner = wire.vnetOwned ? "vnet" : "host"
+    }
+    var row: [String] { [name, kind ?? "device", master ?? "-", up ? "up" : "down", owner] }
+    static let header = ["LINK", "KIND", "MASTER", "STATE", "OWNER"]
+}
+
 struct NodeView: Encodable {
     var id: String, address: String?, state: String, heartbeatAgeMs: UInt64?, desiredRevision: UInt64, appliedRevision: UInt64
     var dhcpd: String?, iptablesRules: Int, driftRepairs: Int, lastDrift: String?
-    init(_ info: Vnet_V1_NodeInfo) {
+    /// What of the applied revision is not on the host (`failedRevision`), from its apply results and inventories.
+    var failedRevision: UInt64?, failures: [FailureView]
+    /// With `--detail` (or `describe-node`): the host as its last inventory listed it.
+    var interface: String?, bridge: String?, links: [LinkView]?, addresses: [String]?
+    init(_ info: Vnet_V1_NodeInfo, detail: Bool = false) {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
         heartbeatAgeMs = info.state == "NEW" ? nil : info.heartbeatAgeMs
         desiredRevision = info.desiredRevision; appliedRevision = info.appliedRevision
         dhcpd = info.dhcpdState.isEmpty ? nil : info.dhcpdState; iptablesRules = Int(info.iptablesRules)
         driftRepairs = Int(info.driftRepairs); lastDrift = info.lastDrift.isEmpty ? nil : info.lastDrift
+        failedRevision = info.failures.isEmpty ? nil : info.failedRevision
+        failures = info.failures.map(FailureView.init)
+        if detail {
+            interface = info.interface.isEmpty ? nil : info.interface; bridge = info.bridge.isEmpty ? nil : info.bridge
+            links = info.links.map(LinkView.init); addresses = info.addresses
+        }
     }
     var row: [String] {
         [id, address ?? "-", state, heartbeatAgeMs.map { String(format: "%.1fs", Double($0) / 1000) } ?? "never",
-         String(desiredRevision), String(appliedRevision), dhcpd ?? "-", String(iptablesRules), String(driftRepairs)]
+         String(desiredRevision), String(appliedRevision), failures.isEmpty ? "-" : String(failures.count),
+         dhcpd ?? "-", String(iptablesRules), String(driftRepairs)]
     }
-    static let header = ["NODE", "ADDRESS", "STATE", "HEARTBEAT", "DESIRED", "APPLIED", "DHCPD", "RULES", "DRIFT"]
+    static let header = ["NODE", "ADDRESS", "STATE", "HEARTBEAT", "DESIRED", "APPLIED", "NOT APPLIED", "DHCPD", "RULES", "DRIFT"]
+
+    /// `nodes --detail`: the row's facts, then what is not applied, the links and the addresses.
+    var detailText: String {
+        var lines = ["\(id): \(state), desired \(desiredRevision), applied \(appliedRevision)"
+                     + (interface.map { ", VNET_INTERFACE \($0)" } ?? "") + (bridge.map { ", VNET_BRIDGE \($0)" } ?? "")
+                     + ", dhcpd \(dhcpd ?? "-"), \(iptablesRules) iptables rules, \(driftRepairs) drift repairs"]
+        if let lastDrift { lines.append("  last drift: \(lastDrift)") }
+        if failures.isEmpty {
+            lines.append("  every object of the applied state is on the host")
+        } else {
+            lines.append("  not applied (revision \(failedRevision ?? 0)):")
+            lines += failures.map { "    \($0.text)" }
+        }
+        if let links, !links.isEmpty {
+            lines.append("  links:")
+            lines += table([LinkView.header] + links.map(\.row)).split(separator: "\n").map { "    " + $0 }
+        }
+        if let addresses, !addresses.isEmpty { lines.append("  addresses: " + addresses.joined(separator: ", ")) }
+        return lines.joined(separator: "\n") + "\n"
+    }
 }
 
 struct RuleView: Encodable {

@@ -27,14 +27,25 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
-/// `vnetctl nodes`
+/// `vnetctl nodes [--detail] [NODE...]`
 struct NodesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "nodes", abstract: "Every host: liveness and revisions.")
+    static let configuration = CommandConfiguration(
+        commandName: "nodes", abstract: "Every host: liveness, revisions, and what of its state is not applied.",
+        discussion: "--detail adds each host's inventory: its interface and bridge, every link (the operator's and vnet's) and address, and each object not applied with the reason.")
     @OptionGroup var bus: BusOptions
+    @Flag(help: "Each host's inventory and failures in full.") var detail = false
+    @Argument(help: "Only these hosts.") var names: [String] = []
 
     func run() throws {
-        let nodes = try bus.call(.listNodes(Vnet_V1_ListNodes())).nodes.map(NodeView.init)
+        var infos = try bus.call(.listNodes(Vnet_V1_ListNodes())).nodes
+        if !names.isEmpty {
+            let known = Set(infos.map(\.nodeID))
+            if let unknown = names.first(where: { !known.contains($0) }) { throw CommandFailure.invalidInput("no host '\(unknown)' in this cluster") }
+            infos = infos.filter { names.contains($0.nodeID) }
+        }
+        let nodes = infos.map { NodeView($0, detail: detail) }
         if bus.json { try Output.json(nodes); return }
+        if detail { Output.text(nodes.map(\.detailText).joined(separator: "\n")); return }
         Output.text(table([NodeView.header] + nodes.map(\.row)))
     }
 }

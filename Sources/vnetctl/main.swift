@@ -8,7 +8,7 @@ struct VNetCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnetctl",
         abstract: "Operate the Eucalyptus-style virtual network.",
-        discussion: "Exit status: 0 done, 1 refused (invalid input, or the coordinator said no), 2 bad command line or unreadable file, 3 coordinator unreachable, 4 --wait timed out.",
+        discussion: "Exit status: 0 done, 1 refused (invalid input, or the coordinator said no), 2 bad command line or unreadable file, 3 coordinator unreachable, 4 --wait timed out, 5 --wait: applied except some objects (named).",
         subcommands: [ConfigCommand.self, PlanCommand.self, KeysCommand.self, StatusCommand.self, NodesCommand.self,
                       RunInstanceCommand.self, TerminateInstanceCommand.self, DescribeInstancesCommand.self,
                       CreateGroupCommand.self, DeleteGroupCommand.self, AuthorizeCommand.self, RevokeCommand.self, DescribeGroupsCommand.self,

@@ -117,6 +117,7 @@ final class ClusterHarness {
         agents[name] = try launch("vnet-agent", [
             "--role", role, "--config", config ?? nodeConfig, "--endpoints", endpointsFile, "--node-id", name, "--state-dir", "\(directory)/agents/\(name)",
             "--key", try key ?? nodeKey(name), "--coordinator-key", "\(keys)/coordinator.pub", "--heartbeat-interval", String(heartbeat),
+            "--backend", "recording",
         ] + extra, log: "\(directory)/agent-\(name).log")
     }
 

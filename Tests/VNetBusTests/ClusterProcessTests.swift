@@ -51,7 +51,7 @@ struct ClusterProcessTests {
         harness.agents["n1"] = try harness.launch("vnet-agent", [
             "--config", harness.nodeConfig, "--coordinator", "127.0.0.1:\(harness.basePort)", "--node-id", "n1",
             "--state-dir", "\(harness.directory)/agents/n1", "--key", try harness.nodeKey("n1"),
-            "--coordinator-key", "\(harness.keys)/coordinator.pub", "--heartbeat-interval", "5",
+            "--coordinator-key", "\(harness.keys)/coordinator.pub", "--heartbeat-interval", "5", "--backend", "recording",
         ], log: "\(harness.directory)/agent-n1.log")
         Thread.sleep(forTimeInterval: 1)
         try harness.startCoordinator()

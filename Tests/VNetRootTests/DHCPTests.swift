@@ -34,7 +34,7 @@ struct DHCPTests {
         let manager = DHCPDManager(runner: fe, settings: .init(directory: "\(directory)/dhcpd"))
         let backend = LinuxBackend(runner: fe, stateFile: "\(directory)/backend.pb", dhcpd: manager)
         defer { manager.stop() }
-        #expect(try backend.apply(state, revision: 1) == 1)
+        #expect(try backend.apply(state, revision: 1).operations == 1)
         let firstPID = try #require(manager.runningPID)
         #expect(backend.dhcpdState == "running (pid \(firstPID))")
 
@@ -52,13 +52,13 @@ struct DHCPTests {
         #expect(offered.contains("BOUND 10.30.1.5 10.30.1.1"), "dhclient got: \(offered)")
 
         // Same state again: dhcpd is left alone.
-        #expect(try backend.apply(state, revision: 1) == 0)
+        #expect(try backend.apply(state, revision: 1).operations == 0)
         #expect(manager.runningPID == firstPID)
         // A changed config: validated, swapped in, dhcpd restarted with SIGTERM. The lease file is never deleted
         // or emptied by vnet (dhcpd rewrites it itself on start, keeping the previous one as dhcpd.leases~).
         let leases = "\(directory)/dhcpd/dhcpd.leases"
         state.dhcpd!.hosts.append(.init(mac: MACAddress("d0:0d:00:00:01:06")!, address: IPv4Address("10.30.1.6")!))
-        #expect(try backend.apply(state, revision: 2) == 1)
+        #expect(try backend.apply(state, revision: 2).operations == 1)
         let secondPID = try #require(manager.runningPID)
         #expect(secondPID != firstPID)
         #expect(FileManager.default.fileExists(atPath: leases) && FileManager.default.fileExists(atPath: leases + "~"))
@@ -67,9 +67,10 @@ struct DHCPTests {
         kill(secondPID, SIGKILL)
         Thread.sleep(forTimeInterval: 0.2)
         #expect(manager.runningPID == nil)
-        #expect(try backend.apply(state, revision: 2) == 1)
+        let report = try backend.apply(state, revision: 2)
+        #expect(report.operations == 1)
         #expect(manager.runningPID != nil)
-        #expect(backend.lastDrift.contains("dhcpd was not running; started it again"))
+        #expect(report.drift.contains("dhcpd was not running; started it again"))
         // No dhcpd wanted: stopped.
         state.dhcpd = nil
         _ = try backend.apply(state, revision: 3)

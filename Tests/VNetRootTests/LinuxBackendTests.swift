@@ -26,10 +26,13 @@ struct LinuxBackendTests {
         }
 
         deinit {
-            for file in [stateFile, stateFile + ".iptables.json", stateFile + ".preload"] { try? FileManager.default.removeItem(atPath: file) }
+            for file in [stateFile, stateFile + ".iptables.json", stateFile + ".preload", stateFile + ".owned.json"] { try? FileManager.default.removeItem(atPath: file) }
         }
 
-        func backend(preload: String? = nil) -> LinuxBackend { LinuxBackend(runner: runner, stateFile: stateFile, preloadPath: preload) }
+        /// A backend as vnet-agent makes one for this host: VNET_INTERFACE eth0, VNET_BRIDGE br0.
+        func backend(preload: String? = nil) -> LinuxBackend {
+            LinuxBackend(runner: runner, stateFile: stateFile, preloadPath: preload, interface: "eth0", bridge: "br0")
+        }
         /// The table as iptables-save prints it, without its comment lines (they carry the time of the save).
         func save(_ table: String) throws -> String {
             String(decoding: try runner.run(["iptables-save", "-t", table], input: nil), as: UTF8.self)
@@ -63,7 +66,7 @@ struct LinuxBackendTests {
         let host = try Host()
         let backend = host.backend()
         let desired = Self.node([Self.vif(1), Self.vif(2)])
-        #expect(try backend.apply(desired, revision: 1) > 0)
+        #expect(try backend.apply(desired, revision: 1).operations > 0)
         let after = try host.links()
         for vif in desired.vifs {
             let link = try #require(after[vif.name])
@@ -73,12 +76,12 @@ struct LinuxBackendTests {
         }
         #expect(after["eth0"]?.master == "br0")
         // Again: nothing to do, and nothing recreated.
-        #expect(try backend.apply(desired, revision: 1) == 0)
+        #expect(try backend.apply(desired, revision: 1).operations == 0)
         let again = try host.links()
         for name in ["vn-00000001", "vn-00000002", "br0", "eth0"] { #expect(again[name]?.index == after[name]?.index, "\(name) was recreated") }
         #expect(try host.addresses().contains("192.0.2.1/24 br0"))
         // A new backend (an agent restarted) reading the same host and state file also finds nothing to do.
-        #expect(try host.backend().apply(desired, revision: 1) == 0)
+        #expect(try host.backend().apply(desired, revision: 1).operations == 0)
     }
 
     @Test func driftIsRepairedAndReported() throws {
@@ -89,9 +92,10 @@ struct LinuxBackendTests {
         let before = try host.links()
         try host.sh("ip link set dev vn-00000001 nomaster")
         try host.sh("ip link set dev vn-00000002 down")
-        #expect(try backend.apply(desired, revision: 1) == 2)
-        #expect(backend.lastDrift.contains("ip link set dev vn-00000001 master br0"), "\(backend.lastDrift)")
-        #expect(backend.lastDrift.contains("ip link set dev vn-00000002 up"), "\(backend.lastDrift)")
+        let report = try backend.apply(desired, revision: 1)
+        #expect(report.operations == 2)
+        #expect(report.drift.contains("ip link set dev vn-00000001 master br0"), "\(report.drift)")
+        #expect(report.drift.contains("ip link set dev vn-00000002 up"), "\(report.drift)")
         let after = try host.links()
         #expect(after["vn-00000001"]?.master == "br0" && after["vn-00000002"]?.isUp == true)
         #expect(after["vn-00000001"]?.index == before["vn-00000001"]?.index, "repaired in place, not recreated")
@@ -99,15 +103,17 @@ struct LinuxBackendTests {
 
     @Test func aTapCarryingTheGuestsMACIsMadeAgainWithItsHostSideMAC() throws {
         let host = try Host()
-        // As agents before the fix made them: the tap (a bridge port) with the guest's own MAC.
+        // As agents before the fix made them: the tap (a bridge port) with the guest's own MAC, and (older still)
+        // no ownership record, only the applied state: what that state lists is taken as the agent's.
         let vif = Self.vif(3)
-        try host.sh("ip tuntap add dev \(vif.name) mode tap")
+        _ = try host.backend().apply(Self.node([vif]), revision: 1)
+        try FileManager.default.removeItem(atPath: host.stateFile + ".owned.json")
         try host.sh("ip link set dev \(vif.name) address \(vif.mac)")
         let backend = host.backend()
         _ = try backend.apply(Self.node([vif]), revision: 1)
         let link = try #require(try host.links()[vif.name])
         #expect(link.mac == vif.mac.tapHostSide && link.master == "br0" && link.isUp, "\(link)")
-        #expect(try backend.apply(Self.node([vif]), revision: 1) == 0, "then left alone")
+        #expect(try backend.apply(Self.node([vif]), revision: 1).operations == 0, "then left alone")
     }
 
     @Test func terminatingAnInstanceRemovesOnlyItsTap() throws {
@@ -115,7 +121,7 @@ struct LinuxBackendTests {
         let backend = host.backend()
         _ = try backend.apply(Self.node([Self.vif(1), Self.vif(2)]), revision: 1)
         let before = try host.links()
-        #expect(try backend.apply(Self.node([Self.vif(1)]), revision: 2) == 1)
+        #expect(try backend.apply(Self.node([Self.vif(1)]), revision: 2).operations == 1)
         let after = try host.links()
         #expect(after["vn-00000002"] == nil)
         #expect(after["vn-00000001"]?.index == before["vn-00000001"]?.index)
@@ -130,7 +136,7 @@ struct LinuxBackendTests {
         #expect(try host.links()["vnet0"]?.master == "br0")
         // Its host-side MAC is its own (the instance's is inside the guest): attached once, then left alone.
         #expect(try host.links()["vnet0"]?.mac != Self.vif(5, tap: false, name: "vnet0").mac)
-        #expect(try backend.apply(Self.node([Self.vif(5, tap: false, name: "vnet0")]), revision: 1) == 0)
+        #expect(try backend.apply(Self.node([Self.vif(5, tap: false, name: "vnet0")]), revision: 1).operations == 0)
         // Restarted agent (new backend, same state file), instance gone: vnet0 is detached and left to its owner.
         _ = try host.backend().apply(Self.node([]), revision: 2)
         let after = try host.links()
@@ -158,10 +164,10 @@ struct LinuxBackendTests {
         state.requiredLinks = ["eth0"]
         state.addresses = [.init(device: "eth0", address: IPv4Address("10.20.0.1")!, prefixLength: 26, broadcast: IPv4Address("10.20.0.63")),
                            .init(device: "eth0", address: IPv4Address("203.0.113.10")!, prefixLength: 32, broadcast: nil)]
-        #expect(try backend.apply(state, revision: 1) == 3, "two addresses, and forwarding on for a managed front end")
+        #expect(try backend.apply(state, revision: 1).operations == 3, "two addresses, and forwarding on for a managed front end")
         #expect(try host.addresses().contains("10.20.0.1/26 eth0") && (try host.addresses().contains("203.0.113.10/32 eth0")))
         state.addresses.removeLast()
-        #expect(try backend.apply(state, revision: 2) == 1)
+        #expect(try backend.apply(state, revision: 2).operations == 1)
         let addresses = try host.addresses()
         #expect(!addresses.contains("203.0.113.10/32 eth0") && addresses.contains("10.20.0.1/26 eth0"))
         #expect(addresses.contains("192.0.2.1/24 br0"), "the operator's address stays")
@@ -202,14 +208,14 @@ struct LinuxBackendTests {
             String(decoding: try host.runner.run(["sysctl", "-n", "net.ipv4.ip_forward"], input: nil), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(try forwarding() == "0", "a new namespace starts without forwarding")
-        #expect(try backend.apply(state, revision: 1) == 3, "forwarding on, then both tables")
+        #expect(try backend.apply(state, revision: 1).operations == 3, "forwarding on, then both tables")
         #expect(try forwarding() == "1")
         func save(_ table: String) throws -> String { try host.save(table) }
         var filter = try save("filter")
         #expect(filter.contains("-A vn-admin-web -d 10.20.0.0/26 -p tcp -m tcp --dport 22 -j ACCEPT") && filter.contains(":vn-admin-db"))
         #expect(filter.contains("-A FORWARD -j VNET-FORWARD") && filter.contains(":FORWARD DROP"))
         #expect(try save("nat").contains("-A VNET-PREROUTING -d 203.0.113.10/32 -j DNAT --to-destination 10.20.0.2"))
-        #expect(try backend.apply(state, revision: 1) == 0, "nothing to do the second time")
+        #expect(try backend.apply(state, revision: 1).operations == 0, "nothing to do the second time")
 
         // A group deleted: its chain goes, in the same transaction that stops jumping to it.
         state.firewall!.groups = [chain("web", 0)]
@@ -219,8 +225,9 @@ struct LinuxBackendTests {
 
         // Forwarding turned off by hand is drift too.
         try host.sh("sysctl -q -w net.ipv4.ip_forward=0")
-        #expect(try backend.apply(state, revision: 2) == 1)
-        #expect(backend.lastDrift.contains("net.ipv4.ip_forward was off; turned it on"))
+        let report = try backend.apply(state, revision: 2)
+        #expect(report.operations == 1)
+        #expect(report.drift.contains("net.ipv4.ip_forward was 0; set 1"), "\(report.drift)")
         #expect(try forwarding() == "1")
         // Anything changed by hand in vnet's part of the tables is drift, repaired by rewriting vnet's chains:
         // a jump deleted, a rule deleted, a rule added, FORWARD's policy changed.
@@ -233,9 +240,10 @@ struct LinuxBackendTests {
                                    ("iptables -w -t nat -F VNET-POSTROUTING", "of vnet's iptables lines missing (nat -A VNET-POSTROUTING"),
                                    ("iptables -w -P FORWARD ACCEPT", "(filter :FORWARD DROP)")] {
             try host.sh(change)
-            #expect(try backend.apply(state, revision: 2) == 2, "\(change)")
-            #expect(backend.lastDrift.contains { $0.contains(expected) && $0.hasSuffix("rewrote vnet's chains") }, "\(change): \(backend.lastDrift)")
-            #expect(try backend.apply(state, revision: 2) == 0, "repaired once: \(change)")
+            let report = try backend.apply(state, revision: 2)
+            #expect(report.operations == 2, "\(change)")
+            #expect(report.drift.contains { $0.contains(expected) && $0.hasSuffix("rewrote vnet's chains") }, "\(change): \(report.drift)")
+            #expect(try backend.apply(state, revision: 2).operations == 0, "repaired once: \(change)")
             #expect(backend.iptablesRules == rules)
         }
         filter = try save("filter")
@@ -244,9 +252,9 @@ struct LinuxBackendTests {
         #expect(filter.contains(":operator-chain") && filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"), "the operator's rules stay")
         // The operator adding a rule of their own to a built-in chain is not vnet's business.
         try host.sh("iptables -w -A FORWARD -s 198.51.100.8/32 -j ACCEPT")
-        #expect(try backend.apply(state, revision: 2) == 0)
+        #expect(try backend.apply(state, revision: 2).operations == 0)
         // A restarted agent compares with what it wrote before: nothing is rewritten.
-        #expect(try host.backend().apply(state, revision: 2) == 0)
+        #expect(try host.backend().apply(state, revision: 2).operations == 0)
 
         // No firewall wanted any more: ours is gone, the operator's stays.
         state.firewall = nil
@@ -294,8 +302,8 @@ struct LinuxBackendTests {
             """
         try preload.write(toFile: path, atomically: true, encoding: .utf8)
         let backend = host.backend(preload: path)
-        _ = try backend.apply(state, revision: 1)
-        #expect(backend.lastNotes == ["loaded \(path): 3 rules in filter, nat; 3 lines about vnet's own chains ignored"])
+        let report = try backend.apply(state, revision: 1)
+        #expect(report.notes == ["loaded \(path): 3 rules in filter, nat; 3 lines about vnet's own chains ignored"])
         var filter = try host.save("filter")
         #expect(!filter.contains("198.51.100.99"), "the tables the preload names are replaced, as Eucalyptus flushed them")
         #expect(filter.contains("-A INPUT -p tcp -m tcp --dport 22 -j operator-ssh") && filter.contains("-A operator-ssh -s 198.51.100.0/24 -j ACCEPT"))
@@ -305,8 +313,8 @@ struct LinuxBackendTests {
         let nat = try host.save("nat")
         #expect(nat.contains("--dport 2222 -j DNAT --to-destination 192.0.2.9:22") && nat.contains("-A VNET-POSTROUTING -s 10.20.0.0/16 ! -d 10.20.0.0/16 -j MASQUERADE"))
 
-        #expect(try backend.apply(state, revision: 1) == 0, "an unchanged preload is not loaded again")
-        #expect(try host.backend(preload: path).apply(state, revision: 1) == 0, "nor by a restarted agent")
+        #expect(try backend.apply(state, revision: 1).operations == 0, "an unchanged preload is not loaded again")
+        #expect(try host.backend(preload: path).apply(state, revision: 1).operations == 0, "nor by a restarted agent")
 
         // A file iptables-restore rejects: named by its line, and nothing changes.
         try preload.replacingOccurrences(of: "--dport 22 -j operator-ssh", with: "--dport 99999 -j operator-ssh")
@@ -326,7 +334,7 @@ struct LinuxBackendTests {
 
         // A changed, good file is loaded again.
         try preload.replacingOccurrences(of: "198.51.100.0/24", with: "198.51.100.128/25").write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try backend.apply(state, revision: 1) == 3)
+        #expect(try backend.apply(state, revision: 1).operations == 3)
         filter = try host.save("filter")
         #expect(filter.contains("-A operator-ssh -s 198.51.100.128/25 -j ACCEPT") && !filter.contains("198.51.100.0/24"))
         #expect(filter.contains(":vn-admin-web") && filter.contains(":FORWARD DROP"))
