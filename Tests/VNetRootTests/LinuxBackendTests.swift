@@ -338,6 +338,23 @@ struct LinuxBackendTests {
         filter = try host.save("filter")
         #expect(filter.contains("-A operator-ssh -s 198.51.100.128/25 -j ACCEPT") && !filter.contains("198.51.100.0/24"))
         #expect(filter.contains(":vn-admin-web") && filter.contains(":FORWARD DROP"))
+
+        // The front end reboots: every table empty, vnet's chains and the operator's rules gone. The agent comes
+        // back (a new backend, same state files) and its first apply puts both back, in one load.
+        for table in ["filter", "nat"] {
+            try host.sh("iptables -w -t \(table) -F")
+            try host.sh("iptables -w -t \(table) -X")
+        }
+        try host.sh("iptables -w -P FORWARD ACCEPT")
+        #expect(!(try host.save("filter")).contains("operator-ssh"))
+        let rebooted = try host.backend(preload: path).apply(state, revision: 1)
+        #expect(rebooted.notes.contains { $0.hasPrefix("loaded \(path)") }, "\(rebooted)")
+        filter = try host.save("filter")
+        #expect(filter.contains("-A operator-ssh -s 198.51.100.128/25 -j ACCEPT") && filter.contains("-A INPUT -p tcp -m tcp --dport 22 -j operator-ssh"),
+                "the operator's rules are back")
+        #expect(filter.contains(":vn-admin-web") && filter.contains("-A FORWARD -j VNET-FORWARD") && filter.contains(":FORWARD DROP"), "and vnet's")
+        #expect(try host.save("nat").contains("--dport 2222 -j DNAT --to-destination 192.0.2.9:22"))
+        #expect(try host.backend(preload: path).apply(state, revision: 1).operations == 0, "then left alone")
     }
 
     @Test func stateNeedingDhcpdIsRefusedWholeWithoutDhcpdSettings() throws {
