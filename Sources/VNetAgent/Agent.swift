@@ -247,6 +247,7 @@ public final class Agent {
             if reply.accepted {
                 if !registered { log("registered (coordinator epoch \(reply.epoch))") }
                 registered = true
+                lastRefusal = ""
                 requestSnapshot(reason: "registration", force: true)
             } else {
                 registered = false
@@ -261,6 +262,9 @@ public final class Agent {
         case .nodeState(let state):
             guard state.nodeID == options.nodeID else { refusals.countUnauthorized(); return }
             contact(epoch: state.epoch)
+            // Refused at registration (another mode, the wrong role): what is published for this name is not
+            // for a host configured like this one; nothing is applied until a registration is accepted.
+            guard lastRefusal.isEmpty else { return }
             // From PUB it was found to be the next update (peek above); from a snapshot it is applied unless
             // the host already has exactly this.
             apply(state)

@@ -357,6 +357,50 @@ struct VNetCtlBusTests {
         #expect(waited.stderr.contains("not applied by: n1"), "\(waited.stderr)")
     }
 
+    /// A key file that cannot be read is a bad command line (2), naming the file, not "coordinator unreachable" (3).
+    @Test func anUnreadableKeyExitsTwoNamingTheFile() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        let missing = "\(cluster.directory)/no-such.key"
+        let process = Process()
+        process.executableURL = ClusterHarness.binaries.appendingPathComponent("vnetctl")
+        process.arguments = ["status", "--endpoints", cluster.endpointsFile, "--key", missing, "--coordinator-key", "\(cluster.keys)/coordinator.pub"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2 && stderr.contains("--key \(missing)"), "\(process.terminationStatus): \(stderr)")
+    }
+
+    /// A node whose eucalyptus.conf has another VNET_MODE, a front end's agent started with --role node, and a
+    /// node's agent claiming --role frontend are refused at registration, both sides named; none counts as UP
+    /// and none is sent a state.
+    @Test func aHostWhoseModeOrRoleDoesNotMatchIsRefusedAtRegistration() throws {
+        let cluster = try ClusterHarness()
+        try cluster.startCoordinator()
+        let staticNode = "\(cluster.directory)/static-node.conf"
+        try "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n".write(toFile: staticNode, atomically: true, encoding: .utf8)
+        try cluster.startAgent("n1", config: staticNode)
+        try cluster.startAgent("fe", config: cluster.frontendConfig, role: "node")
+        try cluster.startAgent("n2", config: cluster.frontendConfig, role: "frontend")
+        try cluster.startAgent("n3")
+        try cluster.waitUntil(timeout: 10, "n3 (a good node) is UP") { try cluster.nodes()["n3"]?.state == "UP" }
+        Thread.sleep(forTimeInterval: 2 * cluster.heartbeat)
+        let nodes = try cluster.nodes()
+        for name in ["fe", "n1", "n2"] { #expect(nodes[name]?.state != "UP", "\(name) is \(nodes[name]?.state ?? "not listed")") }
+        let log = try String(contentsOfFile: "\(cluster.directory)/coordinator.log", encoding: .utf8)
+        #expect(log.contains("refused the registration of n1: n1's eucalyptus.conf has VNET_MODE=MANAGED-NOVLAN, this coordinator's VNET_MODE=MANAGED"), "\(log)")
+        #expect(log.contains("refused the registration of fe: fe is this cluster's front end (the coordinator's --frontend), but its agent runs with --role node"))
+        #expect(log.contains("refused the registration of n2: n2's agent runs with --role frontend, but this cluster's front end is fe"))
+        #expect(log.components(separatedBy: "refused the registration of n1").count == 2, "said once, not every second")
+        let agentLog = try String(contentsOfFile: "\(cluster.directory)/agent-n1.log", encoding: .utf8)
+        #expect(agentLog.contains("registration refused: n1's eucalyptus.conf has VNET_MODE=MANAGED-NOVLAN"), "\(agentLog)")
+        let n1Applies = (try? String(contentsOfFile: "\(cluster.directory)/agents/n1/applies.log", encoding: .utf8)) ?? ""
+        #expect(n1Applies.isEmpty, "a refused host is sent no state: \(n1Applies)")
+    }
+
     @Test func anUnreachableCoordinatorExitsThree() throws {
         let cluster = try ClusterHarness()
         try cluster.startCoordinator()
