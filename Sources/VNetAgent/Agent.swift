@@ -152,7 +152,7 @@ public final class Agent {
                 nextHeartbeat = now + options.heartbeatInterval
                 if registered { sendHeartbeat() } else { register() }
                 // A dead dhcpd means instances that cannot renew: repaired now, not at the next reconcile. One that
-                // will not start is not retried every second (nor logged so): it waits for the regular reconcile.
+                // will not start is then the apply's `dhcpd` failure: retried with back-off, logged once per cause.
                 if options.reconcileInterval > 0, heldState != nil, now >= nextDaemonRepair, backend.daemonDown {
                     reconcile()
                     nextReconcile = now + options.reconcileInterval

@@ -23,6 +23,8 @@ struct HostSafetyClusterTests {
     /// the vif appears the agent attaches it on its own, and that instance gets its address too.
     @Test func oneMissingVifAmongTwentyIsThatInstancesAlone() throws {
         let cluster = try NamespaceCluster(nodeNames: ["n1"])
+        // No periodic reconcile: only the agent's retry of what failed can attach the late vif.
+        cluster.agentArguments = ["--reconcile-interval", "0"]
         try cluster.startDaemons()
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         let ids = (1...20).map { InstanceID(number: UInt32(0xc000 + $0)) }
