@@ -41,6 +41,13 @@ struct HostSafetyClusterTests {
         #expect(node.state == "UP" && node.failures.map(\.object) == ["vif \(lateVif)"] && node.failures.first?.instance == late.description, "\(node)")
         let listing = try cluster.vnetctl(["nodes", "--detail", "n1"])
         #expect(listing.contains("vif \(lateVif) (\(late)): missing"), "\(listing)")
+        // diagnose names the real cause, and its archive holds the node's inventory.
+        let archive = "\(cluster.directory)/diagnose.tar"
+        let diagnosis = try cluster.vnetctlResult(["diagnose", "--out", archive, "--wait", "3"])
+        #expect(diagnosis.status == 1 && diagnosis.output.contains("n1 applied revision") && diagnosis.output.contains("except vif \(lateVif) (\(late)): missing"),
+                "\(diagnosis)")
+        let listed = try NamespaceCluster.result(of: ["tar", "-xOf", archive, "--wildcards", "*/coordinator/inventory-n1.txt"], in: cluster.frontEnd.name, directory: cluster.directory)
+        #expect(listed.output.contains("vif \(lateVif) (\(late)): missing") && listed.output.contains("eth0 veth br0 up host"), "\(listed)")
 
         for (index, id) in ids.dropLast().enumerated() {
             let address = try cluster.dhcp(id)
