@@ -431,10 +431,10 @@ public final class Agent {
         var inventory = Vnet_V1_Inventory()
         inventory.nodeID = options.nodeID
         inventory.appliedRevision = held
-        if let observed = backend.observe() { inventory.observed = observed.wire }
+        let facts = backend.inventory()
+        if let observed = facts.owned { inventory.observed = observed.wire }
         inventory.drift = drift
         inventory.failures = failures.sorted().map(\.wire)
-        let facts = backend.hostFacts()
         inventory.links = facts.links.map(\.wire)
         inventory.addresses = facts.addresses
         inventory.dhcpdState = backend.dhcpdState

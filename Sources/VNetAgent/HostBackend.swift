@@ -8,11 +8,9 @@ public protocol HostBackend: AnyObject {
     /// not make as desired (the rest is applied). Throws, having changed nothing, when it cannot start at all
     /// (a required link missing, the host unreadable, a state it cannot carry out).
     func apply(_ desired: HostNetworkState, revision: UInt64) throws -> ApplyReport
-    /// What is really on the host now, as far as this backend can see: the part vnet owns, as a state.
-    func observe() -> HostNetworkState?
-    /// Every link and address on the host (the operator's too), for the inventory: the coordinator judges vifs
-    /// by it and `vnetctl nodes --detail` shows it.
-    func hostFacts() -> (links: [HostLink], addresses: [String])
+    /// What is on the host now, from one look at it: the part vnet owns as a state, and every link and address
+    /// (the operator's too), for the inventory: the coordinator judges vifs by it, `vnetctl nodes --detail` shows it.
+    func inventory() -> HostInventory
     /// dhcpd as the inventory reports it: "running (pid N)", "stopped", "absent".
     var dhcpdState: String { get }
     /// How many rules vnet has in iptables (0 where it writes none).
@@ -28,6 +26,18 @@ public protocol HostBackend: AnyObject {
     func diagnose(desired: HostNetworkState?) -> HostDiagnosis
 }
 
+/// What an agent reports of its host in an inventory.
+public struct HostInventory: Sendable {
+    /// The part of the host vnet owns, in the shape of a desired state (nil: not known).
+    public var owned: HostNetworkState?
+    public var links: [HostLink]
+    /// Every IPv4 address, "ADDRESS/PREFIX DEVICE".
+    public var addresses: [String]
+    public init(owned: HostNetworkState?, links: [HostLink] = [], addresses: [String] = []) {
+        self.owned = owned; self.links = links; self.addresses = addresses
+    }
+}
+
 /// A host's diagnostic bundle: files (command outputs, daemon files) and findings, one sentence each.
 public struct HostDiagnosis: Sendable {
     public var files: [(name: String, content: [UInt8])] = []
@@ -36,7 +46,6 @@ public struct HostDiagnosis: Sendable {
 }
 
 extension HostBackend {
-    public func hostFacts() -> (links: [HostLink], addresses: [String]) { ([], []) }
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
     public var dhcpdRestarts: Int { 0 }
@@ -75,5 +84,5 @@ public final class RecordingBackend: HostBackend {
         return ApplyReport(operations: operations.count)
     }
 
-    public func observe() -> HostNetworkState? { state }
+    public func inventory() -> HostInventory { HostInventory(owned: state) }
 }

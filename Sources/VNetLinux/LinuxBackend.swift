@@ -424,9 +424,11 @@ public final class LinuxBackend: HostBackend {
         HostLink(name: link.name, kind: link.kind, master: link.master, isUp: link.isUp, vnetOwned: ownership.links.contains(link.name))
     }
 
-    public func hostFacts() -> (links: [HostLink], addresses: [String]) {
-        guard let (links, addresses) = try? observeHost() else { return ([], []) }
-        return (links.map(hostLink).sorted(), addresses.map { "\($0.address)/\($0.prefixLength) \($0.device)" }.sorted())
+    public func inventory() -> HostInventory {
+        guard let (links, addresses) = try? observeHost() else { return HostInventory(owned: nil) }
+        return HostInventory(owned: lastApplied.map { ownedState(like: $0, links: links, addresses: addresses) },
+                             links: links.map(hostLink).sorted(),
+                             addresses: addresses.map { "\($0.address)/\($0.prefixLength) \($0.device)" }.sorted())
     }
 
     public var dhcpdState: String { dhcpd?.stateDescription ?? "absent" }
@@ -536,10 +538,6 @@ public final class LinuxBackend: HostBackend {
         return 2
     }
 
-    public func observe() -> HostNetworkState? {
-        guard let reference = lastApplied, let (links, addresses) = try? observeHost() else { return nil }
-        return ownedState(like: reference, links: links, addresses: addresses)
-    }
 
     func observeHost() throws -> ([ObservedLink], [ObservedAddress]) {
         do {

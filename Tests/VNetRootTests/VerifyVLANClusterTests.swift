@@ -86,11 +86,12 @@ struct VerifyVLANClusterTests {
         try cluster.startDaemons()
         var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
         #expect(status == 0 && result.pairs.count == 12 && result.pairs.allSatisfy { $0.status == "ok" }, "\(result)")
-        // Three runs with the nodes' agents reconciling each second: the check's <iface>.<vid> devices are not
-        // theirs (agents took them for theirs by the name and deleted them mid-check). They are restarted with the
-        // 1 s interval once up, and the front end's keeps its default: under emulation every reconcile holds an
-        // agent's heartbeats (until the daemons' apply runs on a worker), and four agents reconciling each second
-        // in one emulated VM show as SUSPECT, which makes the check skip them as unreachable.
+        // Three clean runs with the nodes' agents reconciling each second: the check's <iface>.<vid> devices are
+        // not theirs (agents took them for theirs by the name and deleted them mid-check, which fails the pairs
+        // of that host). They are restarted with the 1 s interval once up, and the front end's keeps its default.
+        // Under emulation every reconcile still holds an agent's heartbeats (apply runs on the socket thread), so
+        // a host may show SUSPECT at the moment a run starts and be skipped as unreachable: such a run is not
+        // counted (up to three more are made), but no run may have a pair that failed.
         cluster.agentArguments = ["--reconcile-interval", "1"]
         for host in ["n1", "n2", "n3"] {
             cluster.kill9(cluster.agent(host))
@@ -100,12 +101,16 @@ struct VerifyVLANClusterTests {
             let listing: String = (try? cluster.vnetctl(["nodes"])) ?? ""
             return listing.components(separatedBy: " UP ").count == 5
         }
-        for _ in 0..<3 {
+        var clean = 0, runs = 0
+        while clean < 3, runs < 6 {
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline, !allUp() { Thread.sleep(forTimeInterval: 0.2) }
+            runs += 1
             (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
-            #expect(status == 0 && result.pairs.allSatisfy { $0.status == "ok" }, "with a 1 s reconcile: \(result)")
+            #expect(!result.pairs.contains { $0.status == "failed" }, "with a 1 s reconcile: \(result)")
+            if status == 0, result.pairs.allSatisfy({ $0.status == "ok" }) { clean += 1 }
         }
+        #expect(clean == 3, "three clean runs with a 1 s reconcile, in \(runs) runs")
         for host in ["n1", "n2", "n3"] {
             let log: String = cluster.log(host + "-agent")
             let tail = String(log.suffix(1500))
@@ -118,9 +123,16 @@ struct VerifyVLANClusterTests {
         while Date() < deadline, !allUp() { Thread.sleep(forTimeInterval: 0.2) }
         (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend", "--method", "kernel", "--count", "2", "--probe-time", "8"])
         #expect(status == 1 && result.culprits == ["20": "n3"], "\(result)")
+        // Every host removes its check's devices when its check ends; a host whose report came late (after the
+        // coordinator stopped waiting) ends a little later.
         for namespace in [cluster.frontEnd] + cluster.nodes.values.map({ $0 }) {
-            let links = try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
-            #expect(!links.contains { $0.name.hasPrefix("eth0.") || $0.name.hasPrefix("br0.") }, "test devices removed")
+            func testDevices() throws -> [String] {
+                let links = try LinkObservation.links(fromJSON: try cluster.runner(namespace).run(["ip", "-json", "-details", "link", "show"], input: nil))
+                return links.map(\.name).filter { $0.hasPrefix("eth0.") || $0.hasPrefix("br0.") }
+            }
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, !(try testDevices()).isEmpty { Thread.sleep(forTimeInterval: 0.5) }
+            #expect(try testDevices().isEmpty, "test devices removed")
         }
     }
 }
