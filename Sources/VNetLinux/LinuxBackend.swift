@@ -49,7 +49,10 @@ public final class LinuxBackend: HostBackend {
     struct OwnershipRecord: Codable, Equatable {
         var links: Set<String> = []
         var addresses: Set<String> = []
-        static func key(_ address: HostNetworkState.Address) -> String { "\(address.device) \(address.cidr)" }
+        /// One spelling for a desired address and one found on the host, so the two compare.
+        static func key(device: String, address: IPv4Address, prefixLength: Int) -> String { "\(device) \(address)/\(prefixLength)" }
+        static func key(_ address: HostNetworkState.Address) -> String { key(device: address.device, address: address.address, prefixLength: address.prefixLength) }
+        static func key(_ address: ObservedAddress) -> String { key(device: address.device, address: address.address, prefixLength: address.prefixLength) }
     }
 
     let runner: CommandRunner
@@ -113,7 +116,7 @@ public final class LinuxBackend: HostBackend {
         // The operator's iptables-preload is read and checked before anything changes.
         let preload = try pendingPreload(for: desired)
         // What was recorded and is gone (deleted by hand, or never made before a crash) is no longer ours.
-        let presentAddresses = Set(addresses.map { "\($0.device) \($0.address)/\($0.prefixLength)" })
+        let presentAddresses = Set(addresses.map(OwnershipRecord.key))
         ownership.links.formIntersection(present)
         ownership.addresses.formIntersection(presentAddresses)
 
@@ -247,7 +250,7 @@ public final class LinuxBackend: HostBackend {
             return true
         }
         // An address already on the host that vnet did not add is the operator's: used as it is, never removed.
-        let presentAddresses = Set(addresses.map { "\($0.device) \($0.address)/\($0.prefixLength)" })
+        let presentAddresses = Set(addresses.map(OwnershipRecord.key))
         effective.addresses = desired.addresses.filter { address in
             if conflicted.contains(address.device) {
                 report.failures.append(.init(.conflict, object: "address \(address.cidr) on \(address.device)", error: "its device is the operator's"))
