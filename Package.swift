@@ -1,22 +1,28 @@
 // swift-tools-version: 6.0
 // The package's layers, visible here (see README "Design"):
 //   VNetCore         pure model: config, address arithmetic, allocation, planning, rendering. No I/O.
-//   CZMQ, ZMQ        libzmq (system library) and its thin Swift wrapper.
+//   VNetSystem       the two POSIX facilities every shell uses: a monotonic clock and atomic file writes.
+//   VNetHost         what a host backend is (HostBackend, its inventory and diagnosis, VLANProbing): below both
+//                    the agent and the Linux adapter, so neither depends on the other.
+//   CZMQ, ZMQ        libzmq (system library) and its thin Swift wrapper; only ZMQ imports CZMQ.
 //   VNetProto        the generated wire schema (proto/vnet.proto) and its mapping to core values.
 //   VNetBus          what every bus peer shares: envelope codec, endpoints, key files, request/reply client.
 //   VNetStore        the coordinator's durable allocations in SQLite (GRDB).
 //   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
-//   VNetAgent        the node agent's event loop and the host-backend protocol it applies through.
-//   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply.
+//   VNetAgent        the node agent: its protocol as a value (AgentSession) and the driver that carries it out.
+//   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply. It knows
+//                    nothing of the bus (no VNetBus, ZMQ or swift-log).
+//   VNetTestSupport  fakes: RecordingBackend (also `vnet-agent --backend recording`, for the bus benchmark).
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
 //   CPacket          AF_PACKET sockets with in-kernel BPF filters (linux/filter.h is not reachable either).
 //   VNetFuzzTargets  every input parser as a fuzz target, for vnet-bench fuzz and the libFuzzer harness (Fuzz/).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
+// Linux only: the agent and its backend are built on Linux's interfaces (AF_PACKET, /proc, ip, iptables), so no
+// `platforms` are claimed.
 import PackageDescription
 
 let package = Package(
     name: "vnet",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "VNetCore", targets: ["VNetCore"]),
         .executable(name: "vnetctl", targets: ["vnetctl"]),
@@ -34,32 +40,43 @@ let package = Package(
     ],
     targets: [
         .target(name: "VNetCore"),
+        .target(name: "VNetSystem"),
+        .target(name: "VNetHost", dependencies: ["VNetCore"]),
+        .target(name: "VNetTestSupport", dependencies: ["VNetHost", "VNetCore"]),
         .systemLibrary(name: "CZMQ"),
         .target(name: "ZMQ", dependencies: ["CZMQ"]),
         .target(name: "VNetProto", dependencies: ["VNetCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "VNetBus", dependencies: ["VNetProto", "ZMQ", "VNetCore", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "VNetBus", dependencies: ["VNetProto", "ZMQ", "VNetCore", "VNetSystem",
+                                               .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                                               .product(name: "Logging", package: "swift-log")]),
         .target(name: "VNetStore", dependencies: ["VNetCore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore", "VNetProto", "VNetSystem", "ZMQ",
+                                                       .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                                                       .product(name: "Logging", package: "swift-log")]),
+        .target(name: "VNetAgent", dependencies: ["VNetBus", "VNetCore", "VNetProto", "VNetHost", "VNetSystem", "ZMQ",
+                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         .target(name: "CSpawn"),
         .target(name: "CPacket"),
-        .target(name: "VNetLinux", dependencies: ["VNetAgent", "VNetBus", "VNetCore", "VNetProto", "CSpawn", "CPacket"]),
+        .target(name: "VNetLinux", dependencies: ["VNetHost", "VNetSystem", "VNetCore", "VNetProto", "CSpawn", "CPacket",
+                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(
             name: "vnetctl",
-            dependencies: ["VNetCore", "VNetBus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetCore", "VNetBus", "VNetProto", "ZMQ", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-coordinator",
-            dependencies: ["VNetCoordinator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetCoordinator", "VNetBus", "VNetCore", "VNetStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-agent",
-            dependencies: ["VNetAgent", "VNetBus", "VNetLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetAgent", "VNetBus", "VNetLinux", "VNetHost", "VNetTestSupport", "VNetCore", "VNetSystem",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "VNetFuzzTargets", dependencies: ["VNetCore", "VNetBus", "VNetProto"]),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
+            dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetProto", "VNetSystem", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),
@@ -70,7 +87,7 @@ let package = Package(
         .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
-                    dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "ZMQ", "VNetCore",
+                    dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",
                                    "vnet-coordinator", "vnet-agent", "vnetctl"]),
     ],
     swiftLanguageModes: [.v6]

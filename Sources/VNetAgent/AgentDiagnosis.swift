@@ -1,11 +1,12 @@
 import Foundation
 import VNetBus
 import VNetCore
+import VNetHost
 import VNetProto
 
 /// This host's answer to `vnetctl diagnose`: the backend's files and findings, and the agent's own view (the
-/// state it holds, its record, its metrics, its log tail). Collected in the loop: a few commands, well under
-/// a heartbeat interval.
+/// state it holds, its record, its metrics, its log tail). The backend's part is collected on the host worker,
+/// like an apply; the rest in the loop.
 extension Agent {
     /// What an agent holds, for a bundle: the state in words and its applied record file as it is on disk
     /// (also `vnet-agent diagnose`).
@@ -16,14 +17,13 @@ extension Agent {
                 ("applied.json", record)]
     }
 
-    func sendDiagnosis(_ command: Vnet_V1_DiagnoseCommand) {
+    func sendDiagnosis(_ command: Vnet_V1_DiagnoseCommand, _ collected: HostDiagnosis) {
         var report = Vnet_V1_DiagnoseReport()
         report.diagnoseID = command.diagnoseID
         report.nodeID = options.nodeID
         report.appliedRevision = held
-        let collected = backend.diagnose(desired: heldState)
         var files = collected.files
-        files += Self.heldStateFiles(heldState, stateDirectory: options.stateDirectory)
+        files += Self.heldStateFiles(session.heldState, stateDirectory: options.stateDirectory)
         files.append(("metrics.txt", Array((metrics.isEnabled ? metrics.render() : "(metrics are off: the agent runs without --metrics)\n").utf8)))
         files.append(("agent.log", Array((Log.sink.tail.joined(separator: "\n") + "\n").utf8)))
         // The coordinator takes frames of up to 4 MiB: the largest files give up their beginnings first.

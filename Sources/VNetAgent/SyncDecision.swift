@@ -5,6 +5,8 @@ public enum SyncDecision: Equatable, Sendable {
     case apply
     case ignore
     case requestSnapshot
+    /// The coordinator names an older revision than the one held: never gone back to.
+    case stale
 
     public static func forUpdate(revision: UInt64, previousRevision: UInt64, held: UInt64) -> SyncDecision {
         if revision <= held { return .ignore }          // a duplicate or an old update
@@ -14,7 +16,7 @@ public enum SyncDecision: Equatable, Sendable {
 
     /// After a heartbeat reply: the coordinator's desired revision for this host against the one held.
     public static func forHeartbeat(desired: UInt64, held: UInt64) -> SyncDecision {
-        desired == held ? .ignore : .requestSnapshot
+        desired == held ? .ignore : desired > held ? .requestSnapshot : .stale
     }
 
     /// Of the updates read in one go (nil: not an update for this host), the one to apply and the first gap,
@@ -28,7 +30,7 @@ public enum SyncDecision: Equatable, Sendable {
         for (index, update) in updates.enumerated() {
             guard let update else { continue }
             switch forUpdate(revision: update.revision, previousRevision: update.previous, held: current) {
-            case .ignore: continue
+            case .ignore, .stale: continue
             case .apply:
                 apply = index
                 current = update.revision

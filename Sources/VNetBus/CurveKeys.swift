@@ -1,6 +1,5 @@
 import Foundation
 import ZMQ
-import CZMQ
 
 /// CURVE key files and the socket options that use them.
 ///
@@ -68,13 +67,13 @@ public enum SocketSecurity: Sendable {
         case .insecure:
             break
         case .curveServer(let secret, let domain):
-            try socket.set(ZMQ_CURVE_SERVER, 1)
-            try socket.set(ZMQ_CURVE_SECRETKEY, secret)
-            try socket.set(ZMQ_ZAP_DOMAIN, domain)
+            try socket.set(.curveServer, 1)
+            try socket.set(.curveSecretKey, secret)
+            try socket.set(.zapDomain, domain)
         case .curveClient(let keys, let server):
-            try socket.set(ZMQ_CURVE_SERVERKEY, server)
-            try socket.set(ZMQ_CURVE_PUBLICKEY, keys.publicKey)
-            try socket.set(ZMQ_CURVE_SECRETKEY, keys.secretKey)
+            try socket.set(.curveServerKey, server)
+            try socket.set(.curvePublicKey, keys.publicKey)
+            try socket.set(.curveSecretKey, keys.secretKey)
         }
     }
 }

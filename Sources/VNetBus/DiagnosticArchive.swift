@@ -1,5 +1,6 @@
 import Foundation
 import VNetCore
+import VNetSystem
 
 /// Writing a diagnostic bundle: a tar archive that never replaces an existing file and is never left half
 /// written (it is written beside and renamed).

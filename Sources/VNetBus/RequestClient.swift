@@ -1,7 +1,6 @@
 import Foundation
 import VNetProto
 import ZMQ
-import CZMQ
 
 /// One request, one reply, over a DEALER socket, with a deadline: what vnetctl uses for control requests.
 /// A DEALER (not REQ) so that a lost reply never wedges the socket; replies are matched by request id.
@@ -16,8 +15,8 @@ public final class RequestClient {
         do {
             socket = try ZMQSocket(context, .dealer)
             try security.apply(to: socket)
-            try socket.set(ZMQ_HEARTBEAT_IVL, 1000)
-            try socket.set(ZMQ_HEARTBEAT_TIMEOUT, 3000)
+            try socket.set(.heartbeatInterval, 1000)
+            try socket.set(.heartbeatTimeout, 3000)
             try socket.connect(endpoint)
         } catch {
             throw BusError("cannot connect to \(endpoint): \(error)")

@@ -1,11 +1,11 @@
 import Foundation
 import SwiftProtobuf
 import VNetBus
+import VNetSystem
 import VNetCore
 import VNetProto
 import VNetStore
 import ZMQ
-import CZMQ
 import Logging
 
 /// The coordinator: owns the cluster's allocations and publishes every host's desired state.
@@ -38,6 +38,9 @@ public final class Coordinator {
     var serializedStates: [String: [UInt8]] = [:]
     var liveness: Liveness
     var applied: [String: UInt64] = [:]
+    /// What each host said it was applying at its last heartbeat (0: nothing): a long apply is visible as
+    /// such, not as silence.
+    var applying: [String: UInt64] = [:]
     var peerAddresses: [String: String] = [:]
     /// What each node's inventories said, for `vnetctl nodes` and describe-instances (kept in memory: agents
     /// send one at least every 10 s, so a restarted coordinator has them again soon).
@@ -107,15 +110,15 @@ public final class Coordinator {
         try security("nodes").apply(to: sync)
         try security("control").apply(to: control)
         for socket in [sync, control] {
-            try socket.set(ZMQ_MAXMSGSIZE, int64: 4 << 20)  // a frame larger than this is dropped by libzmq
-            try socket.set(ZMQ_HEARTBEAT_IVL, Int32(options.heartbeatInterval * 1000))
-            try socket.set(ZMQ_HEARTBEAT_TIMEOUT, Int32(options.heartbeatInterval * 3000))
-            try socket.set(ZMQ_ROUTER_MANDATORY, 0)
+            try socket.set(.maxMessageSize, int64: 4 << 20)  // a frame larger than this is dropped by libzmq
+            try socket.set(.heartbeatInterval, Int32(options.heartbeatInterval * 1000))
+            try socket.set(.heartbeatTimeout, Int32(options.heartbeatInterval * 3000))
+            try socket.set(.routerMandatory, 0)
         }
-        try publisher.set(ZMQ_SNDHWM, 100_000)
+        try publisher.set(.sendHighWaterMark, 100_000)
         // ZMTP heartbeats on every socket: a subscriber or agent that froze is dropped by libzmq itself.
-        try publisher.set(ZMQ_HEARTBEAT_IVL, Int32(options.heartbeatInterval * 1000))
-        try publisher.set(ZMQ_HEARTBEAT_TIMEOUT, Int32(options.heartbeatInterval * 3000))
+        try publisher.set(.heartbeatInterval, Int32(options.heartbeatInterval * 1000))
+        try publisher.set(.heartbeatTimeout, Int32(options.heartbeatInterval * 3000))
         do {
             try publisher.bind(options.listen.publish)
             try sync.bind(options.listen.sync)
@@ -220,8 +223,8 @@ public final class Coordinator {
         let timeout = verify.timeoutMs == 0 ? 3000 : min(verify.timeoutMs, 60_000)
         operationCounter += 1
         let id = "verify-\(epoch)-\(operationCounter)"
-        guard ["", "raw", "kernel"].contains(verify.method) else { return refuse("--method is raw or kernel") }
-        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: verify.method != "kernel",
+        guard let method = VLANProbeMethod(wire: verify.method) else { return refuse("--method is raw or kernel") }
+        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: method != .kernel,
                                       unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)
         var command = Vnet_V1_ProbeCommand()
         command.probeID = id
@@ -319,6 +322,7 @@ public final class Coordinator {
             guard authorized(heartbeat.nodeID, user: user) else { return nil }
             liveness.heard(heartbeat.nodeID, at: monotonicSeconds())
             applied[heartbeat.nodeID] = heartbeat.appliedRevision
+            applying[heartbeat.nodeID] = heartbeat.applyingRevision
             if let peer { peerAddresses[heartbeat.nodeID] = peer }
             var reply = Vnet_V1_CoordinatorHeartbeat()
             reply.epoch = epoch
@@ -567,6 +571,7 @@ public final class Coordinator {
             info.heartbeatAgeMs = liveness.age(of: host, at: now).map { UInt64(max(0, $0) * 1000) } ?? 0
             info.desiredRevision = hostRevisions[host]?.revision ?? 0
             info.appliedRevision = applied[host] ?? 0
+            info.applyingRevision = applying[host] ?? 0
             info.address = peerAddresses[host] ?? ""
             if let node = allocator.state.nodes[host] {
                 info.interface = node.interface

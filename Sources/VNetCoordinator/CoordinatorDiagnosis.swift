@@ -1,5 +1,6 @@
 import Foundation
 import VNetBus
+import VNetSystem
 import VNetCore
 import VNetProto
 

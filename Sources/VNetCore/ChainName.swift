@@ -27,19 +27,9 @@ public enum ChainName {
             && group.user.unicodeScalars.allSatisfy(NameRules.isSafeNameScalar)
             && !group.user.contains("-")
         if simple, plain.utf8.count <= NameRules.maxChainNameLength { return plain }
-        let hash = String(fnv1a64(group.description), radix: 16)
+        let hash = String(FNV1a.hash(group.description.utf8), radix: 16)
         let digest = String(repeating: "0", count: 16 - hash.count) + hash
         let user = String(String.UnicodeScalarView(group.user.unicodeScalars.filter(NameRules.isSafeNameScalar)).prefix(10))
         return "\(prefix)\(user)~\(digest.prefix(12))"
-    }
-
-    /// FNV-1a: small, stable across runs and platforms (Swift's Hasher is seeded per process).
-    static func fnv1a64(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
     }
 }

@@ -113,17 +113,26 @@ public enum VLANVerification {
     }
 }
 
+/// How a host checks a VLAN: tagged frames on a packet socket (no device needed), or a real `<iface>.<vid>`
+/// device and ping through it (which also registers the VID with a NIC that filters). On the wire "" is raw.
+public enum VLANProbeMethod: String, Sendable, CaseIterable {
+    case raw, kernel
+
+    public init?(wire: String) { self.init(rawValue: wire.isEmpty ? "raw" : wire) }
+    public var wire: String { self == .raw ? "" : rawValue }
+}
+
 extension VLANVerification {
     /// What the matrix alone does not say. When untagged frames pass between hosts but every tagged VID fails
     /// between them, the VLAN layer as a whole is cut: either the switch ports carry no tagged frames (access
     /// ports, or these VIDs not allowed on the trunk), or the hosts' NICs drop VIDs they have not registered
     /// (hardware VLAN filtering; measured on QEMU's virtio-net). `pairs` are (VID, passed) per pair; VID 0 is
-    /// the untagged control. `method` is "raw" or "kernel".
-    public static func advice(pairs: [(vlan: Int, passed: Bool)], method: String) -> [String] {
+    /// the untagged control.
+    public static func advice(pairs: [(vlan: Int, passed: Bool)], method: VLANProbeMethod) -> [String] {
         let control = pairs.filter { $0.vlan == 0 }
         let tagged = pairs.filter { $0.vlan != 0 }
         guard !tagged.isEmpty, !tagged.contains(where: \.passed) else { return [] }
-        if method == "kernel" {
+        if method == .kernel {
             return ["every tagged VID failed on every pair: check that the switch ports between the hosts are trunks carrying these VIDs"]
         }
         guard control.contains(where: \.passed) else { return [] }

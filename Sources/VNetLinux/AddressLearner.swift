@@ -1,6 +1,6 @@
 import CPacket
 import Foundation
-import VNetBus
+import VNetSystem
 import VNetCore
 
 /// SYSTEM mode: instances get their addresses from a DHCP server outside the project, so a node learns each

@@ -1,7 +1,7 @@
 import Foundation
-import VNetBus
+import VNetSystem
 import SwiftProtobuf
-import VNetAgent
+import VNetHost
 import VNetCore
 import VNetProto
 

@@ -1,5 +1,5 @@
 import Foundation
-import VNetAgent
+import VNetHost
 import VNetCore
 
 /// The Linux backend's side of `vnetctl diagnose`: the original document's troubleshooting commands, run as

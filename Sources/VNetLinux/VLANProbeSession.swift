@@ -1,7 +1,7 @@
 import CPacket
 import Foundation
-import VNetBus
-import VNetAgent
+import VNetSystem
+import VNetHost
 import VNetCore
 
 /// One host's side of a VLAN verification, on a raw AF_PACKET socket (CAP_NET_RAW only; nothing is created on
@@ -126,9 +126,9 @@ let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
 public final class LinuxVLANProber: VLANProbing {
     public init() {}
 
-    public func probe(method: String, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
+    public func probe(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
                       duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation] {
-        if method == "kernel" {
+        if method == .kernel {
             return try KernelVLANCheck().run(interface: interface, name: name, hosts: peers.map(\.name), vlans: vlans, count: count,
                                              listenFirst: listenFirst, duration: duration)
         }

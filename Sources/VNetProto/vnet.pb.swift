@@ -254,7 +254,7 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     set {body = .controlReply(newValue)}
   }
 
-  /// VLAN verification (reserved shape)
+  /// VLAN verification
   public var probeCommand: Vnet_V1_ProbeCommand {
     get {
       if case .probeCommand(let v)? = body {return v}
@@ -303,7 +303,7 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     case applyResult(Vnet_V1_ApplyResult)
     case controlRequest(Vnet_V1_ControlRequest)
     case controlReply(Vnet_V1_ControlReply)
-    /// VLAN verification (reserved shape)
+    /// VLAN verification
     case probeCommand(Vnet_V1_ProbeCommand)
     case probeReport(Vnet_V1_ProbeReport)
     /// coordinator -> agent: collect this host's diagnostics
@@ -422,9 +422,10 @@ public nonisolated struct Vnet_V1_AgentHeartbeat: Sendable {
 
   public var appliedRevision: UInt64 = 0
 
-  public var appliedEpoch: UInt64 = 0
-
   public var sequence: UInt64 = 0
+
+  /// the revision being applied as this is sent (0: none); heartbeats go on during an apply
+  public var applyingRevision: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1404,53 +1405,109 @@ public nonisolated struct Vnet_V1_Status: Sendable {
   public init() {}
 }
 
-public nonisolated struct Vnet_V1_NodeInfo: Sendable {
+public nonisolated struct Vnet_V1_NodeInfo: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var nodeID: String = String()
+  public var nodeID: String {
+    get {_storage._nodeID}
+    set {_uniqueStorage()._nodeID = newValue}
+  }
 
   /// the peer address the agent connected from, when known
-  public var address: String = String()
+  public var address: String {
+    get {_storage._address}
+    set {_uniqueStorage()._address = newValue}
+  }
 
   /// UP, SUSPECT, DOWN, NEW (never heard from)
-  public var state: String = String()
+  public var state: String {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
-  public var heartbeatAgeMs: UInt64 = 0
+  public var heartbeatAgeMs: UInt64 {
+    get {_storage._heartbeatAgeMs}
+    set {_uniqueStorage()._heartbeatAgeMs = newValue}
+  }
 
-  public var desiredRevision: UInt64 = 0
+  public var desiredRevision: UInt64 {
+    get {_storage._desiredRevision}
+    set {_uniqueStorage()._desiredRevision = newValue}
+  }
 
-  public var appliedRevision: UInt64 = 0
+  public var appliedRevision: UInt64 {
+    get {_storage._appliedRevision}
+    set {_uniqueStorage()._appliedRevision = newValue}
+  }
 
   /// from the node's last inventory ("" before one arrived)
-  public var dhcpdState: String = String()
+  public var dhcpdState: String {
+    get {_storage._dhcpdState}
+    set {_uniqueStorage()._dhcpdState = newValue}
+  }
 
-  public var iptablesRules: UInt32 = 0
+  public var iptablesRules: UInt32 {
+    get {_storage._iptablesRules}
+    set {_uniqueStorage()._iptablesRules = newValue}
+  }
 
   /// inventories reporting drift since the coordinator started
-  public var driftRepairs: UInt32 = 0
+  public var driftRepairs: UInt32 {
+    get {_storage._driftRepairs}
+    set {_uniqueStorage()._driftRepairs = newValue}
+  }
 
-  public var lastDrift: String = String()
+  public var lastDrift: String {
+    get {_storage._lastDrift}
+    set {_uniqueStorage()._lastDrift = newValue}
+  }
 
   /// the revision `failures` are about (0: none known)
-  public var failedRevision: UInt64 = 0
+  public var failedRevision: UInt64 {
+    get {_storage._failedRevision}
+    set {_uniqueStorage()._failedRevision = newValue}
+  }
 
-  public var failures: [Vnet_V1_ObjectFailure] = []
+  public var failures: [Vnet_V1_ObjectFailure] {
+    get {_storage._failures}
+    set {_uniqueStorage()._failures = newValue}
+  }
 
   /// from the node's last inventory
-  public var links: [Vnet_V1_HostLink] = []
+  public var links: [Vnet_V1_HostLink] {
+    get {_storage._links}
+    set {_uniqueStorage()._links = newValue}
+  }
 
-  public var addresses: [String] = []
+  public var addresses: [String] {
+    get {_storage._addresses}
+    set {_uniqueStorage()._addresses = newValue}
+  }
 
   /// VNET_INTERFACE and VNET_BRIDGE as registered
-  public var interface: String = String()
+  public var interface: String {
+    get {_storage._interface}
+    set {_uniqueStorage()._interface = newValue}
+  }
 
-  public var bridge: String = String()
+  public var bridge: String {
+    get {_storage._bridge}
+    set {_uniqueStorage()._bridge = newValue}
+  }
+
+  /// from its heartbeats: the revision it is applying now (0: none)
+  public var applyingRevision: UInt64 {
+    get {_storage._applyingRevision}
+    set {_uniqueStorage()._applyingRevision = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Vnet_V1_InstanceInfo: Sendable {
@@ -2206,7 +2263,7 @@ nonisolated extension Vnet_V1_NodeState: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{3}applied_epoch\0\u{1}sequence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{2}\u{2}sequence\0\u{3}applying_revision\0\u{c}\u{3}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2216,8 +2273,8 @@ nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.appliedEpoch) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.applyingRevision) }()
       default: break
       }
     }
@@ -2230,11 +2287,11 @@ nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtob
     if self.appliedRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 2)
     }
-    if self.appliedEpoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.appliedEpoch, fieldNumber: 3)
-    }
     if self.sequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 4)
+    }
+    if self.applyingRevision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.applyingRevision, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2242,8 +2299,8 @@ nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtob
   public static func ==(lhs: Vnet_V1_AgentHeartbeat, rhs: Vnet_V1_AgentHeartbeat) -> Bool {
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.appliedRevision != rhs.appliedRevision {return false}
-    if lhs.appliedEpoch != rhs.appliedEpoch {return false}
     if lhs.sequence != rhs.sequence {return false}
+    if lhs.applyingRevision != rhs.applyingRevision {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4327,104 +4384,177 @@ nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0\u{3}applying_revision\0")
+
+  fileprivate class _StorageClass {
+    var _nodeID: String = String()
+    var _address: String = String()
+    var _state: String = String()
+    var _heartbeatAgeMs: UInt64 = 0
+    var _desiredRevision: UInt64 = 0
+    var _appliedRevision: UInt64 = 0
+    var _dhcpdState: String = String()
+    var _iptablesRules: UInt32 = 0
+    var _driftRepairs: UInt32 = 0
+    var _lastDrift: String = String()
+    var _failedRevision: UInt64 = 0
+    var _failures: [Vnet_V1_ObjectFailure] = []
+    var _links: [Vnet_V1_HostLink] = []
+    var _addresses: [String] = []
+    var _interface: String = String()
+    var _bridge: String = String()
+    var _applyingRevision: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _nodeID = source._nodeID
+      _address = source._address
+      _state = source._state
+      _heartbeatAgeMs = source._heartbeatAgeMs
+      _desiredRevision = source._desiredRevision
+      _appliedRevision = source._appliedRevision
+      _dhcpdState = source._dhcpdState
+      _iptablesRules = source._iptablesRules
+      _driftRepairs = source._driftRepairs
+      _lastDrift = source._lastDrift
+      _failedRevision = source._failedRevision
+      _failures = source._failures
+      _links = source._links
+      _addresses = source._addresses
+      _interface = source._interface
+      _bridge = source._bridge
+      _applyingRevision = source._applyingRevision
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.state) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.heartbeatAgeMs) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.desiredRevision) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.dhcpdState) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.driftRepairs) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.lastDrift) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.failedRevision) }()
-      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
-      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
-      case 14: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.interface) }()
-      case 16: try { try decoder.decodeSingularStringField(value: &self.bridge) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._nodeID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._address) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._state) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._heartbeatAgeMs) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._desiredRevision) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._appliedRevision) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._dhcpdState) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._iptablesRules) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._driftRepairs) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._lastDrift) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._failedRevision) }()
+        case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._failures) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._links) }()
+        case 14: try { try decoder.decodeRepeatedStringField(value: &_storage._addresses) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._interface) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._bridge) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._applyingRevision) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.nodeID.isEmpty {
-      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
-    }
-    if !self.address.isEmpty {
-      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
-    }
-    if !self.state.isEmpty {
-      try visitor.visitSingularStringField(value: self.state, fieldNumber: 3)
-    }
-    if self.heartbeatAgeMs != 0 {
-      try visitor.visitSingularUInt64Field(value: self.heartbeatAgeMs, fieldNumber: 4)
-    }
-    if self.desiredRevision != 0 {
-      try visitor.visitSingularUInt64Field(value: self.desiredRevision, fieldNumber: 5)
-    }
-    if self.appliedRevision != 0 {
-      try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 6)
-    }
-    if !self.dhcpdState.isEmpty {
-      try visitor.visitSingularStringField(value: self.dhcpdState, fieldNumber: 7)
-    }
-    if self.iptablesRules != 0 {
-      try visitor.visitSingularUInt32Field(value: self.iptablesRules, fieldNumber: 8)
-    }
-    if self.driftRepairs != 0 {
-      try visitor.visitSingularUInt32Field(value: self.driftRepairs, fieldNumber: 9)
-    }
-    if !self.lastDrift.isEmpty {
-      try visitor.visitSingularStringField(value: self.lastDrift, fieldNumber: 10)
-    }
-    if self.failedRevision != 0 {
-      try visitor.visitSingularUInt64Field(value: self.failedRevision, fieldNumber: 11)
-    }
-    if !self.failures.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.failures, fieldNumber: 12)
-    }
-    if !self.links.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.links, fieldNumber: 13)
-    }
-    if !self.addresses.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 14)
-    }
-    if !self.interface.isEmpty {
-      try visitor.visitSingularStringField(value: self.interface, fieldNumber: 15)
-    }
-    if !self.bridge.isEmpty {
-      try visitor.visitSingularStringField(value: self.bridge, fieldNumber: 16)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._nodeID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._nodeID, fieldNumber: 1)
+      }
+      if !_storage._address.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._address, fieldNumber: 2)
+      }
+      if !_storage._state.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._state, fieldNumber: 3)
+      }
+      if _storage._heartbeatAgeMs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._heartbeatAgeMs, fieldNumber: 4)
+      }
+      if _storage._desiredRevision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._desiredRevision, fieldNumber: 5)
+      }
+      if _storage._appliedRevision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._appliedRevision, fieldNumber: 6)
+      }
+      if !_storage._dhcpdState.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._dhcpdState, fieldNumber: 7)
+      }
+      if _storage._iptablesRules != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._iptablesRules, fieldNumber: 8)
+      }
+      if _storage._driftRepairs != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._driftRepairs, fieldNumber: 9)
+      }
+      if !_storage._lastDrift.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lastDrift, fieldNumber: 10)
+      }
+      if _storage._failedRevision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._failedRevision, fieldNumber: 11)
+      }
+      if !_storage._failures.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._failures, fieldNumber: 12)
+      }
+      if !_storage._links.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._links, fieldNumber: 13)
+      }
+      if !_storage._addresses.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._addresses, fieldNumber: 14)
+      }
+      if !_storage._interface.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._interface, fieldNumber: 15)
+      }
+      if !_storage._bridge.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._bridge, fieldNumber: 16)
+      }
+      if _storage._applyingRevision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._applyingRevision, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_NodeInfo, rhs: Vnet_V1_NodeInfo) -> Bool {
-    if lhs.nodeID != rhs.nodeID {return false}
-    if lhs.address != rhs.address {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.heartbeatAgeMs != rhs.heartbeatAgeMs {return false}
-    if lhs.desiredRevision != rhs.desiredRevision {return false}
-    if lhs.appliedRevision != rhs.appliedRevision {return false}
-    if lhs.dhcpdState != rhs.dhcpdState {return false}
-    if lhs.iptablesRules != rhs.iptablesRules {return false}
-    if lhs.driftRepairs != rhs.driftRepairs {return false}
-    if lhs.lastDrift != rhs.lastDrift {return false}
-    if lhs.failedRevision != rhs.failedRevision {return false}
-    if lhs.failures != rhs.failures {return false}
-    if lhs.links != rhs.links {return false}
-    if lhs.addresses != rhs.addresses {return false}
-    if lhs.interface != rhs.interface {return false}
-    if lhs.bridge != rhs.bridge {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._nodeID != rhs_storage._nodeID {return false}
+        if _storage._address != rhs_storage._address {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._heartbeatAgeMs != rhs_storage._heartbeatAgeMs {return false}
+        if _storage._desiredRevision != rhs_storage._desiredRevision {return false}
+        if _storage._appliedRevision != rhs_storage._appliedRevision {return false}
+        if _storage._dhcpdState != rhs_storage._dhcpdState {return false}
+        if _storage._iptablesRules != rhs_storage._iptablesRules {return false}
+        if _storage._driftRepairs != rhs_storage._driftRepairs {return false}
+        if _storage._lastDrift != rhs_storage._lastDrift {return false}
+        if _storage._failedRevision != rhs_storage._failedRevision {return false}
+        if _storage._failures != rhs_storage._failures {return false}
+        if _storage._links != rhs_storage._links {return false}
+        if _storage._addresses != rhs_storage._addresses {return false}
+        if _storage._interface != rhs_storage._interface {return false}
+        if _storage._bridge != rhs_storage._bridge {return false}
+        if _storage._applyingRevision != rhs_storage._applyingRevision {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -56,7 +56,10 @@ public final class SQLiteClusterStore: ClusterStore {
             }
             for row in try Row.fetchAll(db, sql: "SELECT user, name, network, rules FROM groups") {
                 let id = GroupID(user: row["user"], name: row["name"])
-                let rules = try RuleRecord.decode(row["rules"] as String)
+                let rules: [SecurityRule]
+                do { rules = try RuleRecord.decode(row["rules"] as String) } catch {
+                    throw ClusterError("the stored rules of group \(id) cannot be read: \(error)")
+                }
                 state.groups[id] = .init(id: id, rules: rules, network: row["network"])
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, node, user, grp, address, mac, vif FROM instances") {
@@ -162,7 +165,9 @@ struct RuleRecord: Codable {
             switch record.proto {
             case "tcp": traffic = .tcp((record.from ?? 1)...(record.to ?? 65535))
             case "udp": traffic = .udp((record.from ?? 1)...(record.to ?? 65535))
-            default: traffic = .icmp(type: record.type, code: record.code)
+            case "icmp": traffic = .icmp(type: record.type, code: record.code)
+            // Never guessed: a rule read as another protocol would open or close what nobody asked for.
+            default: throw ClusterError(field: "proto", "'\(record.proto)' is not tcp, udp or icmp")
             }
             let source: SecurityRule.Source
             if let cidr = record.cidr, let network = IPv4Network(cidr) { source = .cidr(network) }

@@ -31,23 +31,53 @@ public final class ZMQSocket {
 
     // MARK: options
 
-    public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
+    /// The socket options this project sets, named: callers need not import libzmq's C header (only this
+    /// wrapper does).
+    public enum Option: Sendable {
+        case sendHighWaterMark, receiveHighWaterMark, heartbeatInterval, heartbeatTimeout, reconnectInterval,
+             reconnectIntervalMax, maxMessageSize, routerMandatory, curveServer, curvePublicKey, curveSecretKey,
+             curveServerKey, zapDomain
+
+        var code: Int32 {
+            switch self {
+            case .sendHighWaterMark: ZMQ_SNDHWM
+            case .receiveHighWaterMark: ZMQ_RCVHWM
+            case .heartbeatInterval: ZMQ_HEARTBEAT_IVL
+            case .heartbeatTimeout: ZMQ_HEARTBEAT_TIMEOUT
+            case .reconnectInterval: ZMQ_RECONNECT_IVL
+            case .reconnectIntervalMax: ZMQ_RECONNECT_IVL_MAX
+            case .maxMessageSize: ZMQ_MAXMSGSIZE
+            case .routerMandatory: ZMQ_ROUTER_MANDATORY
+            case .curveServer: ZMQ_CURVE_SERVER
+            case .curvePublicKey: ZMQ_CURVE_PUBLICKEY
+            case .curveSecretKey: ZMQ_CURVE_SECRETKEY
+            case .curveServerKey: ZMQ_CURVE_SERVERKEY
+            case .zapDomain: ZMQ_ZAP_DOMAIN
+            }
+        }
+    }
+
+    public func set(_ option: Option, _ value: Int32) throws(ZMQError) { try set(option.code, value) }
+    /// For the few options libzmq takes as int64_t (maxMessageSize).
+    public func set(_ option: Option, int64 value: Int64) throws(ZMQError) { try set(option.code, int64: value) }
+    public func set(_ option: Option, _ bytes: [UInt8]) throws(ZMQError) { try set(option.code, bytes) }
+    public func set(_ option: Option, _ text: String) throws(ZMQError) { try set(option.code, Array(text.utf8)) }
+
+    func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
         var value = value
         if zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) != 0 { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    /// For the few options libzmq takes as int64_t (ZMQ_MAXMSGSIZE).
-    public func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
+    func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
         var value = value
         if zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) != 0 { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    public func set(_ option: Int32, _ bytes: [UInt8]) throws(ZMQError) {
+    func set(_ option: Int32, _ bytes: [UInt8]) throws(ZMQError) {
         let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         if result != 0 { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    public func set(_ option: Int32, _ text: String) throws(ZMQError) { try set(option, Array(text.utf8)) }
 
     public func getString(_ option: Int32) throws(ZMQError) -> String {
         var buffer = [CChar](repeating: 0, count: 512)

@@ -3,7 +3,9 @@ import Foundation
 import VNetAgent
 import VNetBus
 import VNetCore
+import VNetHost
 import VNetLinux
+import VNetTestSupport
 
 /// `vnet-agent`: a host's side. Flags and wiring only. `vnet-agent [run] --config ...` is the daemon;
 /// `vnet-agent probe` runs one host's side of a VLAN check by hand; `vnet-agent diagnose` looks at this host alone.

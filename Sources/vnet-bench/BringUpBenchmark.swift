@@ -2,6 +2,7 @@ import ArgumentParser
 import CSpawn
 import Foundation
 import VNetBus
+import VNetSystem
 import VNetCore
 import VNetLinux
 import VNetProto

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import VNetBus
+import VNetSystem
 import VNetCore
 import VNetProto
 import VNetAgent
 import ZMQ
-import CZMQ
 
 /// `vnet-bench bus`: the bus issue's figures, each against its target, in one run.
 ///
@@ -162,7 +162,7 @@ final class SimulatedAgents {
         for index in 0..<count {
             let name = String(format: "sim%04d", index)
             let subscriber = try ZMQSocket(context, .sub)
-            try subscriber.set(ZMQ_RCVHWM, 0)
+            try subscriber.set(.receiveHighWaterMark, 0)
             try subscriber.subscribe(Array("n/\(name)/".utf8))
             try subscriber.connect(endpoints.publish)
             let dealer = try ZMQSocket(context, .dealer)
@@ -348,7 +348,7 @@ enum Throughput {
         let box = Box()
         let receiver = Thread {
             guard let sub = try? ZMQSocket(context, .sub) else { return }
-            try? sub.set(ZMQ_RCVHWM, 0)
+            try? sub.set(.receiveHighWaterMark, 0)
             try? sub.subscribe([])
             try? sub.connect(endpoint)
             ready.signal()
@@ -362,7 +362,7 @@ enum Throughput {
             done.signal()
         }
         let pub = try ZMQSocket(context, .pub)
-        try pub.set(ZMQ_SNDHWM, 0)
+        try pub.set(.sendHighWaterMark, 0)
         try pub.bind(endpoint)
         receiver.start()
         ready.wait()

@@ -1,5 +1,6 @@
 import Foundation
 import VNetBus
+import VNetSystem
 import VNetCore
 
 /// Echo requests over one raw ICMP socket (this thread's namespace): many addresses at once, no process each.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VNetBus
+import VNetSystem
 import VNetCore
 import VNetLinux
 

@@ -36,6 +36,8 @@ struct LinkView: Encodable {
 
 struct NodeView: Encodable {
     var id: String, address: String?, state: String, heartbeatAgeMs: UInt64?, desiredRevision: UInt64, appliedRevision: UInt64
+    /// The revision the host is applying now (its heartbeats go on meanwhile); nil: none.
+    var applyingRevision: UInt64?
     var dhcpd: String?, iptablesRules: Int, driftRepairs: Int, lastDrift: String?
     /// What of the applied revision is not on the host (`failedRevision`), from its apply results and inventories.
     var failedRevision: UInt64?, failures: [FailureView]
@@ -45,6 +47,7 @@ struct NodeView: Encodable {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
         heartbeatAgeMs = info.state == "NEW" ? nil : info.heartbeatAgeMs
         desiredRevision = info.desiredRevision; appliedRevision = info.appliedRevision
+        applyingRevision = info.applyingRevision == 0 ? nil : info.applyingRevision
         dhcpd = info.dhcpdState.isEmpty ? nil : info.dhcpdState; iptablesRules = Int(info.iptablesRules)
         driftRepairs = Int(info.driftRepairs); lastDrift = info.lastDrift.isEmpty ? nil : info.lastDrift
         failedRevision = info.failures.isEmpty ? nil : info.failedRevision
@@ -64,6 +67,7 @@ struct NodeView: Encodable {
     /// `nodes --detail`: the row's facts, then what is not applied, the links and the addresses.
     var detailText: String {
         var lines = ["\(id): \(state), desired \(desiredRevision), applied \(appliedRevision)"
+                     + (applyingRevision.map { ", applying \($0)" } ?? "")
                      + (interface.map { ", VNET_INTERFACE \($0)" } ?? "") + (bridge.map { ", VNET_BRIDGE \($0)" } ?? "")
                      + ", dhcpd \(dhcpd ?? "-"), \(iptablesRules) iptables rules, \(driftRepairs) drift repairs"]
         if let lastDrift { lines.append("  last drift: \(lastDrift)") }

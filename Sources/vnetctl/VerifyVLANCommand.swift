@@ -16,11 +16,10 @@ struct VerifyVLANCommand: ParsableCommand {
     @Option(help: "Probes per peer and VID.") var count = 3
     @Option(name: .customLong("probe-time"), help: "Seconds the hosts probe and answer.") var probeTime = 3.0
     @Option(help: "raw (tagged frames on packet sockets, changes nothing; the default) or kernel (the document's manual check: <iface>.<vid> devices with test addresses, ping, removed again; needs 802.1Q).")
-    var method = "raw"
+    var method = VLANProbeMethod.raw
     @OptionGroup var bus: BusOptions
 
     func validate() throws {
-        guard ["raw", "kernel"].contains(method) else { throw ValidationError("--method is raw or kernel") }
         guard (vlans != nil) != managed else { throw ValidationError("give --vlans LIST or --managed") }
         if let vlans { do { _ = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") } }
         guard (1...100).contains(count), probeTime >= 1, probeTime <= 60 else { throw ValidationError("--count 1-100, --probe-time 1-60 s") }
@@ -34,7 +33,7 @@ struct VerifyVLANCommand: ParsableCommand {
         request.frontend = frontend
         request.count = UInt32(count)
         request.timeoutMs = UInt32(probeTime * 1000)
-        request.method = method == "raw" ? "" : method
+        request.method = method.wire
         if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for \(probeTime) s (after 0.5 s for every host to listen)...\n".utf8)) }
         var options = bus
         options.timeout = max(bus.timeout, probeTime + 10)
@@ -84,3 +83,5 @@ struct VerificationView: Encodable {
         self.problems = problems.isEmpty ? nil : problems
     }
 }
+
+extension VLANProbeMethod: ExpressibleByArgument {}

@@ -5,7 +5,6 @@ import VNetBus
 import VNetCore
 import VNetProto
 import ZMQ
-import CZMQ
 
 /// The bus issue's acceptance, with real processes on 127.0.0.1. Serialized: each test is timing-sensitive
 /// (heartbeats) and this machine has two cores.

@@ -40,7 +40,7 @@ struct PureBusLogicTests {
     @Test func heartbeatDecisions() {
         #expect(SyncDecision.forHeartbeat(desired: 7, held: 7) == .ignore)
         #expect(SyncDecision.forHeartbeat(desired: 8, held: 7) == .requestSnapshot)
-        #expect(SyncDecision.forHeartbeat(desired: 3, held: 7) == .requestSnapshot)  // coordinator restored from backup
+        #expect(SyncDecision.forHeartbeat(desired: 3, held: 7) == .stale)  // never gone back to (a late reply, a restored database)
     }
 
     @Test func livenessStates() {

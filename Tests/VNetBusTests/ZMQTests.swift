@@ -1,7 +1,6 @@
 import Foundation
 import Testing
 import ZMQ
-import CZMQ
 
 @Suite("ZeroMQ wrapper on real sockets")
 struct ZMQTests {
@@ -32,15 +31,15 @@ struct ZMQTests {
         let zap = try ZMQSocket(context, .rep)
         try zap.bind("inproc://zeromq.zap.01")
         let router = try ZMQSocket(context, .router)
-        try router.set(ZMQ_CURVE_SERVER, 1)
-        try router.set(ZMQ_CURVE_SECRETKEY, server.secretKey)
-        try router.set(ZMQ_ZAP_DOMAIN, "test")
+        try router.set(.curveServer, 1)
+        try router.set(.curveSecretKey, server.secretKey)
+        try router.set(.zapDomain, "test")
         try router.bind("tcp://127.0.0.1:*")
         func client(_ keys: ZMQCurve.KeyPair) throws -> ZMQSocket {
             let dealer = try ZMQSocket(context, .dealer)
-            try dealer.set(ZMQ_CURVE_SERVERKEY, server.publicKey)
-            try dealer.set(ZMQ_CURVE_PUBLICKEY, keys.publicKey)
-            try dealer.set(ZMQ_CURVE_SECRETKEY, keys.secretKey)
+            try dealer.set(.curveServerKey, server.publicKey)
+            try dealer.set(.curvePublicKey, keys.publicKey)
+            try dealer.set(.curveSecretKey, keys.secretKey)
             try dealer.connect(router.lastEndpoint)
             try dealer.send([Array("hello from \(keys.publicKey.prefix(4))".utf8)])
             return dealer

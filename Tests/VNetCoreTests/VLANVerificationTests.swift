@@ -61,12 +61,12 @@ struct VLANVerificationTests {
 
     @Test func everyTaggedVIDFailingWhileUntaggedPassesIsExplained() {
         let cut: [(vlan: Int, passed: Bool)] = [(0, true), (0, true), (10, false), (10, false), (20, false), (20, false)]
-        let advice = VLANVerification.advice(pairs: cut, method: "raw")
+        let advice = VLANVerification.advice(pairs: cut, method: .raw)
         #expect(advice.count == 2 && advice[0].contains("NICs drop VIDs") && advice[1].contains("--method kernel"), "\(advice)")
-        #expect(VLANVerification.advice(pairs: cut, method: "kernel").first?.contains("trunks") == true)
+        #expect(VLANVerification.advice(pairs: cut, method: .kernel).first?.contains("trunks") == true)
         // One VID passing somewhere, or no link at all: the matrix and the culprit say it; no advice.
-        #expect(VLANVerification.advice(pairs: [(0, true), (10, true), (20, false)], method: "raw").isEmpty)
-        #expect(VLANVerification.advice(pairs: [(0, false), (10, false)], method: "raw").isEmpty)
-        #expect(VLANVerification.advice(pairs: [(0, true), (0, true)], method: "raw").isEmpty)
+        #expect(VLANVerification.advice(pairs: [(0, true), (10, true), (20, false)], method: .raw).isEmpty)
+        #expect(VLANVerification.advice(pairs: [(0, false), (10, false)], method: .raw).isEmpty)
+        #expect(VLANVerification.advice(pairs: [(0, true), (0, true)], method: .raw).isEmpty)
     }
 }

@@ -212,7 +212,11 @@ struct FaultInjectionTests {
             return true
         }
         #expect(restarted != nil)
-        #expect(cluster.log("fe-agent").contains("dhcpd was not running; started it again"))
+        // The agent logs the repair once its apply has returned, a moment after dhcpd's new pid file appears.
+        let logged = Self.waitUntil(3, "the agent logs the repair") {
+            cluster.log("fe-agent").contains("dhcpd was not running; started it again")
+        }
+        #expect(logged, "the repair is logged as drift: \(cluster.log("fe-agent"))")
         let leasesAfter = try String(contentsOfFile: "\(dhcpdDirectory)/dhcpd.leases", encoding: .utf8)
         #expect(leasesAfter.contains(duid), "the same lease database: dhcpd kept its identity")
         for line in leasesBefore.split(separator: "\n") where !line.hasPrefix("#") && !line.isEmpty {

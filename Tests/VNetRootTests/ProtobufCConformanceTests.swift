@@ -51,7 +51,7 @@ struct ProtobufCConformanceTests {
         Vnet__V1__AgentHeartbeat heartbeat = VNET__V1__AGENT_HEARTBEAT__INIT;
         heartbeat.node_id = "node-c";
         heartbeat.applied_revision = 42;
-        heartbeat.applied_epoch = 9;
+        heartbeat.applying_revision = 9;
         heartbeat.sequence = 7;
         out.body_case = VNET__V1__ENVELOPE__BODY_AGENT_HEARTBEAT;
         out.agent_heartbeat = &heartbeat;
@@ -127,7 +127,7 @@ struct ProtobufCConformanceTests {
         let decoded = try Vnet_V1_Envelope(serializedBytes: fromC)
         #expect(decoded.clusterID == "cluster-from-c")
         guard case .agentHeartbeat(let heartbeat)? = decoded.body else { Issue.record("not a heartbeat"); return }
-        #expect(heartbeat.nodeID == "node-c" && heartbeat.appliedRevision == 42 && heartbeat.appliedEpoch == 9 && heartbeat.sequence == 7)
+        #expect(heartbeat.nodeID == "node-c" && heartbeat.appliedRevision == 42 && heartbeat.applyingRevision == 9 && heartbeat.sequence == 7)
         #expect(try decoded.serializedBytes() as [UInt8] == fromC)
     }
 }

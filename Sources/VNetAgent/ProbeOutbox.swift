@@ -1,15 +1,7 @@
 import Foundation
 import VNetCore
+import VNetHost
 import VNetProto
-
-/// How an agent runs its side of a VLAN verification (the Linux prober: raw packet sockets). Called on a
-/// thread of its own, so the agent keeps heartbeating while it probes.
-public protocol VLANProbing: AnyObject, Sendable {
-    /// `peers`: every participant in the coordinator's order, this host among them. `method`: "raw" (tagged
-    /// frames) or "kernel" (VLAN devices and ping).
-    func probe(method: String, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
-               duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation]
-}
 
 /// A finished probe waiting for the agent's loop to send it (the loop owns the sockets).
 final class ProbeOutbox: @unchecked Sendable {

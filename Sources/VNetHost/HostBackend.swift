@@ -1,8 +1,9 @@
-import Foundation
 import VNetCore
 
-/// What an agent applies desired state through. The Linux backend (netlink, iptables-restore, dhcpd) is one;
-/// the recording backend below is another, so the bus can be proven without touching a kernel.
+/// What an agent applies desired state through: the Linux backend (ip -batch, iptables-restore, dhcpd) is
+/// one, the recording backend (VNetTestSupport) another, so the bus can be proven without touching a kernel.
+/// Every member is required (no defaults): a backend says what it does about each, and a fake that forgets
+/// one does not compile. The agent calls it from one thread only (its host worker), never two at once.
 public protocol HostBackend: AnyObject {
     /// Makes the host match `desired`, idempotently, as far as it can: the report names every object it could
     /// not make as desired (the rest is applied). Throws, having changed nothing, when it cannot start at all
@@ -43,46 +44,4 @@ public struct HostDiagnosis: Sendable {
     public var files: [(name: String, content: [UInt8])] = []
     public var findings: [String] = []
     public init() {}
-}
-
-extension HostBackend {
-    public var dhcpdState: String { "absent" }
-    public var iptablesRules: Int { 0 }
-    public var dhcpdRestarts: Int { 0 }
-    public var daemonDown: Bool { false }
-    public func learnedAddresses() -> [LearnedAddress] { [] }
-    public func diagnose(desired: HostNetworkState?) -> HostDiagnosis {
-        var diagnosis = HostDiagnosis()
-        diagnosis.files = [("backend.txt", Array("this backend touches no kernel; there is nothing on the host to look at\n".utf8))]
-        return diagnosis
-    }
-}
-
-/// Keeps the applied state in memory and, when given a file, appends one line per apply
-/// (`revision operations`), so tests and benchmarks can count applies across restarts.
-public final class RecordingBackend: HostBackend {
-    public private(set) var state: HostNetworkState?
-    public private(set) var applies: [(revision: UInt64, operations: Int)] = []
-    let logPath: String?
-
-    public init(logPath: String? = nil) { self.logPath = logPath }
-
-    public func apply(_ desired: HostNetworkState, revision: UInt64) throws -> ApplyReport {
-        let operations = state.map { KernelPlanner.operations(from: $0, to: desired) } ?? KernelPlanner.bringUp(desired)
-        state = desired
-        applies.append((revision, operations.count))
-        if let logPath {
-            let line = Data("\(revision) \(operations.count)\n".utf8)
-            if let handle = FileHandle(forWritingAtPath: logPath) {
-                handle.seekToEndOfFile()
-                handle.write(line)
-                try? handle.close()
-            } else {
-                FileManager.default.createFile(atPath: logPath, contents: line)
-            }
-        }
-        return ApplyReport(operations: operations.count)
-    }
-
-    public func inventory() -> HostInventory { HostInventory(owned: state) }
 }
