@@ -80,6 +80,8 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),
+        // The Linux backend's diff and apply against a modelled kernel (no root): the exact commands it runs.
+        .testTarget(name: "VNetLinuxTests", dependencies: ["VNetLinux", "VNetHost", "VNetCore"]),
         // Runs the built vnetctl as an operator would: exit codes, text and JSON output.
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents

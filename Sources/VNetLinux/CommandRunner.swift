@@ -15,6 +15,9 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     public var stderr: String
     /// What it printed before failing (a command may report on stdout and still exit non-zero).
     public var stdout: String = ""
+    public init(arguments: [String], status: Int32, stderr: String, stdout: String = "") {
+        self.arguments = arguments; self.status = status; self.stderr = stderr; self.stdout = stdout
+    }
     public var description: String {
         "\(arguments.joined(separator: " ")) exited \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
     }
