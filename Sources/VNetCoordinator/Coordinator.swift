@@ -36,25 +36,10 @@ public final class Coordinator {
     var desired: [String: HostNetworkState]
     /// Each host's desired state serialized once per change; every publication and snapshot reuses it.
     var serializedStates: [String: [UInt8]] = [:]
-    var liveness: Liveness
-    var applied: [String: UInt64] = [:]
-    /// What each host said it was applying at its last heartbeat (0: nothing): a long apply is visible as
-    /// such, not as silence.
-    var applying: [String: UInt64] = [:]
-    var peerAddresses: [String: String] = [:]
-    /// What each node's inventories said, for `vnetctl nodes` and describe-instances (kept in memory: agents
-    /// send one at least every 10 s, so a restarted coordinator has them again soon).
-    var reports: [String: NodeReport] = [:]
-    /// How to reach each agent directly on the sync socket (its routing frames), and its interface's MAC.
-    var routes: [String: [[UInt8]]] = [:]
-    var interfaceMACs: [String: UInt64] = [:]
-    var verifications: [String: VLANVerificationRun] = [:]
+    /// The agents' protocol: admission, liveness, heartbeat replies, snapshots, reports, operation rounds.
+    var session: CoordinatorSession
     /// Numbers the cluster operations (VLAN verifications, diagnoses) of this coordinator's epoch.
     var operationCounter = 0
-    var diagnoses: [String: DiagnosisRun] = [:]
-    /// The reason each host's registration was last refused for (logged once per reason).
-    var lastRegistrationRefusal: [String: String] = [:]
-    var refusals = RefusalCounters()
     var zapHandler: ZAPHandler?
     let log = Log.logger("coordinator")
     /// Served by `MetricsServer` when the daemon is given `--metrics`.
@@ -74,7 +59,11 @@ public final class Coordinator {
         codec = EnvelopeCodec(clusterID: options.clusterID)
         planner = HostPlanner(config: config)
         handler = ControlHandler(config: config)
-        liveness = Liveness(interval: options.heartbeatInterval, suspectAfter: options.suspectAfter, downAfter: options.downAfter)
+        var settings = CoordinatorSession.Settings(epoch: epoch, mode: config.mode, frontend: options.frontendName,
+                                                   authenticated: options.keysDirectory != nil, heartbeatInterval: options.heartbeatInterval)
+        settings.suspectAfter = options.suspectAfter
+        settings.downAfter = options.downAfter
+        session = CoordinatorSession(settings: settings)
         metrics = MetricsRegistry(enabled: options.metrics)
         Self.declareMetrics(metrics)
 
@@ -131,11 +120,15 @@ public final class Coordinator {
                                  control: BusEndpoints.connectable(control.lastEndpoint))
         try endpoints.write(to: "\(options.stateDirectory)/\(BusEndpoints.fileName)")
         try reconcileRevisionsAtStart()
+        session.committed(desired: desiredRevisions, cluster: revision)
         log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
                  metadata: ["revision": "\(revision)"])
     }
 
     public func stop() { stopFlag.stop() }
+
+    /// Each host's desired revision (hosts with a desired state only).
+    var desiredRevisions: [String: UInt64] { desired.keys.reduce(into: [:]) { $0[$1] = hostRevisions[$1]?.revision ?? revision } }
 
     /// A state that changed while the coordinator was down (config edited) gets a new revision now.
     func reconcileRevisionsAtStart() throws {
@@ -177,12 +170,8 @@ public final class Coordinator {
                 publishHeartbeat()
                 nextHeartbeat = now + options.heartbeatInterval
             }
-            finishVerifications(at: now)
-            finishDiagnoses(at: now)
             if now >= nextLivenessCheck {
-                for (node, state) in liveness.transitions(at: now, nodes: knownHosts) {
-                    log.notice("node \(node) is \(state.rawValue)", metadata: ["node": "\(node)"])
-                }
+                _ = perform(session.handle(.tick(at: now, hosts: knownHosts)))
                 nextLivenessCheck = now + 0.1
             }
             if metrics.isEnabled, now >= nextMetrics {
@@ -218,7 +207,7 @@ public final class Coordinator {
         if verify.frontend { hosts = [options.frontendName] + hosts.filter { $0 != options.frontendName } }
         guard hosts.count >= 2 else { return refuse("a verification needs at least two hosts (add --frontend, or more nodes)") }
         let now = monotonicSeconds()
-        let unreachable = Set(hosts.filter { liveness.state(of: $0, at: now) != .up || routes[$0] == nil || interfaceMACs[$0] == nil })
+        let unreachable = Set(hosts.filter { !session.reachable($0, at: now) })
         let count = verify.count == 0 ? 3 : min(verify.count, 100)
         let timeout = verify.timeoutMs == 0 ? 3000 : min(verify.timeoutMs, 60_000)
         operationCounter += 1
@@ -230,23 +219,13 @@ public final class Coordinator {
         command.probeID = id
         command.vlans = vlans.map(UInt32.init)
         command.peers = run.participants
-        command.peerMacs = run.participants.map { interfaceMACs[$0] ?? 0 }
+        command.peerMacs = run.participants.map { session.interfaceMACs[$0] ?? 0 }
         command.count = count
         command.timeoutMs = timeout
         command.listenMs = 500
         command.method = verify.method
-        for host in run.participants { send(sync, routes[host]!, .probeCommand(command)) }
-        verifications[id] = run
+        _ = perform(session.start(run, command))
         log.info("VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")
-    }
-
-    func finishVerifications(at now: Double) {
-        for (id, run) in verifications where run.complete || now > run.deadline {
-            let late = run.participants.filter { run.reports[$0] == nil }
-            if !late.isEmpty { log.warning("VLAN verification \(id): no report in time from \(late.joined(separator: ", "))") }
-            send(control, run.replyPrefix, .controlReply(run.reply()))
-            verifications[id] = nil
-        }
     }
 
     var knownHosts: [String] { [options.frontendName] + allocator.state.nodes.keys.sorted() }
@@ -264,137 +243,51 @@ public final class Coordinator {
         var pending: [Pending] = []
         for _ in 0..<options.maxBatch {
             guard let message = try? sync.receive(wait: false) else { break }
-            guard message.frames.count >= 2, let payload = message.frames.last else { refusals.count(.malformed); continue }
+            guard message.frames.count >= 2, let payload = message.frames.last else { session.refused(.malformed); continue }
             let prefix = Array(message.frames.dropLast())
             switch codec.decode(payload) {
             case .failure(let refusal):
-                refusals.count(refusal)
+                session.refused(refusal)
             case .success(let body):
-                if let item = handleSync(body, prefix: prefix, user: message.userID, peer: message.peerAddress) { pending.append(item) }
+                pending += perform(session.handle(.received(body, prefix: prefix, user: message.userID, peer: message.peerAddress,
+                                                            at: monotonicSeconds(), unixMs: UInt64(Date().timeIntervalSince1970 * 1000))))
             }
         }
         return pending
     }
 
-    /// In CURVE mode the key decides who a message is from; a claim to be another node is refused.
-    func authorized(_ claimed: String, user: String?) -> Bool {
-        guard options.keysDirectory != nil else { return true }
-        if user == claimed { return true }
-        refusals.countUnauthorized()
-        log.warning("refused a message claiming to be node '\(claimed)' from key of '\(user ?? "?")'")
-        return false
-    }
-
-    func handleSync(_ body: Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?) -> Pending? {
-        switch body {
-        case .register(let register):
-            guard authorized(register.nodeID, user: user) else { return nil }
-            if let mismatch = registrationMismatch(register) {
-                // Refused before it counts as heard: a host that would apply a wrong topology is not UP.
-                if lastRegistrationRefusal[register.nodeID] != mismatch {
-                    log.error("refused the registration of \(register.nodeID): \(mismatch)", metadata: ["node": "\(register.nodeID)"])
-                    lastRegistrationRefusal[register.nodeID] = mismatch
+    /// Carries out the session's actions; registrations are returned for the batch.
+    func perform(_ actions: [CoordinatorSession.Action]) -> [Pending] {
+        var pending: [Pending] = []
+        for action in actions {
+            switch action {
+            case .reply(let prefix, let body): send(sync, prefix, body)
+            case .sendSnapshot(let prefix, let host):
+                if let frame = nodeStateFrame(host) { try? sync.send(prefix + [frame], wait: false) }
+            case .register(let prefix, let register): pending.append(.register(prefix: prefix, register: register, node: register.nodeID))
+            case .answer(let prefix, let reply): send(control, prefix, .controlReply(reply))
+            case .finishDiagnosis(let run): finishDiagnosis(run)
+            case .count(let name, let labels): metrics.add(name, labels)
+            case .log(let level, let text, let metadata):
+                let meta = Logger.Metadata(uniqueKeysWithValues: metadata.map { ($0.key, Logger.MetadataValue.string($0.value)) })
+                switch level {
+                case .info: log.info("\(text)", metadata: meta)
+                case .notice: log.notice("\(text)", metadata: meta)
+                case .warning: log.warning("\(text)", metadata: meta)
+                case .error: log.error("\(text)", metadata: meta)
                 }
-                var reply = Vnet_V1_RegisterReply()
-                reply.epoch = epoch
-                reply.accepted = false
-                reply.error = mismatch
-                send(sync, prefix, .registerReply(reply))
-                return nil
             }
-            lastRegistrationRefusal[register.nodeID] = nil
-            if let peer { peerAddresses[register.nodeID] = peer }
-            liveness.heard(register.nodeID, at: monotonicSeconds())
-            routes[register.nodeID] = prefix
-            if register.mac != 0 { interfaceMACs[register.nodeID] = register.mac }
-            return .register(prefix: prefix, register: register, node: register.nodeID)
-        case .snapshotRequest(let request):
-            guard authorized(request.nodeID, user: user) else { return nil }
-            if let frame = nodeStateFrame(request.nodeID) {
-                try? sync.send(prefix + [frame], wait: false)
-            } else {
-                var reply = Vnet_V1_RegisterReply()
-                reply.accepted = false
-                reply.error = "node '\(request.nodeID)' is not registered"
-                send(sync, prefix, .registerReply(reply))
-            }
-        case .agentHeartbeat(let heartbeat):
-            guard authorized(heartbeat.nodeID, user: user) else { return nil }
-            liveness.heard(heartbeat.nodeID, at: monotonicSeconds())
-            applied[heartbeat.nodeID] = heartbeat.appliedRevision
-            applying[heartbeat.nodeID] = heartbeat.applyingRevision
-            if let peer { peerAddresses[heartbeat.nodeID] = peer }
-            var reply = Vnet_V1_CoordinatorHeartbeat()
-            reply.epoch = epoch
-            reply.clusterRevision = revision
-            reply.desiredRevision = hostRevisions[heartbeat.nodeID]?.revision ?? 0
-            reply.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
-            send(sync, prefix, .coordinatorHeartbeat(reply))
-        case .inventory(let inventory):
-            guard authorized(inventory.nodeID, user: user) else { return nil }
-            applied[inventory.nodeID] = inventory.appliedRevision
-            reports[inventory.nodeID, default: NodeReport()].update(from: inventory)
-            if !inventory.drift.isEmpty {
-                metrics.add("vnet_drift_repairs_total", ["node": inventory.nodeID])
-                log.warning("node \(inventory.nodeID) revision \(inventory.appliedRevision): drift repaired: \(inventory.drift.joined(separator: "; "))",
-                            metadata: ["node": "\(inventory.nodeID)", "revision": "\(inventory.appliedRevision)"])
-            }
-        case .diagnoseReport(let report):
-            guard authorized(report.nodeID, user: user) else { return nil }
-            if var run = diagnoses[report.diagnoseID], run.asked.contains(report.nodeID) {
-                run.reports[report.nodeID] = report
-                diagnoses[report.diagnoseID] = run
-            }
-        case .probeReport(let report):
-            guard authorized(report.nodeID, user: user) else { return nil }
-            if var run = verifications[report.probeID], run.participants.contains(report.nodeID) {
-                run.reports[report.nodeID] = report
-                verifications[report.probeID] = run
-            }
-        case .applyResult(let result):
-            guard authorized(result.nodeID, user: user) else { return nil }
-            // A state applied in part is applied: its failures say what of it is not on the host.
-            applied[result.nodeID] = result.revision
-            let changed = reports[result.nodeID, default: NodeReport()].update(revision: result.revision, failures: result.failures)
-            if !result.ok {
-                metrics.add("vnet_apply_failures_total", ["node": result.nodeID])
-                if changed {
-                    log.error("node \(result.nodeID) revision \(result.revision): applied except: \(result.errors.joined(separator: "; "))",
-                              metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
-                }
-            } else if changed {
-                log.notice("node \(result.nodeID) revision \(result.revision): every object applied now", metadata: ["node": "\(result.nodeID)", "revision": "\(result.revision)"])
-            }
-        default:
-            refusals.count(.malformed)  // a kind agents do not send
         }
-        return nil
-    }
-
-    /// Why a host's registration must be refused for what it says of itself, naming both sides; nil when it
-    /// fits. An agent that says nothing of its mode or role (older than this field) is taken at its word.
-    func registrationMismatch(_ register: Vnet_V1_Register) -> String? {
-        if let mode = NetworkMode(wire: register.mode), mode != config.mode {
-            return "\(register.nodeID)'s eucalyptus.conf has VNET_MODE=\(mode.rawValue), this coordinator's VNET_MODE=\(config.mode.rawValue): it would build the wrong network; give both the same mode"
-        }
-        let isFrontend = register.nodeID == options.frontendName
-        switch HostRole(wire: register.role) {
-        case .frontend? where !isFrontend:
-            return "\(register.nodeID)'s agent runs with --role frontend, but this cluster's front end is \(options.frontendName) (the coordinator's --frontend)"
-        case .node? where isFrontend:
-            return "\(register.nodeID) is this cluster's front end (the coordinator's --frontend), but its agent runs with --role node: start it with --role frontend"
-        default:
-            return nil
-        }
+        return pending
     }
 
     func drainControl() -> [Pending] {
         var pending: [Pending] = []
         for _ in 0..<options.maxBatch {
             guard let message = try? control.receive(wait: false) else { break }
-            guard message.frames.count >= 2, let payload = message.frames.last else { refusals.count(.malformed); continue }
+            guard message.frames.count >= 2, let payload = message.frames.last else { session.refused(.malformed); continue }
             if options.keysDirectory != nil, message.userID?.hasPrefix("admin:") != true {
-                refusals.countUnauthorized()
+                session.refusedUnauthorized()
                 continue
             }
             switch codec.decode(payload) {
@@ -407,9 +300,9 @@ public final class Coordinator {
                     pending.append(.control(prefix: Array(message.frames.dropLast()), request: request))
                 }
             case .success:
-                refusals.count(.malformed)
+                session.refused(.malformed)
             case .failure(let refusal):
-                refusals.count(refusal)
+                session.refused(refusal)
             }
         }
         return pending
@@ -523,6 +416,7 @@ public final class Coordinator {
         desired = states
         hostRevisions.merge(changed) { $1 }
         serializedStates.merge(serialized) { $1 }
+        session.committed(desired: desiredRevisions, cluster: revision)
         for host in changed.keys.sorted() {
             if let frame = nodeStateFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
         }
@@ -565,19 +459,19 @@ public final class Coordinator {
         view.nodes = knownHosts.map { host in
             var info = Vnet_V1_NodeInfo()
             info.nodeID = host
-            let state = liveness.state(of: host, at: now)
+            let state = session.liveness.state(of: host, at: now)
             counts[state, default: 0] += 1
             info.state = state.rawValue
-            info.heartbeatAgeMs = liveness.age(of: host, at: now).map { UInt64(max(0, $0) * 1000) } ?? 0
+            info.heartbeatAgeMs = session.liveness.age(of: host, at: now).map { UInt64(max(0, $0) * 1000) } ?? 0
             info.desiredRevision = hostRevisions[host]?.revision ?? 0
-            info.appliedRevision = applied[host] ?? 0
-            info.applyingRevision = applying[host] ?? 0
-            info.address = peerAddresses[host] ?? ""
+            info.appliedRevision = session.applied[host] ?? 0
+            info.applyingRevision = session.applying[host] ?? 0
+            info.address = session.peerAddresses[host] ?? ""
             if let node = allocator.state.nodes[host] {
                 info.interface = node.interface
                 info.bridge = node.bridge
             }
-            if let report = reports[host] {
+            if let report = session.reports[host] {
                 report.fill(&info)
                 view.links[host] = report.links
                 for learned in report.learned { view.learned[learned.instance] = ControlHandler.View.Learned(node: host, mac: learned.mac, address: learned.address) }
@@ -593,8 +487,8 @@ public final class Coordinator {
         view.status.nodesDown = (counts[.down] ?? 0) + (counts[.new] ?? 0)
         view.status.instances = UInt32(allocator.state.instances.count)
         view.status.groups = UInt32(allocator.state.groups.count)
-        view.status.droppedFrames = refusals.total
-        view.status.refusedFrames = refusals.unauthorized + (zapHandler?.refused ?? 0)
+        view.status.droppedFrames = session.refusals.total
+        view.status.refusedFrames = session.refusals.unauthorized + (zapHandler?.refused ?? 0)
         return view
     }
 }

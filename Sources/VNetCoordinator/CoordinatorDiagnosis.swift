@@ -12,29 +12,23 @@ extension Coordinator {
         let now = monotonicSeconds()
         let timeout = diagnose.timeoutMs == 0 ? 5000 : min(diagnose.timeoutMs, 60_000)
         let hosts = knownHosts
-        let asked = Set(hosts.filter { [.up, .suspect].contains(liveness.state(of: $0, at: now)) && routes[$0] != nil })
         operationCounter += 1
         let id = "diagnose-\(epoch)-\(operationCounter)"
-        var command = Vnet_V1_DiagnoseCommand()
-        command.diagnoseID = id
-        for host in asked.sorted() { send(sync, routes[host]!, .diagnoseCommand(command)) }
-        diagnoses[id] = DiagnosisRun(id: id, replyPrefix: prefix, requestID: requestID, hosts: hosts, asked: asked,
-                                     deadline: now + Double(timeout) / 1000)
-        log.info("diagnosis \(id): asked \(asked.count) of \(hosts.count) hosts")
+        let (asked, actions) = session.startDiagnosis(id: id, prefix: prefix, requestID: requestID, hosts: hosts, timeout: Double(timeout) / 1000, at: now)
+        _ = perform(actions)
+        log.info("diagnosis \(id): asked \(asked) of \(hosts.count) hosts")
     }
 
-    func finishDiagnoses(at now: Double) {
-        for (id, run) in diagnoses where run.complete || now > run.deadline {
-            let view = currentView()
-            let cluster = view.nodes.map {
-                ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true,
-                                     notApplied: $0.failures.compactMap(ApplyReport.Failure.init(wire:)).map(\.description))
-            }
-            var reply = run.reply(cluster: cluster, files: diagnosticFiles(view))
-            reply.revision = revision
-            send(control, run.replyPrefix, .controlReply(reply))
-            diagnoses[id] = nil
+    /// The answer to a diagnosis that is complete or out of time: the hosts' bundles and the coordinator's view.
+    func finishDiagnosis(_ run: DiagnosisRun) {
+        let view = currentView()
+        let cluster = view.nodes.map {
+            ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true,
+                                 notApplied: $0.failures.compactMap(ApplyReport.Failure.init(wire:)).map(\.description))
         }
+        var reply = run.reply(cluster: cluster, files: diagnosticFiles(view))
+        reply.revision = revision
+        send(control, run.replyPrefix, .controlReply(reply))
     }
 
     func diagnosticFiles(_ view: ControlHandler.View) -> [Vnet_V1_DiagnosticFile] {

@@ -25,13 +25,13 @@ extension Coordinator {
         var byState: [Liveness.State: Int] = [.up: 0, .suspect: 0, .down: 0, .new: 0]
         var desiredSamples: [MetricFamily.Sample] = [], appliedSamples: [MetricFamily.Sample] = []
         for host in knownHosts {
-            byState[liveness.state(of: host, at: now), default: 0] += 1
+            byState[session.liveness.state(of: host, at: now), default: 0] += 1
             desiredSamples.append(.init(labels: ["node": host], value: Double(hostRevisions[host]?.revision ?? 0)))
-            appliedSamples.append(.init(labels: ["node": host], value: Double(applied[host] ?? 0)))
+            appliedSamples.append(.init(labels: ["node": host], value: Double(session.applied[host] ?? 0)))
         }
         metrics.replace("vnet_nodes", byState.map { .init(labels: ["state": $0.key.rawValue], value: Double($0.value)) })
         metrics.replace("vnet_node_desired_revision", desiredSamples)
         metrics.replace("vnet_node_applied_revision", appliedSamples)
-        metrics.setRefusals("vnet_messages_refused_total", refusals, unauthorized: refusals.unauthorized + (zapHandler?.refused ?? 0))
+        metrics.setRefusals("vnet_messages_refused_total", session.refusals, unauthorized: session.refusals.unauthorized + (zapHandler?.refused ?? 0))
     }
 }

@@ -309,6 +309,27 @@ struct AgentSessionTests {
         #expect(Self.applies(off.handle(.tick(at: 100))).isEmpty, "and nothing is reconciled")
     }
 
+    @Test func aCoordinatorRestartDuringAVerificationLeavesTheProbeRunningAndItsReportIsStillSent() {
+        var session = Self.session(canProbe: true)
+        _ = session.handle(.tick(at: 0))
+        _ = session.handle(.received([Self.registerReply()], fromPublisher: false, at: 0.1))
+        var command = Vnet_V1_ProbeCommand()
+        command.probeID = "verify-77-1"; command.vlans = [10]; command.count = 3
+        command.timeoutMs = 3000; command.listenMs = 500; command.peers = ["n1", "n2"]; command.peerMacs = [1, 2]
+        var actions = session.handle(.received([Self.codec.encode(.probeCommand(command))], fromPublisher: false, at: 1))
+        #expect(actions.contains(.startProbe(command)) && session.probe?.kernel == false)
+        actions = session.handle(.received([Self.heartbeatReply(desired: 0, epoch: 99)], fromPublisher: true, at: 2))
+        #expect(Self.registers(actions) == 1 && session.probe?.id == "verify-77-1", "re-registers; the probe is not abandoned")
+        var report = Vnet_V1_ProbeReport()
+        report.probeID = "verify-77-1"
+        actions = session.handle(.probeFinished(report, at: 4))
+        #expect(actions.contains(.sendProbeReport(report)) && session.probe == nil, "sent: the new coordinator drops a round it did not start")
+        // A malformed command is refused and counted, and starts nothing.
+        command.method = "carrier-pigeon"
+        actions = session.handle(.received([Self.codec.encode(.probeCommand(command))], fromPublisher: false, at: 5))
+        #expect(!actions.contains(.startProbe(command)) && session.refusals.total == 1)
+    }
+
     @Test func aStateTheAgentCannotReadIsRefusedAndNotHeld() {
         var session = Self.active()
         var message = Self.message(6, previous: 0, state: 6)
