@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 
 swift build --build-tests
-# Serial: several suites start real daemons whose liveness is timed (DOWN within 3.5 s of a kill); on two cores,
-# suites running side by side would make those figures depend on the neighbours. Costs about 8 s.
+# Serial, for timing only (README "The fast tests"): several suites start real daemons whose liveness is timed
+# (DOWN within 3.5 s of a kill, heartbeats during a 10 s apply); on two cores, suites running side by side would
+# make those figures depend on the neighbours. The table tests and the core need no such care.
 swift test --no-parallel

@@ -232,14 +232,12 @@ public final class Agent {
         var inventory = Vnet_V1_Inventory()
         inventory.nodeID = options.nodeID
         inventory.appliedRevision = session.applied?.revision ?? 0
-        if let observed = facts.owned { inventory.observed = observed.wire }
         inventory.drift = drift
         inventory.failures = session.failures.sorted().map(\.wire)
         inventory.links = facts.links.map(\.wire)
         inventory.addresses = facts.addresses
         inventory.dhcpdState = dhcpdState
         inventory.iptablesRules = UInt32(clamping: iptablesRules)
-        inventory.applying = session.inFlight != nil
         inventory.learned = reportedLearned.map { learned in
             var wire = Vnet_V1_LearnedAddress()
             wire.instanceID = learned.instance.description

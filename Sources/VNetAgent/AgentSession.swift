@@ -277,6 +277,11 @@ public struct AgentSession: Sendable {
                 // Replies to registrations sent while waiting may come in pairs: one snapshot is enough.
                 guard !isRegistered else { return }
                 out.append(.log("registered (coordinator epoch \(reply.epoch))", .info, revision: nil))
+                let expected = Double(reply.heartbeatIntervalMs) / 1000
+                if expected > 0, abs(expected - settings.heartbeatInterval) > 0.001 {
+                    // Liveness is judged by the coordinator's interval: a slower agent is seen SUSPECT and DOWN.
+                    out.append(.log("the coordinator expects a heartbeat every \(expected) s, this agent sends one every \(settings.heartbeatInterval) s: give both the same --heartbeat-interval", .warning, revision: nil))
+                }
                 phase = .syncing
                 requestSnapshot(nil, now, &out)
             } else {
@@ -289,7 +294,7 @@ public struct AgentSession: Sendable {
             startProbe(command, now, &out)
         case .diagnoseCommand(let command) where !fromPublisher:
             out.append(.diagnose(command))
-        case .nodeState(let state):
+        case .intent(let state):
             guard state.nodeID == settings.nodeID else { refusals.countUnauthorized(); return }
             contact(epoch: state.epoch, now, &out)
             // Refused at registration (another mode, the wrong role): what is published for this name is not
@@ -320,7 +325,7 @@ public struct AgentSession: Sendable {
 
     /// A desired state from the coordinator: from PUB it was found to be the next update (peek above); from a
     /// snapshot it is taken unless it is older than what is held or is exactly what is held.
-    mutating func offer(_ message: Vnet_V1_NodeState, snapshot: Bool, _ now: Double, _ out: inout [Action]) {
+    mutating func offer(_ message: Vnet_V1_Intent, snapshot: Bool, _ now: Double, _ out: inout [Action]) {
         if snapshot, message.revision < held {
             noteStale(message.revision, &out)
             return

@@ -1,9 +1,9 @@
-/// The hot path of the bus: NodeState envelopes framed by hand around a host state serialized once.
+/// The hot path of the bus: Intent envelopes framed by hand around a host state serialized once.
 ///
 /// Protobuf's wire format is a concatenation of fields, so an envelope can be written as a few tags and
 /// varints around bytes that were serialized when the host's state last changed; the result is byte for byte
 /// what SwiftProtobuf writes (a test checks it). The other way, `peek` reads the envelope's header and the
-/// NodeState's small fields without decoding the host state, which is all an agent needs to drop an update
+/// Intent's small fields without decoding the host state, which is all an agent needs to drop an update
 /// it already has.
 public enum IntentFrame {
     public struct Header: Equatable, Sendable {
@@ -19,7 +19,7 @@ public enum IntentFrame {
         }
     }
 
-    public static func nodeState(clusterID: String, header: Header, stateBytes: [UInt8]) -> [UInt8] {
+    public static func envelope(clusterID: String, header: Header, stateBytes: [UInt8]) -> [UInt8] {
         var inner: [UInt8] = []
         inner.reserveCapacity(stateBytes.count + header.nodeID.utf8.count + 48)
         appendString(1, header.nodeID, to: &inner)
@@ -40,7 +40,7 @@ public enum IntentFrame {
         return out
     }
 
-    /// The header of a NodeState envelope of this protocol version and cluster, or nil for anything else
+    /// The header of a Intent envelope of this protocol version and cluster, or nil for anything else
     /// (another kind, another cluster, malformed bytes).
     public static func peek(_ frame: [UInt8], clusterID: String) -> Header? {
         var reader = Reader(bytes: frame[...])

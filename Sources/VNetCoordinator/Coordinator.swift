@@ -11,7 +11,7 @@ import Logging
 /// The coordinator: owns the cluster's allocations and publishes every host's desired state.
 ///
 /// One thread, one `zmq_poll` loop over its sockets (libzmq sockets belong to one thread):
-/// - PUB (`publish`): each host's NodeState under the topic `n/HOST/`, and heartbeats under `hb/` (ZeroMQ
+/// - PUB (`publish`): each host's Intent under the topic `n/HOST/`, and heartbeats under `hb/` (ZeroMQ
 ///   guide's Clone pattern: updates on PUB, snapshots on request).
 /// - ROUTER (`sync`): agents register, ask for snapshots, heartbeat (answered with their desired revision),
 ///   report inventory and apply results. CURVE domain "nodes": only allow-listed node keys connect, and the
@@ -249,8 +249,7 @@ public final class Coordinator {
             case .failure(let refusal):
                 session.refused(refusal)
             case .success(let body):
-                pending += perform(session.handle(.received(body, prefix: prefix, user: message.userID, peer: message.peerAddress,
-                                                            at: monotonicSeconds(), unixMs: UInt64(Date().timeIntervalSince1970 * 1000))))
+                pending += perform(session.handle(.received(body, prefix: prefix, user: message.userID, peer: message.peerAddress, at: monotonicSeconds())))
             }
         }
         return pending
@@ -263,11 +262,12 @@ public final class Coordinator {
             switch action {
             case .reply(let prefix, let body): send(sync, prefix, body)
             case .sendSnapshot(let prefix, let host):
-                if let frame = nodeStateFrame(host) { try? sync.send(prefix + [frame], wait: false) }
+                if let frame = intentFrame(host) { try? sync.send(prefix + [frame], wait: false) }
             case .register(let prefix, let register): pending.append(.register(prefix: prefix, register: register, node: register.nodeID))
             case .answer(let prefix, let reply): send(control, prefix, .controlReply(reply))
             case .finishDiagnosis(let run): finishDiagnosis(run)
             case .count(let name, let labels): metrics.add(name, labels)
+            case .gauge(let name, let labels, let value): metrics.set(name, labels, value)
             case .log(let level, let text, let metadata):
                 let meta = Logger.Metadata(uniqueKeysWithValues: metadata.map { ($0.key, Logger.MetadataValue.string($0.value)) })
                 switch level {
@@ -333,7 +333,8 @@ public final class Coordinator {
                         try allocator.registerNode(.init(name: node, interface: register.interface, bridge: register.bridge))
                         reply.accepted = true
                         if old != allocator.state.nodes[node] {
-                            changes.append("node \(node) \(old == nil ? "joined" : "registered again") with interface \(register.interface), bridge \(register.bridge)")
+                            changes.append("node \(node) \(old == nil ? "joined" : "registered again") with interface \(register.interface), bridge \(register.bridge)"
+                                           + (register.agentVersion.isEmpty ? "" : " (\(register.agentVersion.prefix(64)))"))
                         }
                     } catch {
                         reply.accepted = false
@@ -418,15 +419,15 @@ public final class Coordinator {
         serializedStates.merge(serialized) { $1 }
         session.committed(desired: desiredRevisions, cluster: revision)
         for host in changed.keys.sorted() {
-            if let frame = nodeStateFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
+            if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
         }
         return changed.keys.sorted()
     }
 
     // MARK: messages
 
-    /// The NodeState envelope of a host, framed around its cached serialized state (see IntentFrame).
-    func nodeStateFrame(_ host: String) -> [UInt8]? {
+    /// The Intent envelope of a host, framed around its cached serialized state (see IntentFrame).
+    func intentFrame(_ host: String) -> [UInt8]? {
         guard let state = desired[host] else { return nil }
         let bytes: [UInt8]
         if let cached = serializedStates[host] { bytes = cached } else {
@@ -436,14 +437,13 @@ public final class Coordinator {
         let known = hostRevisions[host]
         let header = IntentFrame.Header(nodeID: host, epoch: epoch, revision: known?.revision ?? revision,
                                         previousRevision: known?.previous ?? 0, clusterRevision: revision)
-        return IntentFrame.nodeState(clusterID: options.clusterID, header: header, stateBytes: bytes)
+        return IntentFrame.envelope(clusterID: options.clusterID, header: header, stateBytes: bytes)
     }
 
     func publishHeartbeat() {
         var heartbeat = Vnet_V1_CoordinatorHeartbeat()
         heartbeat.epoch = epoch
         heartbeat.clusterRevision = revision
-        heartbeat.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
         try? publisher.send([Array("hb/".utf8), codec.encode(.coordinatorHeartbeat(heartbeat))], wait: false)
     }
 

@@ -9,6 +9,7 @@ extension Coordinator {
         metrics.declare("vnet_nodes", .gauge, "Hosts by liveness state (UP, SUSPECT, DOWN, NEW: never heard from).")
         metrics.declare("vnet_node_desired_revision", .gauge, "The revision each host should have.")
         metrics.declare("vnet_node_applied_revision", .gauge, "The revision each host last said it applied.")
+        metrics.declare("vnet_node_apply_seconds", .gauge, "How long each host's last apply took, as it reported (its heartbeats go on meanwhile).")
         metrics.declare("vnet_instances", .gauge, "Instances the cluster holds.")
         metrics.declare("vnet_control_requests_total", .counter, "vnetctl requests answered, by result (ok, error, not_committed).")
         metrics.declare("vnet_commit_seconds", .histogram, "Time to commit a batch of changes to the state database.")

@@ -44,12 +44,13 @@ struct CoordinatorSession: Sendable {
         /// A finished diagnosis: the driver adds the coordinator's own files and answers.
         case finishDiagnosis(DiagnosisRun)
         case count(String, labels: [String: String])
+        case gauge(String, labels: [String: String], Double)
         case log(Level, String, metadata: [String: String])
     }
 
     enum Event: Sendable {
-        /// `user`: the sender's key (CURVE), `peer`: its address; `unixMs`: the wall clock, for heartbeat replies.
-        case received(Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?, at: Double, unixMs: UInt64)
+        /// `user`: the sender's key (CURVE), `peer`: its address.
+        case received(Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?, at: Double)
         /// `hosts`: every host the cluster knows, for liveness transitions.
         case tick(at: Double, hosts: [String])
     }
@@ -98,8 +99,8 @@ struct CoordinatorSession: Sendable {
     mutating func handle(_ event: Event) -> [Action] {
         var out: [Action] = []
         switch event {
-        case .received(let body, let prefix, let user, let peer, let now, let unixMs):
-            receive(body, prefix: prefix, user: user, peer: peer, now, unixMs, &out)
+        case .received(let body, let prefix, let user, let peer, let now):
+            receive(body, prefix: prefix, user: user, peer: peer, now, &out)
         case .tick(let now, let hosts):
             for (node, state) in liveness.transitions(at: now, nodes: hosts) {
                 out.append(.log(.notice, "node \(node) is \(state.rawValue)", metadata: ["node": node]))
@@ -142,7 +143,7 @@ struct CoordinatorSession: Sendable {
         return false
     }
 
-    mutating func receive(_ body: Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?, _ now: Double, _ unixMs: UInt64, _ out: inout [Action]) {
+    mutating func receive(_ body: Vnet_V1_Envelope.OneOf_Body, prefix: [[UInt8]], user: String?, peer: String?, _ now: Double, _ out: inout [Action]) {
         switch body {
         case .register(let register):
             guard authorized(register.nodeID, user: user, &out) else { return }
@@ -184,7 +185,6 @@ struct CoordinatorSession: Sendable {
             reply.epoch = settings.epoch
             reply.clusterRevision = clusterRevision
             reply.desiredRevision = desiredRevisions[heartbeat.nodeID] ?? 0
-            reply.sentAtUnixMs = unixMs
             out.append(.reply(prefix: prefix, .coordinatorHeartbeat(reply)))
         case .inventory(let inventory):
             guard authorized(inventory.nodeID, user: user, &out) else { return }
@@ -212,6 +212,7 @@ struct CoordinatorSession: Sendable {
             guard authorized(result.nodeID, user: user, &out) else { return }
             // A state applied in part is applied: its failures say what of it is not on the host.
             applied[result.nodeID] = result.revision
+            out.append(.gauge("vnet_node_apply_seconds", labels: ["node": result.nodeID], Double(result.durationUs) / 1e6))
             let metadata = ["node": result.nodeID, "revision": "\(result.revision)"]
             let changed = reports[result.nodeID, default: NodeReport()].update(revision: result.revision, failures: result.failures)
             if !result.ok {

@@ -1,5 +1,5 @@
-/// One step an agent takes on its host's kernel. Data, not shell text: the agent's backend turns each into a
-/// netlink request or an argument list, never a command line built from strings.
+/// One step an agent takes on its host's kernel. Data, not shell text: the Linux backend turns each into a line
+/// of `ip -batch` (each word checked, IPBatch) or an argument list, never a command line built from strings.
 public enum KernelOperation: Sendable, Hashable {
     /// Fail the apply, naming the link, if it does not exist (the physical interface, VNET_BRIDGE).
     case requireLink(String)

@@ -20,7 +20,7 @@ public enum FuzzTargets {
         case "envelope":
             _ = IntentFrame.peek(input, clusterID: "vnet")
             guard case .success(let body) = EnvelopeCodec(clusterID: "vnet").decode(input) else { return false }
-            if case .nodeState(let state) = body { _ = try? HostNetworkState(wire: state.state) }
+            if case .intent(let state) = body { _ = try? HostNetworkState(wire: state.state) }
             return true
         case "dhcp":
             return DHCPReply.parse(ipPacket: input) != nil
@@ -52,7 +52,7 @@ public enum FuzzTargets {
             run.instanceID = "i-00000001"
             var request = Vnet_V1_ControlRequest()
             request.op = .runInstance(run)
-            return [IntentFrame.nodeState(clusterID: "vnet", header: .init(nodeID: "n1", epoch: 1, revision: 2, previousRevision: 1, clusterRevision: 2), stateBytes: bytes),
+            return [IntentFrame.envelope(clusterID: "vnet", header: .init(nodeID: "n1", epoch: 1, revision: 2, previousRevision: 1, clusterRevision: 2), stateBytes: bytes),
                     codec.encode(.register(register)), codec.encode(.controlRequest(request))]
         case "dhcp":
             var bootp = [UInt8](repeating: 0, count: 240)

@@ -9,8 +9,8 @@ public protocol HostBackend: AnyObject {
     /// not make as desired (the rest is applied). Throws, having changed nothing, when it cannot start at all
     /// (a required link missing, the host unreadable, a state it cannot carry out).
     func apply(_ desired: HostNetworkState, revision: UInt64) throws -> ApplyReport
-    /// What is on the host now, from one look at it: the part vnet owns as a state, and every link and address
-    /// (the operator's too), for the inventory: the coordinator judges vifs by it, `vnetctl nodes --detail` shows it.
+    /// What is on the host now, from one look at it: every link (vnet's marked) and address, the operator's
+    /// too, for the inventory: the coordinator judges vifs by it, `vnetctl nodes --detail` shows it.
     func inventory() -> HostInventory
     /// dhcpd as the inventory reports it: "running (pid N)", "stopped", "absent".
     var dhcpdState: String { get }
@@ -29,13 +29,11 @@ public protocol HostBackend: AnyObject {
 
 /// What an agent reports of its host in an inventory.
 public struct HostInventory: Sendable {
-    /// The part of the host vnet owns, in the shape of a desired state (nil: not known).
-    public var owned: HostNetworkState?
     public var links: [HostLink]
     /// Every IPv4 address, "ADDRESS/PREFIX DEVICE".
     public var addresses: [String]
-    public init(owned: HostNetworkState?, links: [HostLink] = [], addresses: [String] = []) {
-        self.owned = owned; self.links = links; self.addresses = addresses
+    public init(links: [HostLink] = [], addresses: [String] = []) {
+        self.links = links; self.addresses = addresses
     }
 }
 

@@ -86,7 +86,7 @@ public final class LinuxBackend: HostBackend {
         self.preloadPath = preloadPath
         firewallRecord = Self.loadFirewallRecord(stateFile.map { $0 + ".iptables.json" })
         if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
-           let wire = try? Vnet_V1_HostState(serializedBytes: [UInt8](data)) {
+           let wire = try? Vnet_V1_HostNetworkState(serializedBytes: [UInt8](data)) {
             lastApplied = try? HostNetworkState(wire: wire)
         }
         if let path = stateFile.map({ $0 + ".owned.json" }), let data = FileManager.default.contents(atPath: path),
@@ -428,9 +428,8 @@ public final class LinuxBackend: HostBackend {
     }
 
     public func inventory() -> HostInventory {
-        guard let (links, addresses) = try? observeHost() else { return HostInventory(owned: nil) }
-        return HostInventory(owned: lastApplied.map { ownedState(like: $0, links: links, addresses: addresses) },
-                             links: links.map(hostLink).sorted(),
+        guard let (links, addresses) = try? observeHost() else { return HostInventory() }
+        return HostInventory(links: links.map(hostLink).sorted(),
                              addresses: addresses.map { "\($0.address)/\($0.prefixLength) \($0.device)" }.sorted())
     }
 

@@ -1,7 +1,7 @@
 import SwiftProtobuf
 import VNetCore
 
-extension Vnet_V1_HostState {
+extension Vnet_V1_HostNetworkState {
     /// FNV-1a of the serialized state: equal states give equal digests on every peer and across restarts
     /// (the serialization of a message with only known fields is deterministic here).
     public var digest: UInt64 {

@@ -15,8 +15,8 @@ public struct WireError: Error, Sendable, CustomStringConvertible, Equatable {
 
 extension HostNetworkState {
     /// The wire form of this desired state.
-    public var wire: Vnet_V1_HostState {
-        var out = Vnet_V1_HostState()
+    public var wire: Vnet_V1_HostNetworkState {
+        var out = Vnet_V1_HostNetworkState()
         out.host = host
         out.role = role.wire
         out.mode = mode.wire
@@ -44,7 +44,7 @@ extension HostNetworkState {
     }
 
     /// Reads and checks a wire state; throws naming the first field that is not acceptable.
-    public init(wire: Vnet_V1_HostState) throws(WireError) {
+    public init(wire: Vnet_V1_HostNetworkState) throws(WireError) {
         guard let role = HostRole(wire: wire.role) else {
             throw WireError("state.role", "unspecified")
         }

@@ -196,13 +196,13 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     set {body = .snapshotRequest(newValue)}
   }
 
-  /// snapshot reply, and updates on PUB
-  public var nodeState: Vnet_V1_NodeState {
+  /// a host's desired state at a revision: snapshot reply, and updates on PUB
+  public var intent: Vnet_V1_Intent {
     get {
-      if case .nodeState(let v)? = body {return v}
-      return Vnet_V1_NodeState()
+      if case .intent(let v)? = body {return v}
+      return Vnet_V1_Intent()
     }
-    set {body = .nodeState(newValue)}
+    set {body = .intent(newValue)}
   }
 
   public var agentHeartbeat: Vnet_V1_AgentHeartbeat {
@@ -294,8 +294,8 @@ public nonisolated struct Vnet_V1_Envelope: Sendable {
     case register(Vnet_V1_Register)
     case registerReply(Vnet_V1_RegisterReply)
     case snapshotRequest(Vnet_V1_SnapshotRequest)
-    /// snapshot reply, and updates on PUB
-    case nodeState(Vnet_V1_NodeState)
+    /// a host's desired state at a revision: snapshot reply, and updates on PUB
+    case intent(Vnet_V1_Intent)
     case agentHeartbeat(Vnet_V1_AgentHeartbeat)
     /// on PUB, and the reply to an agent heartbeat
     case coordinatorHeartbeat(Vnet_V1_CoordinatorHeartbeat)
@@ -328,13 +328,11 @@ public nonisolated struct Vnet_V1_Register: Sendable {
   /// the node's VNET_BRIDGE
   public var bridge: String = String()
 
+  /// logged by the coordinator when the node joins or registers changed
   public var agentVersion: String = String()
 
   /// what the agent last applied (0: nothing)
   public var appliedRevision: UInt64 = 0
-
-  /// the coordinator epoch that revision belongs to
-  public var appliedEpoch: UInt64 = 0
 
   /// VNET_INTERFACE's MAC (VLAN verification probes it); 0: unknown
   public var mac: UInt64 = 0
@@ -382,7 +380,8 @@ public nonisolated struct Vnet_V1_SnapshotRequest: Sendable {
 
 /// The whole desired state of one node. `revision` is the cluster revision at which this node's state last
 /// changed; `previous_revision` the one before it, so an agent holding anything else knows it missed an update.
-public nonisolated struct Vnet_V1_NodeState: Sendable {
+/// A network intent: one host's desired state (HostNetworkState) at a revision, with the one before it.
+public nonisolated struct Vnet_V1_Intent: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -397,8 +396,8 @@ public nonisolated struct Vnet_V1_NodeState: Sendable {
 
   public var clusterRevision: UInt64 = 0
 
-  public var state: Vnet_V1_HostState {
-    get {_state ?? Vnet_V1_HostState()}
+  public var state: Vnet_V1_HostNetworkState {
+    get {_state ?? Vnet_V1_HostNetworkState()}
     set {_state = newValue}
   }
   /// Returns true if `state` has been explicitly set.
@@ -410,7 +409,7 @@ public nonisolated struct Vnet_V1_NodeState: Sendable {
 
   public init() {}
 
-  fileprivate var _state: Vnet_V1_HostState? = nil
+  fileprivate var _state: Vnet_V1_HostNetworkState? = nil
 }
 
 public nonisolated struct Vnet_V1_AgentHeartbeat: Sendable {
@@ -444,8 +443,6 @@ public nonisolated struct Vnet_V1_CoordinatorHeartbeat: Sendable {
   /// in a reply to an agent: that node's desired revision
   public var desiredRevision: UInt64 = 0
 
-  public var sentAtUnixMs: UInt64 = 0
-
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -459,15 +456,6 @@ public nonisolated struct Vnet_V1_Inventory: Sendable {
   public var nodeID: String = String()
 
   public var appliedRevision: UInt64 = 0
-
-  public var observed: Vnet_V1_HostState {
-    get {_observed ?? Vnet_V1_HostState()}
-    set {_observed = newValue}
-  }
-  /// Returns true if `observed` has been explicitly set.
-  public var hasObserved: Bool {self._observed != nil}
-  /// Clears the value of `observed`. Subsequent reads from it will return its default value.
-  public mutating func clearObserved() {self._observed = nil}
 
   /// what was found changed by hand and repaired
   public var drift: [String] = []
@@ -490,14 +478,9 @@ public nonisolated struct Vnet_V1_Inventory: Sendable {
   /// every IPv4 address on the host, "ADDRESS/PREFIX DEVICE"
   public var addresses: [String] = []
 
-  /// an apply is running as this is sent
-  public var applying: Bool = false
-
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _observed: Vnet_V1_HostState? = nil
 }
 
 /// One object of the desired state that is not on the host as desired (see ApplyReport in the core).
@@ -585,7 +568,7 @@ public nonisolated struct Vnet_V1_ApplyResult: Sendable {
   public init() {}
 }
 
-public nonisolated struct Vnet_V1_HostState: @unchecked Sendable {
+public nonisolated struct Vnet_V1_HostNetworkState: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -1778,7 +1761,7 @@ nonisolated extension Vnet_V1_Protocol: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}cluster_id\0\u{2}\u{8}register\0\u{3}register_reply\0\u{3}snapshot_request\0\u{3}node_state\0\u{3}agent_heartbeat\0\u{3}coordinator_heartbeat\0\u{1}inventory\0\u{3}apply_result\0\u{3}control_request\0\u{3}control_reply\0\u{3}probe_command\0\u{3}probe_report\0\u{3}diagnose_command\0\u{3}diagnose_report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}cluster_id\0\u{2}\u{8}register\0\u{3}register_reply\0\u{3}snapshot_request\0\u{1}intent\0\u{3}agent_heartbeat\0\u{3}coordinator_heartbeat\0\u{1}inventory\0\u{3}apply_result\0\u{3}control_request\0\u{3}control_reply\0\u{3}probe_command\0\u{3}probe_report\0\u{3}diagnose_command\0\u{3}diagnose_report\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1828,16 +1811,16 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         }
       }()
       case 13: try {
-        var v: Vnet_V1_NodeState?
+        var v: Vnet_V1_Intent?
         var hadOneofValue = false
         if let current = self.body {
           hadOneofValue = true
-          if case .nodeState(let m) = current {v = m}
+          if case .intent(let m) = current {v = m}
         }
         try decoder.decodeSingularMessageField(value: &v)
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .nodeState(v)
+          self.body = .intent(v)
         }
       }()
       case 14: try {
@@ -1999,8 +1982,8 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .snapshotRequest(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
-    case .nodeState?: try {
-      guard case .nodeState(let v)? = self.body else { preconditionFailure() }
+    case .intent?: try {
+      guard case .intent(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
     case .agentHeartbeat?: try {
@@ -2059,7 +2042,7 @@ nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{3}applied_epoch\0\u{1}mac\0\u{1}mode\0\u{1}role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}interface\0\u{1}bridge\0\u{3}agent_version\0\u{3}applied_revision\0\u{2}\u{2}mac\0\u{1}mode\0\u{1}role\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2072,7 +2055,6 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularStringField(value: &self.bridge) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.agentVersion) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedEpoch) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mac) }()
       case 8: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.role) }()
@@ -2097,9 +2079,6 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.appliedRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 5)
     }
-    if self.appliedEpoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.appliedEpoch, fieldNumber: 6)
-    }
     if self.mac != 0 {
       try visitor.visitSingularUInt64Field(value: self.mac, fieldNumber: 7)
     }
@@ -2118,7 +2097,6 @@ nonisolated extension Vnet_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.bridge != rhs.bridge {return false}
     if lhs.agentVersion != rhs.agentVersion {return false}
     if lhs.appliedRevision != rhs.appliedRevision {return false}
-    if lhs.appliedEpoch != rhs.appliedEpoch {return false}
     if lhs.mac != rhs.mac {return false}
     if lhs.mode != rhs.mode {return false}
     if lhs.role != rhs.role {return false}
@@ -2202,8 +2180,8 @@ nonisolated extension Vnet_V1_SnapshotRequest: SwiftProtobuf.Message, SwiftProto
   }
 }
 
-nonisolated extension Vnet_V1_NodeState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".NodeState"
+nonisolated extension Vnet_V1_Intent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Intent"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}epoch\0\u{1}revision\0\u{3}previous_revision\0\u{3}cluster_revision\0\u{1}state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -2249,7 +2227,7 @@ nonisolated extension Vnet_V1_NodeState: SwiftProtobuf.Message, SwiftProtobuf._M
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Vnet_V1_NodeState, rhs: Vnet_V1_NodeState) -> Bool {
+  public static func ==(lhs: Vnet_V1_Intent, rhs: Vnet_V1_Intent) -> Bool {
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.revision != rhs.revision {return false}
@@ -2308,7 +2286,7 @@ nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}cluster_revision\0\u{3}desired_revision\0\u{3}sent_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}cluster_revision\0\u{3}desired_revision\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2319,7 +2297,6 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.clusterRevision) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.desiredRevision) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtUnixMs) }()
       default: break
       }
     }
@@ -2335,9 +2312,6 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
     if self.desiredRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.desiredRevision, fieldNumber: 3)
     }
-    if self.sentAtUnixMs != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sentAtUnixMs, fieldNumber: 4)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2345,7 +2319,6 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
     if lhs.epoch != rhs.epoch {return false}
     if lhs.clusterRevision != rhs.clusterRevision {return false}
     if lhs.desiredRevision != rhs.desiredRevision {return false}
-    if lhs.sentAtUnixMs != rhs.sentAtUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2353,7 +2326,7 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Inventory"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{1}observed\0\u{1}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}applying\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{2}\u{2}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{c}\u{3}\u{1}\u{c}\u{b}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2363,7 +2336,6 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.appliedRevision) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._observed) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.drift) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.dhcpdState) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.iptablesRules) }()
@@ -2371,26 +2343,18 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
       case 9: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
       case 10: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
-      case 11: try { try decoder.decodeSingularBoolField(value: &self.applying) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.nodeID.isEmpty {
       try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
     }
     if self.appliedRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedRevision, fieldNumber: 2)
     }
-    try { if let v = self._observed {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
     if !self.drift.isEmpty {
       try visitor.visitRepeatedStringField(value: self.drift, fieldNumber: 4)
     }
@@ -2412,16 +2376,12 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.addresses.isEmpty {
       try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 10)
     }
-    if self.applying != false {
-      try visitor.visitSingularBoolField(value: self.applying, fieldNumber: 11)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_Inventory, rhs: Vnet_V1_Inventory) -> Bool {
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.appliedRevision != rhs.appliedRevision {return false}
-    if lhs._observed != rhs._observed {return false}
     if lhs.drift != rhs.drift {return false}
     if lhs.dhcpdState != rhs.dhcpdState {return false}
     if lhs.iptablesRules != rhs.iptablesRules {return false}
@@ -2429,7 +2389,6 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.failures != rhs.failures {return false}
     if lhs.links != rhs.links {return false}
     if lhs.addresses != rhs.addresses {return false}
-    if lhs.applying != rhs.applying {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2630,8 +2589,8 @@ nonisolated extension Vnet_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf.
   }
 }
 
-nonisolated extension Vnet_V1_HostState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".HostState"
+nonisolated extension Vnet_V1_HostNetworkState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HostNetworkState"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}role\0\u{1}mode\0\u{3}required_links\0\u{3}vlan_devices\0\u{1}bridges\0\u{1}vifs\0\u{1}addresses\0\u{1}dhcpd\0\u{1}firewall\0")
 
   fileprivate class _StorageClass {
@@ -2739,7 +2698,7 @@ nonisolated extension Vnet_V1_HostState: SwiftProtobuf.Message, SwiftProtobuf._M
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Vnet_V1_HostState, rhs: Vnet_V1_HostState) -> Bool {
+  public static func ==(lhs: Vnet_V1_HostNetworkState, rhs: Vnet_V1_HostNetworkState) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0

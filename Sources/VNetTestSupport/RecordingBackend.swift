@@ -51,7 +51,7 @@ public final class RecordingBackend: HostBackend {
         return ApplyReport(operations: operations.count)
     }
 
-    public func inventory() -> HostInventory { HostInventory(owned: state) }
+    public func inventory() -> HostInventory { HostInventory() }
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
     public var dhcpdRestarts: Int { 0 }

@@ -189,7 +189,7 @@ final class SimulatedAgents {
         }
     }
 
-    /// Polls every socket once; calls `updated(index, revision)` for each NodeState arriving on a SUB.
+    /// Polls every socket once; calls `updated(index, revision)` for each Intent arriving on a SUB.
     func poll(timeoutMilliseconds: Int, _ updated: (Int, UInt64) -> Void) -> Int {
         let sockets = agents.flatMap { [$0.subscriber, $0.dealer] }
         guard let ready = try? ZMQPoller.readable(sockets, timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
@@ -205,7 +205,7 @@ final class SimulatedAgents {
                     var request = Vnet_V1_SnapshotRequest()
                     request.nodeID = agents[index].name
                     send(index, .snapshotRequest(request))
-                case .nodeState(let state):
+                case .intent(let state):
                     if fromSubscriber { updated(index, state.revision) } else { agents[index].synced = true }
                     agents[index].held = state.revision
                 default:
@@ -311,13 +311,13 @@ enum Throughput {
         let state = sampleState()
         let stateBytes: [UInt8] = try state.wire.serializedBytes()
         let header = IntentFrame.Header(nodeID: "node0001", epoch: 7, revision: 1, previousRevision: 0, clusterRevision: 1)
-        let size = IntentFrame.nodeState(clusterID: "vnet", header: header, stateBytes: stateBytes).count
+        let size = IntentFrame.envelope(clusterID: "vnet", header: header, stateBytes: stateBytes).count
         let raw = try run(messages: messages, produce: { _ in Array(repeating: 7, count: size) }, consume: { _ in true })
         // The coordinator's work per published intent: frame the envelope around the host's state, which was
         // serialized once when it changed. The agent's work per received intent: read the header and decide
         // (apply, ignore, or ask for a snapshot); only an update it will apply is decoded in full.
         let intents = try run(messages: messages, produce: { index in
-            IntentFrame.nodeState(clusterID: "vnet", header: .init(nodeID: "node0001", epoch: 7, revision: UInt64(index + 1),
+            IntentFrame.envelope(clusterID: "vnet", header: .init(nodeID: "node0001", epoch: 7, revision: UInt64(index + 1),
                                                                    previousRevision: UInt64(index), clusterRevision: UInt64(index + 1)),
                                   stateBytes: stateBytes)
         }, consume: { frame in
@@ -326,10 +326,10 @@ enum Throughput {
         })
         // What an applied intent costs on top: full decode and the checks before anything reaches a kernel.
         let decodeStart = monotonicSeconds()
-        let frame = IntentFrame.nodeState(clusterID: "vnet", header: header, stateBytes: stateBytes)
+        let frame = IntentFrame.envelope(clusterID: "vnet", header: header, stateBytes: stateBytes)
         let decodes = 50_000
         for _ in 0..<decodes {
-            guard case .success(.nodeState(let message)) = codec.decode(frame), (try? HostNetworkState(wire: message.state)) != nil else {
+            guard case .success(.intent(let message)) = codec.decode(frame), (try? HostNetworkState(wire: message.state)) != nil else {
                 throw BusError("the sample intent did not decode")
             }
         }

@@ -107,8 +107,10 @@ struct RuleView: Encodable {
 
 struct GroupView: Encodable {
     var user: String, name: String, vlan: Int?, network: String?, instances: Int, rules: [RuleView]
+    /// Which of the subnet's networks (VNET_ADDRSPERNET each) the group has: its VLAN in MANAGED is derived from it.
+    var networkIndex: Int
     init(_ info: Vnet_V1_GroupInfo) {
-        user = info.user; name = info.group; vlan = info.vlan == 0 ? nil : Int(info.vlan)
+        user = info.user; name = info.group; vlan = info.vlan == 0 ? nil : Int(info.vlan); networkIndex = Int(info.networkIndex)
         network = info.network == 0 && info.prefixLength == 0 ? nil : "\(IPv4Address(info.network))/\(info.prefixLength)"
         instances = Int(info.instances); rules = info.rules.map(RuleView.init)
     }

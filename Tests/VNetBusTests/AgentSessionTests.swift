@@ -20,8 +20,8 @@ struct AgentSessionTests {
         return state
     }
 
-    static func message(_ revision: UInt64, previous: UInt64, state k: Int, epoch: UInt64 = epoch, node: String = "n1") -> Vnet_V1_NodeState {
-        var message = Vnet_V1_NodeState()
+    static func message(_ revision: UInt64, previous: UInt64, state k: Int, epoch: UInt64 = epoch, node: String = "n1") -> Vnet_V1_Intent {
+        var message = Vnet_V1_Intent()
         message.nodeID = node
         message.epoch = epoch
         message.revision = revision
@@ -33,17 +33,18 @@ struct AgentSessionTests {
     /// An update as the coordinator publishes it (hand-framed, as on the wire).
     static func update(_ revision: UInt64, previous: UInt64, state k: Int, epoch: UInt64 = epoch, node: String = "n1") -> [UInt8] {
         let message = message(revision, previous: previous, state: k, epoch: epoch, node: node)
-        return IntentFrame.nodeState(clusterID: "vnet", header: .init(nodeID: node, epoch: epoch, revision: revision, previousRevision: previous, clusterRevision: revision),
+        return IntentFrame.envelope(clusterID: "vnet", header: .init(nodeID: node, epoch: epoch, revision: revision, previousRevision: previous, clusterRevision: revision),
                                      stateBytes: try! message.state.serializedBytes())
     }
 
     static func snapshot(_ revision: UInt64, state k: Int, epoch: UInt64 = epoch) -> [UInt8] {
-        codec.encode(.nodeState(message(revision, previous: 0, state: k, epoch: epoch)))
+        codec.encode(.intent(message(revision, previous: 0, state: k, epoch: epoch)))
     }
 
-    static func registerReply(accepted: Bool = true, epoch: UInt64 = epoch, error: String = "") -> [UInt8] {
+    static func registerReply(accepted: Bool = true, epoch: UInt64 = epoch, error: String = "", heartbeatMs: UInt32 = 1000) -> [UInt8] {
         var reply = Vnet_V1_RegisterReply()
         reply.accepted = accepted
+        reply.heartbeatIntervalMs = heartbeatMs
         reply.epoch = epoch
         reply.error = error
         return codec.encode(.registerReply(reply))
@@ -101,12 +102,20 @@ struct AgentSessionTests {
         #expect(Self.registers(session.handle(.tick(at: 1.0))) == 1, "again after it")
         actions = session.handle(.received([Self.registerReply()], fromPublisher: false, at: 1.1))
         #expect(session.phase == .syncing && Self.snapshots(actions) == 1)
+        #expect(!Self.logs(actions).contains { $0.contains("--heartbeat-interval") }, "the same interval on both sides")
         #expect(Self.snapshots(session.handle(.received([Self.registerReply()], fromPublisher: false, at: 1.2))) == 0,
                 "a second reply to a registration sent while waiting asks for no second snapshot")
         actions = session.handle(.tick(at: 2.0))
         #expect(actions.contains(.heartbeat(sequence: 1, appliedRevision: 0, applying: 0)) && Self.registers(actions) == 0)
         _ = session.handle(.received([Self.snapshot(3, state: 3)], fromPublisher: false, at: 2.1))
         #expect(session.phase == .active && session.held == 3)
+    }
+
+    @Test func anAgentHeartbeatingSlowerThanTheCoordinatorExpectsSaysSo() {
+        var session = Self.session()
+        _ = session.handle(.tick(at: 0))
+        let actions = session.handle(.received([Self.registerReply(heartbeatMs: 5000)], fromPublisher: false, at: 0.1))
+        #expect(Self.logs(actions).contains { $0.contains("expects a heartbeat every 5.0 s, this agent sends one every 1.0 s") })
     }
 
     @Test func aRefusedHostAppliesNothingAndSaysSoOncePerReason() {
@@ -334,7 +343,7 @@ struct AgentSessionTests {
         var session = Self.active()
         var message = Self.message(6, previous: 0, state: 6)
         message.state.vlanDevices[0].vlan = 9999
-        let actions = session.handle(.received([Self.codec.encode(.nodeState(message))], fromPublisher: false, at: 2))
+        let actions = session.handle(.received([Self.codec.encode(.intent(message))], fromPublisher: false, at: 2))
         #expect(Self.applies(actions).isEmpty && session.held == 5)
         #expect(actions.contains { if case .acknowledge(6, 0, _, let failures) = $0 { failures.first?.kind == .refused } else { false } })
         #expect(session.refusals.total == 1)

@@ -124,8 +124,8 @@ struct SlowHostTests {
             state.vlanDevices = [.init(name: "eth0.\(vlan)", parent: "eth0", vlan: vlan)]
             return state
         }
-        func nodeState(_ revision: UInt64, previous: UInt64, vlan: Int) -> Vnet_V1_NodeState {
-            var message = Vnet_V1_NodeState()
+        func intent(_ revision: UInt64, previous: UInt64, vlan: Int) -> Vnet_V1_Intent {
+            var message = Vnet_V1_Intent()
             message.nodeID = "n1"; message.epoch = epoch; message.revision = revision; message.previousRevision = previous
             message.state = state(vlan).wire
             return message
@@ -162,14 +162,14 @@ struct SlowHostTests {
                 // Revision 5 continues the agent's history (it holds 0); published until it is applied (a SUB
                 // joins a moment after it connects).
                 nextPublish = now + 0.2
-                let message = nodeState(5, previous: 0, vlan: 5)
-                let frame = IntentFrame.nodeState(clusterID: "vnet", header: .init(nodeID: "n1", epoch: epoch, revision: 5, previousRevision: 0, clusterRevision: 5),
+                let message = intent(5, previous: 0, vlan: 5)
+                let frame = IntentFrame.envelope(clusterID: "vnet", header: .init(nodeID: "n1", epoch: epoch, revision: 5, previousRevision: 0, clusterRevision: 5),
                                                   stateBytes: try message.state.serializedBytes())
                 try publisher.send([Array("n/n1/".utf8), frame])
             }
             if let identity = heldRequest, !answered, applied().contains("5") {
                 // The reply to the request made before 5 came: revision 3, an older state.
-                try router.send([identity, codec.encode(.nodeState(nodeState(3, previous: 0, vlan: 3)))])
+                try router.send([identity, codec.encode(.intent(intent(3, previous: 0, vlan: 3)))])
                 answered = true
             }
             if answered, ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("older than the revision held") { break }

@@ -63,7 +63,7 @@ struct WireTests {
     @Test func hostStatesSurviveTheWire() throws {
         for state in try plannedStates() {
             let bytes: [UInt8] = try state.wire.serializedBytes()
-            let back = try HostNetworkState(wire: try Vnet_V1_HostState(serializedBytes: bytes))
+            let back = try HostNetworkState(wire: try Vnet_V1_HostNetworkState(serializedBytes: bytes))
             #expect(back == state, "\(state.host)")
             #expect(back.wire.digest == state.wire.digest)
         }
@@ -101,7 +101,7 @@ struct IntentFrameTests {
     /// (zeros, empty strings and large numbers included), and `peek` reads back what was framed.
     @Test func framingMatchesSwiftProtobufAndPeekReadsItBack() throws {
         var random = SystemRandomNumberGenerator()
-        let states: [Vnet_V1_HostState] = [Vnet_V1_HostState(), {
+        let states: [Vnet_V1_HostNetworkState] = [Vnet_V1_HostNetworkState(), {
             var s = HostNetworkState(host: "n1", role: .node, mode: .managed)
             s.requiredLinks = ["eth0"]
             s.vlanDevices = [.init(name: "eth0.7", parent: "eth0", vlan: 7)]
@@ -113,19 +113,19 @@ struct IntentFrameTests {
                                             previousRevision: pick(), clusterRevision: pick())
             let state = states.randomElement(using: &random)!
             let cluster = ["", "vnet", "a-cluster-id-with-more-than-127-characters-" + String(repeating: "x", count: 100)].randomElement(using: &random)!
-            var message = Vnet_V1_NodeState()
+            var message = Vnet_V1_Intent()
             message.nodeID = header.nodeID; message.epoch = header.epoch; message.revision = header.revision
             message.previousRevision = header.previousRevision; message.clusterRevision = header.clusterRevision
             message.state = state
-            let expected = EnvelopeCodec(clusterID: cluster).encode(.nodeState(message))
-            let framed = IntentFrame.nodeState(clusterID: cluster, header: header, stateBytes: try state.serializedBytes())
+            let expected = EnvelopeCodec(clusterID: cluster).encode(.intent(message))
+            let framed = IntentFrame.envelope(clusterID: cluster, header: header, stateBytes: try state.serializedBytes())
             #expect(framed == expected)
             #expect(IntentFrame.peek(framed, clusterID: cluster) == header)
             #expect(IntentFrame.peek(framed, clusterID: cluster + "x") == nil)
         }
     }
 
-    @Test func peekRefusesWhatIsNotANodeState() {
+    @Test func peekRefusesWhatIsNotAnIntent() {
         var heartbeat = Vnet_V1_AgentHeartbeat()
         heartbeat.nodeID = "n1"
         #expect(IntentFrame.peek(EnvelopeCodec(clusterID: "c").encode(.agentHeartbeat(heartbeat)), clusterID: "c") == nil)

@@ -5,7 +5,7 @@ import VNetLinux
 
 /// The real daemons with the Linux backend, inside one namespace of the test's own: the coordinator and the
 /// agent talk over the namespace's loopback, and the agent works on the namespace's links. The front end has
-/// no agent here (its iptables and dhcpd are not in the Linux backend yet).
+/// no agent here: its iptables and dhcpd are proven by the cluster suites (NamespaceCluster).
 @Suite("vnet-agent --backend linux, end to end in a namespace", .enabled(if: RootLane.enabled, RootLane.reason), .serialized)
 struct LinuxAgentProcessTests {
     final class Node {

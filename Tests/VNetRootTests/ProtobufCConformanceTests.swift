@@ -31,9 +31,9 @@ struct ProtobufCConformanceTests {
         if (!bytes) return 65;
         Vnet__V1__Envelope *envelope = vnet__v1__envelope__unpack(NULL, length, bytes);
         if (!envelope) { fprintf(stderr, "unpack failed\n"); return 1; }
-        if (envelope->body_case != VNET__V1__ENVELOPE__BODY_NODE_STATE) { fprintf(stderr, "not a NodeState\n"); return 2; }
-        Vnet__V1__NodeState *state = envelope->node_state;
-        Vnet__V1__HostState *host = state->state;
+        if (envelope->body_case != VNET__V1__ENVELOPE__BODY_INTENT) { fprintf(stderr, "not an Intent\n"); return 2; }
+        Vnet__V1__Intent *state = envelope->intent;
+        Vnet__V1__HostNetworkState *host = state->state;
         printf("version=%u cluster=%s node=%s revision=%" PRIu64 " previous=%" PRIu64 "\n",
                envelope->protocol_version, envelope->cluster_id, state->node_id, state->revision, state->previous_revision);
         printf("host=%s role=%d mode=%d links=%zu\n", host->host, host->role, host->mode, host->n_required_links);
@@ -100,7 +100,7 @@ struct ProtobufCConformanceTests {
         state.vlanDevices = [.init(name: "eth0.10", parent: "eth0", vlan: 10), .init(name: "eth0.4094", parent: "eth0", vlan: 4094)]
         state.bridges = [.init(name: "eucabr10", ports: ["eth0.10"])]
         state.vifs = [.init(name: "vn-3f1a0b2c", bridge: "eucabr10", mac: MACAddress("d0:0d:3f:1a:0b:2c")!, instance: InstanceID("i-3f1a0b2c")!, createTap: true)]
-        var message = Vnet_V1_NodeState()
+        var message = Vnet_V1_Intent()
         message.nodeID = "node7"
         message.revision = 12_345_678_901
         message.previousRevision = 12_345_678_900
@@ -108,7 +108,7 @@ struct ProtobufCConformanceTests {
         var envelope = Vnet_V1_Envelope()
         envelope.protocolVersion = 1
         envelope.clusterID = "cluster-from-swift"
-        envelope.nodeState = message
+        envelope.intent = message
         try Data(try envelope.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: "\(work)/from-swift.bin"))
         let peer = try run("\(work)/peer", ["from-swift.bin", "from-c.bin"], in: work)
         #expect(peer.0 == 0, "\(peer.1)")
