@@ -90,6 +90,7 @@ let package = Package(
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",
+                                   .product(name: "GRDB", package: "GRDB.swift"),
                                    "vnet-coordinator", "vnet-agent", "vnetctl"]),
     ],
     swiftLanguageModes: [.v6]

@@ -181,20 +181,10 @@ public struct ControlHandler: Sendable {
     }
 
     func securityRule(_ change: Vnet_V1_RuleChange, owner: GroupID) throws(ClusterError) -> SecurityRule {
-        let name: String
-        switch change.protocol {
-        case .tcp: name = "tcp"
-        case .udp: name = "udp"
-        case .icmp: name = "icmp"
-        default: throw ClusterError("protocol must be tcp, udp or icmp")
-        }
-        let ports = name == "icmp" ? nil : (change.fromPort == change.toPort ? "\(change.fromPort)" : "\(change.fromPort)-\(change.toPort)")
-        let rule = Scenario.Rule(protocol: name, ports: ports,
-                                 icmpType: name == "icmp" && change.icmpType >= 0 ? Int(change.icmpType) : nil,
-                                 icmpCode: name == "icmp" && change.icmpCode >= 0 ? Int(change.icmpCode) : nil,
-                                 source: change.sourceCidr.isEmpty ? nil : change.sourceCidr,
-                                 sourceGroup: change.sourceGroup.isEmpty ? nil : change.sourceGroup)
-        return try ScenarioLoader.securityRule(rule, owner: owner)
+        let traffic: SecurityRule.Traffic
+        do { traffic = try SecurityRule.Traffic(wire: change.traffic, field: "rule") } catch { throw ClusterError(error.message) }
+        return SecurityRule(traffic, from: try ScenarioLoader.source(cidr: change.sourceCidr.isEmpty ? nil : change.sourceCidr,
+                                                                   group: change.sourceGroup.isEmpty ? nil : change.sourceGroup, owner: owner))
     }
 
     // MARK: descriptions
@@ -249,12 +239,7 @@ public struct ControlHandler: Sendable {
         }
         info.rules = group.rules.map { rule in
             var change = Vnet_V1_RuleChange()
-            change.icmpType = -1; change.icmpCode = -1
-            switch rule.traffic {
-            case .tcp(let ports): change.protocol = .tcp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
-            case .udp(let ports): change.protocol = .udp; change.fromPort = UInt32(ports.lowerBound); change.toPort = UInt32(ports.upperBound)
-            case .icmp(let type, let code): change.protocol = .icmp; change.icmpType = Int32(type ?? -1); change.icmpCode = Int32(code ?? -1)
-            }
+            change.traffic = rule.traffic.wire
             switch rule.source {
             case .cidr(let network): change.sourceCidr = network.description
             case .group(let source): change.sourceGroup = source.description

@@ -65,24 +65,22 @@ public enum ScenarioLoader {
 
     /// A rule from its textual parts (the scenario's and the control API's), checked.
     public static func securityRule(_ rule: Scenario.Rule, owner: GroupID) throws(ClusterError) -> SecurityRule {
-        let traffic: SecurityRule.Traffic
-        switch rule.protocol {
-        case "tcp", "udp":
-            guard let text = rule.ports else { throw ClusterError(field: "ports", "\(rule.protocol) rules need ports, \"22\" or \"1000-2000\"") }
-            if rule.icmpType != nil || rule.icmpCode != nil { throw ClusterError(field: "icmpType", "only icmp rules have ICMP types") }
+        var ports: ClosedRange<Int>?
+        if let text = rule.ports {
             let ends = text.split(separator: "-", omittingEmptySubsequences: false)
             guard ends.count <= 2, let low = Int(ends[0]), let high = Int(ends.last!), low <= high else {
                 throw ClusterError(field: "ports", "'\(text)' is not a port or a range low-high")
             }
-            traffic = rule.protocol == "tcp" ? .tcp(low...high) : .udp(low...high)
-        case "icmp":
-            if rule.ports != nil { throw ClusterError(field: "ports", "icmp rules have no ports; use icmpType and icmpCode") }
-            traffic = .icmp(type: rule.icmpType, code: rule.icmpCode)
-        default:
-            throw ClusterError(field: "protocol", "'\(rule.protocol)' is not tcp, udp or icmp")
+            ports = low...high
         }
+        let traffic = try SecurityRule.Traffic(protocolName: rule.protocol, ports: ports, icmpType: rule.icmpType, icmpCode: rule.icmpCode)
+        return SecurityRule(traffic, from: try source(cidr: rule.source, group: rule.sourceGroup, owner: owner))
+    }
+
+    /// A rule's source from its textual parts: a network, or a group ("user/name", or "name" of the owner's user).
+    public static func source(cidr: String?, group: String?, owner: GroupID) throws(ClusterError) -> SecurityRule.Source {
         let source: SecurityRule.Source
-        switch (rule.source, rule.sourceGroup) {
+        switch (cidr, group) {
         case (let cidr?, nil):
             guard let network = IPv4Network(cidr) else {
                 throw ClusterError(field: "source", "'\(cidr)' is not a network a.b.c.d/n with no host bits set")
@@ -96,8 +94,6 @@ public enum ScenarioLoader {
         case (_?, _?):
             throw ClusterError(field: "sourceGroup", "a rule has either source or sourceGroup, not both")
         }
-        let result = SecurityRule(traffic, from: source)
-        if let problem = result.problem { throw ClusterError(problem) }
-        return result
+        return source
     }
 }

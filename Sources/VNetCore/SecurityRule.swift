@@ -25,8 +25,15 @@ public struct SecurityRule: Hashable, Sendable {
     public static let validPorts = 1...65535
 
     /// Why the rule cannot be applied, or nil.
+    public var problem: String? { traffic.problem }
+
+    public var protocolName: String { traffic.protocolName }
+}
+
+extension SecurityRule.Traffic {
+    /// Why this traffic cannot be a rule, or nil.
     public var problem: String? {
-        switch traffic {
+        switch self {
         case .tcp(let ports), .udp(let ports):
             if !SecurityRule.validPorts.contains(ports.lowerBound) || !SecurityRule.validPorts.contains(ports.upperBound) {
                 return "ports must lie in 1-65535 (got \(ports.lowerBound)-\(ports.upperBound))"
@@ -40,10 +47,28 @@ public struct SecurityRule: Hashable, Sendable {
     }
 
     public var protocolName: String {
-        switch traffic {
+        switch self {
         case .tcp: "tcp"
         case .udp: "udp"
         case .icmp: "icmp"
         }
+    }
+
+    /// From its textual parts (a scenario's rule, the store's record), checked: "tcp" or "udp" with ports,
+    /// "icmp" with an optional type and code. The one textual conversion; the wire has its own in VNetProto
+    /// (`WireTraffic`). An unknown protocol is an error, never a guess.
+    public init(protocolName: String, ports: ClosedRange<Int>?, icmpType: Int?, icmpCode: Int?) throws(ClusterError) {
+        switch protocolName {
+        case "tcp", "udp":
+            guard let ports else { throw ClusterError(field: "ports", "\(protocolName) rules need ports, \"22\" or \"1000-2000\"") }
+            if icmpType != nil || icmpCode != nil { throw ClusterError(field: "icmpType", "only icmp rules have ICMP types") }
+            self = protocolName == "tcp" ? .tcp(ports) : .udp(ports)
+        case "icmp":
+            if ports != nil { throw ClusterError(field: "ports", "icmp rules have no ports; use icmpType and icmpCode") }
+            self = .icmp(type: icmpType, code: icmpCode)
+        default:
+            throw ClusterError(field: "protocol", "'\(protocolName)' is not tcp, udp or icmp")
+        }
+        if let problem { throw ClusterError(problem) }
     }
 }

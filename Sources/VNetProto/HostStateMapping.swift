@@ -189,12 +189,7 @@ extension FirewallConfig {
             g.rules = group.rules.map { rule in
                 var r = Vnet_V1_FirewallRule()
                 r.source = rule.source.address.value; r.sourcePrefixLength = UInt32(rule.source.prefixLength)
-                r.icmpType = -1; r.icmpCode = -1
-                switch rule.traffic {
-                case .tcp(let ports): r.protocol = .tcp; r.fromPort = UInt32(ports.lowerBound); r.toPort = UInt32(ports.upperBound)
-                case .udp(let ports): r.protocol = .udp; r.fromPort = UInt32(ports.lowerBound); r.toPort = UInt32(ports.upperBound)
-                case .icmp(let type, let code): r.protocol = .icmp; r.icmpType = Int32(type ?? -1); r.icmpCode = Int32(code ?? -1)
-                }
+                r.traffic = rule.traffic.wire
                 return r
             }
             return g
@@ -215,21 +210,7 @@ extension FirewallConfig {
             var rules: [Rule] = []
             for (ruleIndex, rule) in group.rules.enumerated() {
                 let ruleField = field + ".rules[\(ruleIndex)]"
-                let traffic: SecurityRule.Traffic
-                switch rule.protocol {
-                case .tcp, .udp:
-                    let low = Int(rule.fromPort), high = Int(rule.toPort)
-                    guard SecurityRule.validPorts.contains(low), SecurityRule.validPorts.contains(high), low <= high else {
-                        throw WireError(ruleField, "ports \(low)-\(high) are not a range within 1-65535")
-                    }
-                    traffic = rule.protocol == .tcp ? .tcp(low...high) : .udp(low...high)
-                case .icmp:
-                    traffic = .icmp(type: rule.icmpType < 0 ? nil : Int(rule.icmpType), code: rule.icmpCode < 0 ? nil : Int(rule.icmpCode))
-                default:
-                    throw WireError(ruleField + ".protocol", "unspecified")
-                }
-                let checked = SecurityRule(traffic, from: .cidr(try checkedNetwork(rule.source, rule.sourcePrefixLength, ruleField + ".source")))
-                if let problem = checked.problem { throw WireError(ruleField, problem) }
+                let traffic = try SecurityRule.Traffic(wire: rule.traffic, field: ruleField)
                 rules.append(Rule(source: try checkedNetwork(rule.source, rule.sourcePrefixLength, ruleField + ".source"), traffic: traffic))
             }
             groups.append(GroupChain(group: GroupID(user: group.user, name: group.group), chain: group.chain,

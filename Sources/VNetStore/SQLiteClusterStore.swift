@@ -161,14 +161,14 @@ struct RuleRecord: Codable {
 
     static func decode(_ text: String) throws -> [SecurityRule] {
         try JSONDecoder().decode([RuleRecord].self, from: Data(text.utf8)).map { record in
-            let traffic: SecurityRule.Traffic
-            switch record.proto {
-            case "tcp": traffic = .tcp((record.from ?? 1)...(record.to ?? 65535))
-            case "udp": traffic = .udp((record.from ?? 1)...(record.to ?? 65535))
-            case "icmp": traffic = .icmp(type: record.type, code: record.code)
             // Never guessed: a rule read as another protocol would open or close what nobody asked for.
-            default: throw ClusterError(field: "proto", "'\(record.proto)' is not tcp, udp or icmp")
+            var ports: ClosedRange<Int>?
+            if record.proto != "icmp" {
+                let low = record.from ?? 1, high = record.to ?? 65535
+                guard low <= high else { throw ClusterError(field: "from", "ports \(low)-\(high) are not a range") }
+                ports = low...high
             }
+            let traffic = try SecurityRule.Traffic(protocolName: record.proto, ports: ports, icmpType: record.type, icmpCode: record.code)
             let source: SecurityRule.Source
             if let cidr = record.cidr, let network = IPv4Network(cidr) { source = .cidr(network) }
             else { source = .group(GroupID(user: record.sourceUser ?? "", name: record.sourceGroup ?? "")) }

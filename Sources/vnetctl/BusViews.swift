@@ -89,14 +89,14 @@ struct NodeView: Encodable {
 struct RuleView: Encodable {
     var `protocol`: String, ports: String?, icmpType: Int?, icmpCode: Int?, source: String
     init(_ rule: Vnet_V1_RuleChange) {
-        switch rule.protocol {
-        case .tcp: `protocol` = "tcp"
-        case .udp: `protocol` = "udp"
-        default: `protocol` = "icmp"
+        let traffic = (try? SecurityRule.Traffic(wire: rule.traffic, field: "rule")) ?? .icmp(type: nil, code: nil)
+        `protocol` = traffic.protocolName
+        switch traffic {
+        case .tcp(let range), .udp(let range):
+            ports = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
+        case .icmp(let type, let code):
+            icmpType = type; icmpCode = code
         }
-        ports = `protocol` == "icmp" ? nil : (rule.fromPort == rule.toPort ? "\(rule.fromPort)" : "\(rule.fromPort)-\(rule.toPort)")
-        icmpType = `protocol` == "icmp" && rule.icmpType >= 0 ? Int(rule.icmpType) : nil
-        icmpCode = `protocol` == "icmp" && rule.icmpCode >= 0 ? Int(rule.icmpCode) : nil
         source = rule.sourceCidr.isEmpty ? "group \(rule.sourceGroup)" : rule.sourceCidr
     }
     var text: String {

@@ -58,14 +58,18 @@ struct RuleOptions: ParsableArguments {
     func change(_ group: GroupName) throws -> Vnet_V1_RuleChange {
         var change = Vnet_V1_RuleChange()
         change.user = group.user ?? ""; change.group = group.group
-        change.protocol = proto == "tcp" ? .tcp : proto == "udp" ? .udp : .icmp
-        change.icmpType = Int32(icmpType ?? -1); change.icmpCode = Int32(icmpCode ?? -1)
+        var range: ClosedRange<Int>?
         if let ports {
             let ends = ports.split(separator: "-", omittingEmptySubsequences: false)
-            guard ends.count <= 2, let low = UInt32(ends[0]), let high = UInt32(ends.last!) else {
+            guard ends.count <= 2, let low = Int(ends[0]), let high = Int(ends.last!), low <= high else {
                 throw CommandFailure.usage("--ports '\(ports)' is not a port or a range low-high")
             }
-            change.fromPort = low; change.toPort = high
+            range = low...high
+        }
+        // Through the core's one textual conversion and the wire's one: what is checked here is what the
+        // coordinator checks again.
+        do { change.traffic = try SecurityRule.Traffic(protocolName: proto, ports: range, icmpType: icmpType, icmpCode: icmpCode).wire } catch {
+            throw CommandFailure.usage(error.message)
         }
         change.sourceCidr = sourceCIDR ?? ""; change.sourceGroup = sourceGroup ?? ""
         return change

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import VNetCore
 import VNetStore
@@ -44,6 +45,23 @@ struct StoreTests {
         let reloaded = try SQLiteClusterStore(directory: directory).load()
         #expect(reloaded.state == next)
         #expect(reloaded.revision == 8)
+    }
+
+    @Test func aStoredRuleOfAnUnknownProtocolIsAnErrorNamingItsGroupNotAGuess() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (_, change) = try sampleChange()
+        try SQLiteClusterStore(directory: directory).commit(change)
+        // Written by something else (a newer version, a hand edit): "gre" was read as ICMP before.
+        let database = try DatabaseQueue(path: "\(directory)/cluster.sqlite")
+        try database.write { try $0.execute(sql: #"UPDATE groups SET rules = '[{"proto":"gre","cidr":"0.0.0.0/0"}]'"#) }
+        try database.close()
+        do {
+            _ = try SQLiteClusterStore(directory: directory).load()
+            Issue.record("the store loaded a rule it cannot read")
+        } catch {
+            #expect("\(error)".contains("admin/web") && "\(error)".contains("'gre' is not tcp, udp or icmp"), "\(error)")
+        }
     }
 
     @Test func theDatabaseRefusesAnAddressHandedOutTwice() throws {
