@@ -455,7 +455,7 @@ public final class Coordinator {
     func currentView() -> ControlHandler.View {
         let now = monotonicSeconds()
         var view = ControlHandler.View()
-        var counts: [Liveness.State: UInt32] = [:]
+        var counts: [HostLiveness: UInt32] = [:]
         view.nodes = knownHosts.map { host in
             var info = Vnet_V1_NodeInfo()
             info.nodeID = host

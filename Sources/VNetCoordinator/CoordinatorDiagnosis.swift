@@ -23,7 +23,7 @@ extension Coordinator {
     func finishDiagnosis(_ run: DiagnosisRun) {
         let view = currentView()
         let cluster = view.nodes.map {
-            ClusterFindings.Host(name: $0.nodeID, state: $0.state, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true,
+            ClusterFindings.Host(name: $0.nodeID, state: HostLiveness(rawValue: $0.state) ?? .new, desiredRevision: $0.desiredRevision, appliedRevision: $0.appliedRevision, answered: true,
                                  notApplied: $0.failures.compactMap(ApplyReport.Failure.init(wire:)).map(\.description))
         }
         var reply = run.reply(cluster: cluster, files: diagnosticFiles(view))

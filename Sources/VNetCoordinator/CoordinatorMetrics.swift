@@ -23,7 +23,7 @@ extension Coordinator {
     func refreshMetrics(at now: Double) {
         metrics.set("vnet_revision", Double(revision))
         metrics.set("vnet_instances", Double(allocator.state.instances.count))
-        var byState: [Liveness.State: Int] = [.up: 0, .suspect: 0, .down: 0, .new: 0]
+        var byState: [HostLiveness: Int] = [.up: 0, .suspect: 0, .down: 0, .new: 0]
         var desiredSamples: [MetricFamily.Sample] = [], appliedSamples: [MetricFamily.Sample] = []
         for host in knownHosts {
             byState[session.liveness.state(of: host, at: now), default: 0] += 1

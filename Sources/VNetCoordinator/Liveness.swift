@@ -1,16 +1,16 @@
+import VNetCore
+
 /// Which nodes are alive, from the time of their last heartbeat. A value type: the event loop feeds it times
 /// and asks it for states; tests feed it any times they like.
 ///
 /// A node is UP while its heartbeats come, SUSPECT after `suspectAfter` missed intervals, DOWN after
 /// `downAfter`, and NEW until it has been heard from at all.
 public struct Liveness: Sendable {
-    public enum State: String, Sendable { case new = "NEW", up = "UP", suspect = "SUSPECT", down = "DOWN" }
-
     public var interval: Double
     public var suspectAfter: Double
     public var downAfter: Double
     private var lastHeard: [String: Double] = [:]
-    private var reported: [String: State] = [:]
+    private var reported: [String: HostLiveness] = [:]
 
     public init(interval: Double, suspectAfter: Double = 2, downAfter: Double = 3) {
         self.interval = interval
@@ -20,7 +20,7 @@ public struct Liveness: Sendable {
 
     public mutating func heard(_ node: String, at time: Double) { lastHeard[node] = time }
 
-    public func state(of node: String, at time: Double) -> State {
+    public func state(of node: String, at time: Double) -> HostLiveness {
         guard let last = lastHeard[node] else { return .new }
         let missed = (time - last) / interval
         return missed >= downAfter ? .down : missed >= suspectAfter ? .suspect : .up
@@ -29,8 +29,8 @@ public struct Liveness: Sendable {
     public func age(of node: String, at time: Double) -> Double? { lastHeard[node].map { time - $0 } }
 
     /// Nodes whose state changed since the last call, with the new state (for logging transitions).
-    public mutating func transitions(at time: Double, nodes: [String]) -> [(String, State)] {
-        var changes: [(String, State)] = []
+    public mutating func transitions(at time: Double, nodes: [String]) -> [(String, HostLiveness)] {
+        var changes: [(String, HostLiveness)] = []
         for node in nodes {
             let now = state(of: node, at: time)
             if reported[node] != now {

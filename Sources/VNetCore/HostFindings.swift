@@ -80,13 +80,13 @@ public enum HostFindings {
 public enum ClusterFindings {
     public struct Host: Sendable, Equatable {
         public var name: String
-        public var state: String
+        public var state: HostLiveness
         public var desiredRevision: UInt64
         public var appliedRevision: UInt64
         public var answered: Bool
         /// What of the applied revision the host's agent reported not on the host, one line per object.
         public var notApplied: [String]
-        public init(name: String, state: String, desiredRevision: UInt64, appliedRevision: UInt64, answered: Bool, notApplied: [String] = []) {
+        public init(name: String, state: HostLiveness, desiredRevision: UInt64, appliedRevision: UInt64, answered: Bool, notApplied: [String] = []) {
             self.name = name; self.state = state; self.desiredRevision = desiredRevision
             self.appliedRevision = appliedRevision; self.answered = answered; self.notApplied = notApplied
         }
@@ -96,15 +96,15 @@ public enum ClusterFindings {
         var found: [(String, String)] = []
         for host in hosts {
             switch host.state {
-            case "UP": break
-            case "NEW": found.append((host.name, "\(host.name) has never been heard from (is its agent running?)"))
-            default: found.append((host.name, "\(host.name) is \(host.state)"))
+            case .up: break
+            case .new: found.append((host.name, "\(host.name) has never been heard from (is its agent running?)"))
+            case .suspect, .down: found.append((host.name, "\(host.name) is \(host.state.rawValue)"))
             }
             if host.appliedRevision < host.desiredRevision {
                 found.append((host.name, "\(host.name) is behind: applied revision \(host.appliedRevision), desired \(host.desiredRevision)"))
             }
             for line in host.notApplied { found.append((host.name, "\(host.name) applied revision \(host.appliedRevision) except \(line)")) }
-            if !host.answered, host.state == "UP" { found.append((host.name, "\(host.name) did not answer the diagnosis in time")) }
+            if !host.answered, host.state == .up { found.append((host.name, "\(host.name) did not answer the diagnosis in time")) }
         }
         return found
     }

@@ -207,7 +207,7 @@ final class BringUpLab {
                                    codec: EnvelopeCodec(clusterID: "vnet"))
         let deadline = monotonicSeconds() + 20
         while monotonicSeconds() < deadline {
-            if let nodes = try? call(.listNodes(Vnet_V1_ListNodes())).nodes, nodes.filter({ $0.state == "UP" }).count == nodeNames.count + 1 { return }
+            if let nodes = try? call(.listNodes(Vnet_V1_ListNodes())).nodes, nodes.filter({ HostLiveness(rawValue: $0.state) == .up }).count == nodeNames.count + 1 { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw BusError("not every agent came up; logs in \(directory)")

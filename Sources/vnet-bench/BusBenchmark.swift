@@ -411,7 +411,7 @@ enum Detection {
             request.op = .listNodes(Vnet_V1_ListNodes())
             while true {
                 let nodes = try control.call(request, timeout: 5).nodes
-                if nodes.first(where: { $0.nodeID == name })?.state == "DOWN" { break }
+                if nodes.first(where: { $0.nodeID == name }).flatMap({ HostLiveness(rawValue: $0.state) }) == .down { break }
                 guard monotonicSeconds() - stopped < 20 else { throw BusError("\(name) never went DOWN") }
                 Thread.sleep(forTimeInterval: 0.005)
             }

@@ -45,7 +45,7 @@ struct NodeView: Encodable {
     var interface: String?, bridge: String?, links: [LinkView]?, addresses: [String]?
     init(_ info: Vnet_V1_NodeInfo, detail: Bool = false) {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
-        heartbeatAgeMs = info.state == "NEW" ? nil : info.heartbeatAgeMs
+        heartbeatAgeMs = HostLiveness(rawValue: info.state) == .new ? nil : info.heartbeatAgeMs
         desiredRevision = info.desiredRevision; appliedRevision = info.appliedRevision
         applyingRevision = info.applyingRevision == 0 ? nil : info.applyingRevision
         dhcpd = info.dhcpdState.isEmpty ? nil : info.dhcpdState; iptablesRules = Int(info.iptablesRules)

@@ -81,10 +81,10 @@ struct DiagnosisTests {
 
     @Test func clusterFindingsNameHostsDownBehindOrSilent() {
         let found = ClusterFindings.findings([
-            .init(name: "fe", state: "UP", desiredRevision: 5, appliedRevision: 5, answered: true),
-            .init(name: "n1", state: "DOWN", desiredRevision: 5, appliedRevision: 3, answered: false),
-            .init(name: "n2", state: "UP", desiredRevision: 5, appliedRevision: 5, answered: false),
-            .init(name: "n3", state: "NEW", desiredRevision: 0, appliedRevision: 0, answered: false),
+            .init(name: "fe", state: .up, desiredRevision: 5, appliedRevision: 5, answered: true),
+            .init(name: "n1", state: .down, desiredRevision: 5, appliedRevision: 3, answered: false),
+            .init(name: "n2", state: .up, desiredRevision: 5, appliedRevision: 5, answered: false),
+            .init(name: "n3", state: .new, desiredRevision: 0, appliedRevision: 0, answered: false),
         ]).map { "\($0.host): \($0.text)" }
         #expect(found == [
             "n1: n1 is DOWN",

@@ -74,7 +74,7 @@ struct HostSafetyRulesTests {
     }
 
     @Test func whatIsNotAppliedIsADiagnoseFinding() {
-        let host = ClusterFindings.Host(name: "n3", state: "UP", desiredRevision: 7, appliedRevision: 7, answered: true,
+        let host = ClusterFindings.Host(name: "n3", state: .up, desiredRevision: 7, appliedRevision: 7, answered: true,
                                         notApplied: ["vif vnet3 (i-00000003): missing: not on this host"])
         #expect(ClusterFindings.findings([host]).map(\.text) == ["n3 applied revision 7 except vif vnet3 (i-00000003): missing: not on this host"])
     }
