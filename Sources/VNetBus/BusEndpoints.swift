@@ -56,6 +56,15 @@ public struct BusEndpoints: Codable, Sendable, Equatable {
         }
     }
 
+    /// `wanted` with the port of `previous` when `wanted` asks for any port (`tcp://HOST:*`) and `previous` is
+    /// a TCP endpoint with a port: a coordinator started again on port 0 takes the ports it had, so agents and
+    /// vnetctl holding its endpoints file reach it again. Otherwise `wanted` as it is.
+    public static func reusing(_ wanted: String, previous: String?) -> String {
+        guard wanted.hasSuffix(":*"), let previous, previous.hasPrefix("tcp://"), let colon = previous.lastIndex(of: ":"),
+              let port = Int(previous[previous.index(after: colon)...]), (1...65535).contains(port) else { return wanted }
+        return String(wanted.dropLast()) + String(port)
+    }
+
     /// An endpoint bound to `*` as a peer can connect to it.
     public static func connectable(_ endpoint: String) -> String {
         endpoint.replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:")

@@ -109,9 +109,15 @@ public final class Coordinator {
         try publisher.set(.heartbeatInterval, Int32(options.heartbeatInterval * 1000))
         try publisher.set(.heartbeatTimeout, Int32(options.heartbeatInterval * 3000))
         do {
-            try publisher.bind(options.listen.publish)
-            try sync.bind(options.listen.sync)
-            try control.bind(options.listen.control)
+            // Port 0 (any free port): the ports of the last run first, from its endpoints file, so that peers
+            // holding that file reach this coordinator again; new ones if they are taken meanwhile.
+            let previous = try? BusEndpoints.load(from: "\(options.stateDirectory)/\(BusEndpoints.fileName)")
+            for (socket, wanted, before) in [(publisher, options.listen.publish, previous?.publish), (sync, options.listen.sync, previous?.sync),
+                                             (control, options.listen.control, previous?.control)] {
+                let again = BusEndpoints.reusing(wanted, previous: before)
+                if again != wanted, (try? socket.bind(again)) != nil { continue }
+                try socket.bind(wanted)
+            }
         } catch {
             throw BusError("cannot listen on \(options.listen.publish), \(options.listen.sync), \(options.listen.control): \(error)")
         }

@@ -22,15 +22,12 @@ final class ClusterHarness {
     let nodeConfig: String
     var coordinator: Process?
     var agents: [String: Process] = [:]
-    /// Three consecutive free ports, kept across coordinator restarts as an operator's would be.
-    let basePort: Int
     let context = ZMQContext()
 
     init(heartbeat: Double = 1.0, addressesPerNetwork: Int = 64) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-cluster-\(UUID().uuidString.prefix(8))").path
         keys = "\(directory)/keys"
         self.heartbeat = heartbeat
-        basePort = Self.freeBasePort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         frontendConfig = "\(directory)/frontend.conf"
         nodeConfig = "\(directory)/node.conf"
@@ -60,7 +57,8 @@ final class ClusterHarness {
         let process = Process()
         process.executableURL = Self.binaries.appendingPathComponent(name)
         process.arguments = arguments
-        FileManager.default.createFile(atPath: log, contents: nil)
+        // Appended to across restarts: a daemon started again adds to its log, and waits count its lines.
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         process.standardOutput = handle
@@ -69,37 +67,31 @@ final class ClusterHarness {
         return process
     }
 
-    /// A base port whose three ports nobody is listening on (bound and released here, then used at once).
-    static func freeBasePort() -> Int {
-        for _ in 0..<200 {
-            let base = Int.random(in: 20_000...60_000)
-            let sockets = (0..<3).map { offset -> Int32 in
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = UInt16(base + offset).bigEndian
-                address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let bound = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                }
-                if bound != 0 { close(fd); return -1 }
-                return fd
-            }
-            for fd in sockets where fd >= 0 { close(fd) }
-            if !sockets.contains(-1) { return base }
-        }
-        return 0
-    }
-
     var endpointsFile: String { "\(directory)/coordinator/\(BusEndpoints.fileName)" }
 
+    /// The coordinator on ports it picks (port 0); started again, it takes the same ones (from its endpoints
+    /// file), as agents holding that file need. Returns once it logged where it listens.
     func startCoordinator(extra: [String] = []) throws {
-        try? FileManager.default.removeItem(atPath: endpointsFile)
+        let started = log("coordinator").components(separatedBy: "; publish tcp://").count
         coordinator = try launch("vnet-coordinator", [
-            "--config", frontendConfig, "--state-dir", "\(directory)/coordinator", "--listen", "127.0.0.1:\(basePort)",
+            "--config", frontendConfig, "--state-dir", "\(directory)/coordinator", "--listen", "127.0.0.1:0",
             "--keys", keys, "--frontend", "fe", "--heartbeat-interval", String(heartbeat),
         ] + extra, log: "\(directory)/coordinator.log")
-        try waitUntil(timeout: 10, "the coordinator writes its endpoints") { FileManager.default.fileExists(atPath: self.endpointsFile) }
+        try waitUntil(timeout: 10, "the coordinator says where it listens") {
+            self.log("coordinator").components(separatedBy: "; publish tcp://").count > started && FileManager.default.fileExists(atPath: self.endpointsFile)
+        }
+    }
+
+    /// The address a daemon started with `--metrics 127.0.0.1:0` serves on, from its log line.
+    func metricsAddress(_ logName: String) throws -> String {
+        var address: String?
+        try waitUntil(timeout: 10, "\(logName) says where its metrics are") {
+            let text = self.log(logName).replacingOccurrences(of: "\\/", with: "/")
+            guard let range = text.range(of: "metrics on http://") else { return false }
+            address = String(text[range.upperBound...].prefix { $0 != "/" })
+            return address?.isEmpty == false
+        }
+        return address!
     }
 
     func nodeKey(_ name: String) throws -> String {
