@@ -65,7 +65,7 @@ struct DHCPTests {
         #expect(try String(contentsOfFile: "\(directory)/dhcpd/dhcpd.conf", encoding: .utf8).contains("fixed-address 10.30.1.6;"))
         // dhcpd killed by hand: the next reconcile starts it again and reports it.
         kill(secondPID, SIGKILL)
-        Thread.sleep(forTimeInterval: 0.2)
+        for _ in 0..<100 where manager.runningPID != nil { Thread.sleep(forTimeInterval: 0.02) }
         #expect(manager.runningPID == nil)
         let report = try backend.apply(state, revision: 2)
         #expect(report.operations == 1)

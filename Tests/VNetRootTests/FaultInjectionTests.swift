@@ -258,6 +258,8 @@ struct FaultInjectionTests {
         FileManager.default.createFile(atPath: refuse, contents: nil)
         let failuresBefore = cluster.log("fe-agent").components(separatedBy: "not applied: dhcpd: failed").count
         kill(pid, SIGKILL)
+        // Retries at 0.5, 1, 2 s... for 4 s: what is checked is that they are not logged again, so no line can be
+        // waited for.
         Thread.sleep(forTimeInterval: 4)
         let agentLog: String = cluster.log("fe-agent")
         let failures = agentLog.components(separatedBy: "not applied: dhcpd: failed").count - failuresBefore

@@ -93,7 +93,9 @@ struct LinuxAgentProcessTests {
         try node.waitUntil(10, "the restarted agent is back in sync") {
             node.log("agent").components(separatedBy: "registered").count >= 3
         }
-        Thread.sleep(forTimeInterval: 1.5)  // a reconcile has run
+        // What is checked is that a reconcile (every second here) leaves the tap alone, which no line says:
+        // one and a half intervals are waited out.
+        Thread.sleep(forTimeInterval: 1.5)
         #expect(try node.link("vn-0000a001")?.index == tap.index, "the tap was recreated")
 
         // Drift: the tap taken off its bridge by hand is put back within the reconcile interval, and reported.

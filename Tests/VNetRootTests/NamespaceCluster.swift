@@ -86,7 +86,8 @@ final class NamespaceCluster {
     /// the front end's agent, and one agent per node; returns once every one is UP.
     func startDaemons() throws {
         try startCoordinator()
-        Thread.sleep(forTimeInterval: 0.5)
+        let listening = Date().addingTimeInterval(10)
+        while Date() < listening, !log("coordinator").contains("; publish tcp://") { Thread.sleep(forTimeInterval: 0.05) }
         try startFrontendAgent()
         for name in nodes.keys.sorted() { try startNodeAgent(name) }
         let expected = nodes.count + 1

@@ -60,7 +60,8 @@ struct VerifyVLANClusterTests {
         let n2Agent = cluster.processes.first { ($0.arguments ?? []).contains("n2") }!
         kill(n2Agent.processIdentifier, SIGKILL)
         n2Agent.waitUntilExit()
-        Thread.sleep(forTimeInterval: 4)  // DOWN after three missed heartbeats
+        // DOWN after three missed heartbeats: waited for in the coordinator's listing.
+        #expect(FaultInjectionTests.waitUntil(10, "n2 is DOWN") { FaultInjectionTests.nodes(cluster)["n2"]?.state == "DOWN" })
         (status, result) = try verify(cluster, ["--vlans", "10"])
         #expect(result.unreachable == ["n2"])
         #expect(result.pairs.filter { $0.a != "n2" && $0.b != "n2" }.allSatisfy { $0.status == "ok" })
