@@ -1,4 +1,5 @@
 import Foundation
+import VNetSystem
 
 /// Where a coordinator listens: updates (PUB), node sync (ROUTER) and control (ROUTER for vnetctl).
 ///
@@ -45,15 +46,10 @@ public struct BusEndpoints: Codable, Sendable, Equatable {
     public func write(to path: String) throws(BusError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do {
-            let data = try encoder.encode(self)
-            let temporary = path + ".tmp"
-            try data.write(to: URL(fileURLWithPath: temporary))
-            // rename(2): readers see the old file or the new one, never half of one.
-            guard rename(temporary, path) == 0 else { throw BusError(String(cString: strerror(errno))) }
-        } catch {
-            throw BusError("cannot write \(path): \(error)")
-        }
+        let data: Data
+        do { data = try encoder.encode(self) } catch { throw BusError("cannot write \(path): \(error)") }
+        // Readers see the old file or the new one, never half of one.
+        guard writeAtomically(data, to: path) else { throw BusError("cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// `wanted` with the port of `previous` when `wanted` asks for any port (`tcp://HOST:*`) and `previous` is

@@ -1,5 +1,6 @@
 import Foundation
 import VNetCore
+import VNetSystem
 
 /// Runs ISC dhcpd for the front end: config written atomically after `dhcpd -t` accepted it, started on the
 /// desired interfaces with its own lease and pid files, restarted on change with SIGTERM (the lease file is
@@ -92,8 +93,11 @@ public final class DHCPDManager {
         if sameConfig, runningPID != nil { return false }
         try FileManager.default.createDirectory(atPath: settings.directory, withIntermediateDirectories: true)
         if !sameConfig {
+            // The candidate is checked by dhcpd itself before it replaces the config (rename: never half a file).
             let candidate = confPath + ".new"
-            try text.write(toFile: candidate, atomically: true, encoding: .utf8)
+            guard writeAtomically(Data(text.utf8), to: candidate) else {
+                throw CommandError(arguments: ["write", candidate], status: errno, stderr: String(cString: strerror(errno)))
+            }
             do {
                 _ = try runner.run([settings.daemon, "-t", "-q", "-cf", candidate], input: nil)
             } catch {
@@ -101,7 +105,9 @@ public final class DHCPDManager {
                 throw error  // the running dhcpd and its config are left as they were
             }
             guard rename(candidate, confPath) == 0 else { throw CommandError(arguments: ["rename", candidate, confPath], status: errno, stderr: String(cString: strerror(errno))) }
-            try interfaces.write(toFile: interfacesPath, atomically: true, encoding: .utf8)
+            guard writeAtomically(Data(interfaces.utf8), to: interfacesPath) else {
+                throw CommandError(arguments: ["write", interfacesPath], status: errno, stderr: String(cString: strerror(errno)))
+            }
         }
         stop()
         // A pid file left by a dhcpd that died would make the new one refuse to start ("already running").

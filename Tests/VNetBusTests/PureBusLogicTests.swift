@@ -37,6 +37,15 @@ struct PureBusLogicTests {
         #expect(run([(7, 6), (8, 7)], held: 5) == (nil, 7))
     }
 
+    @Test func aCoordinatorOnPortZeroAsksForThePortsItHadFirst() {
+        #expect(BusEndpoints.reusing("tcp://127.0.0.1:*", previous: "tcp://127.0.0.1:41234") == "tcp://127.0.0.1:41234")
+        #expect(BusEndpoints.reusing("tcp://0.0.0.0:*", previous: "tcp://127.0.0.1:41234") == "tcp://0.0.0.0:41234", "the host asked for, the old port")
+        #expect(BusEndpoints.reusing("tcp://127.0.0.1:7460", previous: "tcp://127.0.0.1:41234") == "tcp://127.0.0.1:7460", "a port given is kept")
+        #expect(BusEndpoints.reusing("tcp://127.0.0.1:*", previous: nil) == "tcp://127.0.0.1:*")
+        #expect(BusEndpoints.reusing("tcp://127.0.0.1:*", previous: "tcp://127.0.0.1:0") == "tcp://127.0.0.1:*")
+        #expect(BusEndpoints.reusing("tcp://127.0.0.1:*", previous: "ipc:///run/x") == "tcp://127.0.0.1:*")
+    }
+
     @Test func heartbeatDecisions() {
         #expect(SyncDecision.forHeartbeat(desired: 7, held: 7) == .ignore)
         #expect(SyncDecision.forHeartbeat(desired: 8, held: 7) == .requestSnapshot)
