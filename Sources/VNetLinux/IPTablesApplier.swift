@@ -1,21 +1,64 @@
 import Foundation
 import VNetCore
 
-/// vnet's part of the live firewall (see `IPTablesApplier.snapshot`).
+/// vnet's part of the live firewall (see `IPTablesApplier.snapshot`), kept by chain ("TABLE CHAIN": "filter
+/// vn-x", "filter :FORWARD" for the policy), each chain's lines in order: a change replaces the chains it
+/// touched without going through the rest.
 public struct FirewallSnapshot: Sendable, Equatable, Codable {
-    public var lines: [String]
-    public var ruleCount: Int { lines.count { $0.contains(" -A ") } }
+    public private(set) var chains: [String: [String]]
+    public private(set) var ruleCount: Int
 
-    /// What differs from `expected`, in words (empty when nothing does).
+    public init(lines: [String]) {
+        chains = Self.byChain(lines)
+        ruleCount = lines.count { $0.contains(" -A ") }
+    }
+
+    /// Every line, chain by chain (chains in name order).
+    public var lines: [String] { chains.keys.sorted().flatMap { chains[$0]! } }
+
+    /// What differs from `expected`, in words (empty when nothing does). Order matters within a chain (rules
+    /// are evaluated in order), not between chains (iptables-save lists them in its own order).
     public func differences(from expected: FirewallSnapshot) -> [String] {
-        let now = Set(lines), then = Set(expected.lines)
-        let missing = expected.lines.filter { !now.contains($0) }, extra = lines.filter { !then.contains($0) }
+        guard chains != expected.chains else { return [] }
+        let now = lines, then = expected.lines
+        let nowSet = Set(now), thenSet = Set(then)
+        let missing = then.filter { !nowSet.contains($0) }, extra = now.filter { !thenSet.contains($0) }
         var found: [String] = []
         if !missing.isEmpty { found.append("\(missing.count) of vnet's iptables lines missing (\(missing.prefix(2).joined(separator: "; ")))") }
         if !extra.isEmpty { found.append("\(extra.count) unexpected lines in vnet's chains (\(extra.prefix(2).joined(separator: "; ")))") }
-        if found.isEmpty, lines != expected.lines { found.append("vnet's iptables rules reordered") }
+        if found.isEmpty { found.append("vnet's iptables rules reordered") }
         return found
     }
+
+    /// "TABLE CHAIN" of a snapshot line ("filter -A vn-x ...", "filter :FORWARD DROP").
+    static func chainKey(_ line: String) -> String {
+        let tokens = line.split(separator: " ", maxSplits: 3)
+        guard tokens.count >= 2 else { return line }
+        if tokens[1].hasPrefix(":") { return "\(tokens[0]) \(tokens[1])" }
+        return tokens.count >= 3 ? "\(tokens[0]) \(tokens[2])" : line
+    }
+
+    static func byChain(_ lines: [String]) -> [String: [String]] {
+        Dictionary(grouping: lines, by: chainKey)
+    }
+
+    /// This snapshot with the lines of `touched` ("TABLE CHAIN") replaced by `fresh` (what the kernel now
+    /// lists for them): after an apply that touched only those chains, the rest is as it was.
+    public func replacing(chains touched: Set<String>, with fresh: [String]) -> FirewallSnapshot {
+        var next = self
+        for key in touched {
+            next.ruleCount -= next.chains[key]?.count { $0.contains(" -A ") } ?? 0
+            next.chains[key] = nil
+        }
+        for (key, lines) in Self.byChain(fresh) {
+            next.ruleCount += lines.count { $0.contains(" -A ") } - (next.chains[key]?.count { $0.contains(" -A ") } ?? 0)
+            next.chains[key] = lines
+        }
+        return next
+    }
+
+    /// The lines of one chain ("TABLE CHAIN"), none if it has none.
+    public func lines(of key: String) -> [String] { chains[key] ?? [] }
 }
 
 /// Applies the front end's firewall with iptables-restore, one atomic transaction per table, owning only this
@@ -35,8 +78,70 @@ public struct IPTablesApplier: Sendable {
         }
     }
 
-    /// Writes both tables (deleting group chains no longer wanted), then makes sure each built-in chain jumps
-    /// to ours. Returns the jumps that had to be added (drift, when they existed before).
+    /// What an apply of only the changed chains did.
+    public struct Change: Sendable, Equatable {
+        /// Chains declared (written whole) and chains deleted, as "TABLE CHAIN".
+        public var written: [String] = []
+        public var deleted: [String] = []
+        /// Jumps that had to be added to built-in chains (drift, when they existed before).
+        public var jumps: [String] = []
+        public var isEmpty: Bool { written.isEmpty && deleted.isEmpty && jumps.isEmpty }
+    }
+
+    /// Writes only the chains that differ from `previous` (what the last apply wrote, chain by chain): new and
+    /// changed chains are declared (which flushes and refills them), chains written before and no longer wanted
+    /// are deleted, in one iptables-restore --noflush per table that has any, so the cost of a change is the
+    /// change's, not the table's. Every other chain, ours unchanged and the operator's, is left alone. Then the
+    /// jumps, as `apply`.
+    ///
+    /// A chain that changed by a few rules (VNET-FORWARD when a group comes or goes: two jumps among two per
+    /// group) is edited rule by rule instead of flushed and refilled, provided the kernel still has it exactly as
+    /// `recorded` says (one `iptables -S` of that chain); otherwise it is declared whole. The jumps from the
+    /// built-in chains are not checked here: a change does not touch them, and the reconcile finds them gone.
+    public func apply(_ firewall: FirewallConfig, since previous: [IPTablesRenderer.Chain], wanted: [IPTablesRenderer.Chain]? = nil,
+                      recorded: FirewallSnapshot) throws(CommandError) -> Change {
+        let wanted = wanted ?? IPTablesRenderer.chains(firewall)
+        let before = Dictionary(previous.map { ("\($0.table) \($0.name)", $0) }, uniquingKeysWith: { $1 })
+        let wantedKeys = Set(wanted.map { "\($0.table) \($0.name)" })
+        var change = Change()
+        for table in ["filter", "nat"] {
+            let changed = wanted.filter { $0.table == table && before["\(table) \($0.name)"] != $0 }
+            let stale = previous.filter { $0.table == table && !wantedKeys.contains("\(table) \($0.name)") }.map(\.name)
+            guard !changed.isEmpty || !stale.isEmpty else { continue }
+            var declared: [IPTablesRenderer.Chain] = [], edits: [String] = []
+            for chain in changed {
+                let key = "\(table) \(chain.name)"
+                if let old = before[key], let script = IPTablesRenderer.edit(from: old, to: chain),
+                   try snapshot(of: [key]) == recorded.lines(of: key) {
+                    edits += script
+                } else {
+                    declared.append(chain)
+                }
+            }
+            _ = try runner.run(["iptables-restore", "-w", "--noflush"],
+                               input: Array(IPTablesRenderer.document(table: table, chains: declared, staleChains: stale, edits: edits).utf8))
+            change.written += changed.map { "\(table) \($0.name)" }
+            change.deleted += stale.map { "\(table) \($0)" }
+        }
+        return change
+    }
+
+    /// What the kernel lists for some of our chains ("TABLE CHAIN"), in the snapshot's spelling: one
+    /// `iptables -S CHAIN` each, which reads that chain, not the table.
+    public func snapshot(of chains: [String]) throws(CommandError) -> [String] {
+        var lines: [String] = []
+        for key in chains {
+            let parts = key.split(separator: " ")
+            guard parts.count == 2 else { continue }
+            let text = String(decoding: try runner.run(["iptables", "-w", "-t", String(parts[0]), "-S", String(parts[1])], input: nil), as: UTF8.self)
+            for line in text.split(separator: "\n") where line.hasPrefix("-A ") { lines.append("\(parts[0]) \(line)") }
+        }
+        return lines
+    }
+
+    /// Writes both tables whole (deleting group chains no longer wanted), then makes sure each built-in chain
+    /// jumps to ours. Returns the jumps that had to be added (drift, when they existed before). For the first
+    /// apply, after a preload, and to repair drift; a change to a known firewall takes `apply(_:since:)`.
     @discardableResult
     public func apply(_ firewall: FirewallConfig) throws(CommandError) -> [String] {
         let wanted = Set(firewall.groups.map(\.chain))

@@ -470,6 +470,9 @@ public final class LinuxBackend: HostBackend {
     struct FirewallRecord: Codable, Equatable {
         var snapshot: FirewallSnapshot?
         var preload: String?
+        /// The chains as last written (nil: not known, as after an upgrade or a removal): a change is written
+        /// as the chains that differ from these.
+        var written: [IPTablesRenderer.Chain]?
     }
 
     var firewallRecordPath: String? { stateFile.map { $0 + ".iptables.json" } }
@@ -514,6 +517,7 @@ public final class LinuxBackend: HostBackend {
             guard lastApplied?.firewall != nil || firewallRecord.snapshot != nil else { return 0 }
             try firewall.remove()
             firewallRecord.snapshot = nil
+            firewallRecord.written = nil
             return 1
         }
         if let (loaded, text) = preload {
@@ -521,14 +525,26 @@ public final class LinuxBackend: HostBackend {
             try firewall.apply(wanted)
             firewallRecord.preload = text
             firewallRecord.snapshot = try firewall.snapshot()
+            firewallRecord.written = IPTablesRenderer.chains(wanted)
             let rules = loaded.sections.reduce(0) { $0 + $1.rules.count }
             report.notes.append("loaded \(loaded.path): \(rules) rules in \(loaded.sections.map(\.table).joined(separator: ", "))"
                              + (loaded.ignoredVNetLines > 0 ? "; \(loaded.ignoredVNetLines) lines about vnet's own chains ignored" : ""))
             return 3
         }
         if wanted != lastApplied?.firewall || firewallRecord.snapshot == nil {
+            if let written = firewallRecord.written, let snapshot = firewallRecord.snapshot {
+                // A change: only the chains that differ are written, and only they are read back.
+                firewallRecord.written = nil  // until this apply is through
+                let chains = IPTablesRenderer.chains(wanted, reusing: lastApplied?.firewall.map { ($0, written) })
+                let change = try firewall.apply(wanted, since: written, wanted: chains, recorded: snapshot)
+                let touched = Set(change.written + change.deleted)
+                firewallRecord.snapshot = snapshot.replacing(chains: touched, with: try firewall.snapshot(of: change.written))
+                firewallRecord.written = chains
+                return change.isEmpty ? 0 : 2
+            }
             try firewall.apply(wanted)
             firewallRecord.snapshot = try firewall.snapshot()
+            firewallRecord.written = IPTablesRenderer.chains(wanted)
             return 2
         }
         let live = try firewall.snapshot()
@@ -536,6 +552,7 @@ public final class LinuxBackend: HostBackend {
         guard !differences.isEmpty else { return 0 }
         try firewall.apply(wanted)
         firewallRecord.snapshot = try firewall.snapshot()
+        firewallRecord.written = IPTablesRenderer.chains(wanted)
         report.drift += differences.map { "iptables: \($0); rewrote vnet's chains" }
         return 2
     }
