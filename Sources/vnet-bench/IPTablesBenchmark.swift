@@ -8,6 +8,31 @@ import VNetLinux
 /// `vnet-bench iptables` (root): adding a group of 1000 rules to a filter table of 10 000, this project's way
 /// (one iptables-restore --noflush of its chains) against Eucalyptus' (for every rule: iptables-save the whole
 /// table, add the rule, iptables-restore the whole table), same run, in a network namespace of its own.
+/// The tables both iptables benchmarks measure: vnet's groups of 100 rules each, in a namespace of their own.
+enum BenchFirewall {
+    static let layout = NetworkLayout(subnet: IPv4Network("10.0.0.0/8")!, addressesPerNetwork: 64)
+
+    static func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain {
+        let id = GroupID(user: "bench", name: "g\(index)")
+        return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index), rules: (0..<rules).map { r in
+            .init(source: IPv4Network(address: IPv4Address(UInt32(0xC612_0000) + UInt32(r) << 8), prefixLength: 24)!, traffic: .tcp((1 + r % 60000)...(1 + r % 60000)))
+        })
+    }
+
+    /// A scratch namespace whose filter table holds `rules` rules of vnet's (applied whole), removed afterwards.
+    static func inNamespace<T>(rules: Int, _ body: (IPTablesApplier, ProcessRunner, inout FirewallConfig) throws -> T) throws -> T {
+        let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
+        let host = ProcessRunner()
+        _ = try host.run(["ip", "netns", "add", namespace], input: nil)
+        defer { _ = try? host.run(["ip", "netns", "del", namespace], input: nil) }
+        let runner = ProcessRunner(prefix: ["ip", "netns", "exec", namespace])
+        let applier = IPTablesApplier(runner: runner)
+        var firewall = FirewallConfig(subnet: layout.subnet, groups: (0..<(rules / 100)).map { group($0, rules: 100) }, publicMappings: [], metadataTarget: nil)
+        try applier.apply(firewall)
+        return try body(applier, runner, &firewall)
+    }
+}
+
 struct IPTablesBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "iptables", abstract: "Batched iptables-restore against per-rule save/merge/restore (needs root).")
 
@@ -19,24 +44,12 @@ struct IPTablesBenchmark: ParsableCommand {
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("needs root (it makes a network namespace)") }
-        let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
-        let host = ProcessRunner()
-        _ = try host.run(["ip", "netns", "add", namespace], input: nil)
-        defer { _ = try? host.run(["ip", "netns", "del", namespace], input: nil) }
-        let runner = ProcessRunner(prefix: ["ip", "netns", "exec", namespace])
-        let applier = IPTablesApplier(runner: runner)
+        try BenchFirewall.inNamespace(rules: existingRules) { applier, runner, firewall in try measure(applier, runner, &firewall) }
+    }
 
-        // The table before: groups of 100 rules each, `existingRules` in all.
-        let layout = NetworkLayout(subnet: IPv4Network("10.0.0.0/8")!, addressesPerNetwork: 64)
-        func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain {
-            let id = GroupID(user: "bench", name: "g\(index)")
-            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index), rules: (0..<rules).map { r in
-                .init(source: IPv4Network(address: IPv4Address(UInt32(0xC612_0000) + UInt32(r) << 8), prefixLength: 24)!, traffic: .tcp((1 + r % 60000)...(1 + r % 60000)))
-            })
-        }
-        let groups = (0..<(existingRules / 100)).map { group($0, rules: 100) }
-        var firewall = FirewallConfig(subnet: layout.subnet, groups: groups, publicMappings: [], metadataTarget: nil)
-        try applier.apply(firewall)
+    func measure(_ applier: IPTablesApplier, _ runner: ProcessRunner, _ firewall: inout FirewallConfig) throws {
+        let groups = firewall.groups
+        func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain { BenchFirewall.group(index, rules: rules) }
 
         // This project: the new group is one more chain in the next restore of the whole owned set.
         let added = group(groups.count, rules: newRules)

@@ -29,25 +29,10 @@ struct IPTablesChangeBenchmark: ParsableCommand {
             return value
         }
         guard (1...20).contains(repeats) else { throw ValidationError("--repeats is 1-20") }
-        let layout = NetworkLayout(subnet: IPv4Network("10.0.0.0/8")!, addressesPerNetwork: 64)
-        func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain {
-            let id = GroupID(user: "bench", name: "g\(index)")
-            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index), rules: (0..<rules).map { r in
-                .init(source: IPv4Network(address: IPv4Address(UInt32(0xC612_0000) + UInt32(r) << 8), prefixLength: 24)!, traffic: .tcp((1 + r % 60000)...(1 + r % 60000)))
-            })
-        }
+        func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain { BenchFirewall.group(index, rules: rules) }
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        /// A namespace holding `count` rules of vnet's (groups of 100), and its applier.
         func table(_ count: Int, _ body: (IPTablesApplier, ProcessRunner, inout FirewallConfig) throws -> Double) throws -> Double {
-            let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
-            let host = ProcessRunner()
-            _ = try host.run(["ip", "netns", "add", namespace], input: nil)
-            defer { _ = try? host.run(["ip", "netns", "del", namespace], input: nil) }
-            let runner = ProcessRunner(prefix: ["ip", "netns", "exec", namespace])
-            let applier = IPTablesApplier(runner: runner)
-            var firewall = FirewallConfig(subnet: layout.subnet, groups: (0..<(count / 100)).map { group($0, rules: 100) }, publicMappings: [], metadataTarget: nil)
-            try applier.apply(firewall)
-            return try body(applier, runner, &firewall)
+            try BenchFirewall.inNamespace(rules: count, body)
         }
 
         var rows: [Row] = []
