@@ -117,19 +117,7 @@ struct SlowHostTests {
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL); agent.waitUntilExit() } }
 
         let codec = EnvelopeCodec(clusterID: "vnet")
-        let epoch: UInt64 = 4242
-        func state(_ vlan: Int) -> HostNetworkState {
-            var state = HostNetworkState(host: "n1", role: .node, mode: .managed)
-            state.requiredLinks = ["eth0"]
-            state.vlanDevices = [.init(name: "eth0.\(vlan)", parent: "eth0", vlan: vlan)]
-            return state
-        }
-        func intent(_ revision: UInt64, previous: UInt64, vlan: Int) -> Vnet_V1_Intent {
-            var message = Vnet_V1_Intent()
-            message.nodeID = "n1"; message.epoch = epoch; message.revision = revision; message.previousRevision = previous
-            message.state = state(vlan).wire
-            return message
-        }
+        let epoch: UInt64 = 4242  // the intents are made as the session tests make them (AgentSessionTests)
         func applied() -> [String] {
             ((try? String(contentsOfFile: "\(directory)/agent/applies.log", encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.split(separator: " ")[0]) }
         }
@@ -162,14 +150,11 @@ struct SlowHostTests {
                 // Revision 5 continues the agent's history (it holds 0); published until it is applied (a SUB
                 // joins a moment after it connects).
                 nextPublish = now + 0.2
-                let message = intent(5, previous: 0, vlan: 5)
-                let frame = IntentFrame.envelope(clusterID: "vnet", header: .init(nodeID: "n1", epoch: epoch, revision: 5, previousRevision: 0, clusterRevision: 5),
-                                                  stateBytes: try message.state.serializedBytes())
-                try publisher.send([Array("n/n1/".utf8), frame])
+                try publisher.send([Array("n/n1/".utf8), AgentSessionTests.update(5, previous: 0, state: 5, epoch: epoch)])
             }
             if let identity = heldRequest, !answered, applied().contains("5") {
                 // The reply to the request made before 5 came: revision 3, an older state.
-                try router.send([identity, codec.encode(.intent(intent(3, previous: 0, vlan: 3)))])
+                try router.send([identity, AgentSessionTests.snapshot(3, state: 3, epoch: epoch)])
                 answered = true
             }
             if answered, ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("older than the revision held") { break }
