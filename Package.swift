@@ -15,6 +15,7 @@
 //   VNetTestSupport  fakes: RecordingBackend (also `vnet-agent --backend recording`, for the bus benchmark).
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
 //   CPacket          AF_PACKET sockets with in-kernel BPF filters (linux/filter.h is not reachable either).
+//   CNetlink         netlink requests answered by the kernel (nf_tables' ruleset generation; linux/netfilter not reachable).
 //   VNetFuzzTargets  every input parser as a fuzz target, for vnet-bench fuzz and the libFuzzer harness (Fuzz/).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 // Linux only: the agent and its backend are built on Linux's interfaces (AF_PACKET, /proc, ip, iptables), so no
@@ -58,7 +59,8 @@ let package = Package(
                                                  .product(name: "Logging", package: "swift-log")]),
         .target(name: "CSpawn"),
         .target(name: "CPacket"),
-        .target(name: "VNetLinux", dependencies: ["VNetHost", "VNetSystem", "VNetCore", "VNetProto", "CSpawn", "CPacket",
+        .target(name: "CNetlink"),
+        .target(name: "VNetLinux", dependencies: ["VNetHost", "VNetSystem", "VNetCore", "VNetProto", "CSpawn", "CPacket", "CNetlink",
                                                  .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(
             name: "vnetctl",

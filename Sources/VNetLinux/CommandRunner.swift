@@ -6,6 +6,9 @@ import CSpawn
 /// place and a namespace lane can prefix `ip netns exec NS`.
 public protocol CommandRunner: Sendable {
     func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8]
+    /// The named network namespace the commands run in (`ip netns exec NAME`), nil for the caller's own: what
+    /// the backend reads from the kernel itself (netlink) must come from the same namespace as its commands.
+    var networkNamespace: String? { get }
 }
 
 /// A command that could not run or exited non-zero: what was run, how it ended, what it said.
@@ -29,6 +32,10 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
 public struct ProcessRunner: CommandRunner {
     public let prefix: [String]
     public init(prefix: [String] = []) { self.prefix = prefix }
+
+    public var networkNamespace: String? {
+        prefix.count == 4 && prefix[0...2] == ["ip", "netns", "exec"] ? prefix[3] : nil
+    }
 
     static let searchPath = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 

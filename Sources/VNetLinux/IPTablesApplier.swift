@@ -85,6 +85,8 @@ public struct IPTablesApplier: Sendable {
         public var deleted: [String] = []
         /// Jumps that had to be added to built-in chains (drift, when they existed before).
         public var jumps: [String] = []
+        /// iptables-restore transactions run (one per table written): each is one ruleset generation.
+        public var transactions = 0
         public var isEmpty: Bool { written.isEmpty && deleted.isEmpty && jumps.isEmpty }
     }
 
@@ -120,6 +122,7 @@ public struct IPTablesApplier: Sendable {
             }
             _ = try runner.run(["iptables-restore", "-w", "--noflush"],
                                input: Array(IPTablesRenderer.document(table: table, chains: declared, staleChains: stale, edits: edits).utf8))
+            change.transactions += 1
             change.written += changed.map { "\(table) \($0.name)" }
             change.deleted += stale.map { "\(table) \($0)" }
         }

@@ -20,8 +20,9 @@ import VNetProto
 ///
 /// A front end's router settings (`RouterSysctls`: forwarding on, ICMP redirects off...) are written only when
 /// they differ. Its firewall goes through `IPTablesApplier` (iptables-restore --noflush, own chains only); the
-/// live rules of vnet's chains, their jumps and FORWARD's policy are compared on every apply with what was last
-/// written, so anything changed there by hand is drift and is put back. The operator's iptables-preload is
+/// live rules of vnet's chains, their jumps and FORWARD's policy are compared with what was last written, so
+/// anything changed there by hand is drift and is put back: read whenever nf_tables' ruleset generation moved
+/// since they were last verified (`RulesetGeneration`; every pass with iptables-legacy), not otherwise. The operator's iptables-preload is
 /// honoured as Eucalyptus did (see `IPTablesPreload`), and loaded again with vnet's rules when they are gone
 /// (a reboot or a flush).
 ///
@@ -62,7 +63,19 @@ public final class LinuxBackend: HostBackend {
     /// Eucalyptus' iptables-preload: loaded (atomically with vnet's chains) when first seen, when changed, and
     /// when vnet's chains are gone.
     let preloadPath: String?
-    var firewallRecord: FirewallRecord
+    var firewallRecord: FirewallRecord { didSet { firewallRecordUnsaved = true } }
+    /// What is on disk of the three records, so a pass that changed nothing writes nothing (the firewall
+    /// record alone is megabytes at 80 000 rules).
+    var firewallRecordUnsaved = false
+    var savedState: HostNetworkState?
+    var savedOwnership: OwnershipRecord?
+    /// The nf_tables generation at which vnet's part of the live firewall was last read and found as recorded
+    /// (nil: not known, so the next pass reads it). Kept in memory only: after a reboot the counter starts
+    /// again and an old number could come round to mean another ruleset.
+    var verifiedGeneration: UInt32?
+    /// nf_tables' ruleset generation in the namespace of `runner`'s commands (never known with iptables-legacy).
+    lazy var rulesetGeneration = givenGeneration ?? RulesetGeneration.kernel(for: runner)
+    let givenGeneration: RulesetGeneration?
     var ownership: OwnershipRecord
     /// The objects the last apply could not make as desired: a retry that makes them is not drift.
     var lastFailedObjects: Set<String> = []
@@ -76,9 +89,11 @@ public final class LinuxBackend: HostBackend {
     let hostInterface: String?
     let hostBridge: String?
 
+    /// `generation` is for measuring the pass without it (`vnet-bench reconcile`); by default the kernel's.
     public init(runner: CommandRunner = ProcessRunner(), stateFile: String? = nil, dhcpd: DHCPDManager? = nil, preloadPath: String? = nil,
-                interface: String? = nil, bridge: String? = nil) {
+                interface: String? = nil, bridge: String? = nil, generation: RulesetGeneration? = nil) {
         self.runner = runner
+        givenGeneration = generation
         hostInterface = interface
         hostBridge = bridge
         self.stateFile = stateFile
@@ -88,10 +103,12 @@ public final class LinuxBackend: HostBackend {
         if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
            let wire = try? Vnet_V1_HostNetworkState(serializedBytes: [UInt8](data)) {
             lastApplied = try? HostNetworkState(wire: wire)
+            savedState = lastApplied
         }
         if let path = stateFile.map({ $0 + ".owned.json" }), let data = FileManager.default.contents(atPath: path),
            let record = try? JSONDecoder().decode(OwnershipRecord.self, from: data) {
             ownership = record
+            savedOwnership = record
         } else {
             // An agent from before the record: what it applied is what it made (it claimed more, by name; that
             // is not carried over).
@@ -144,6 +161,7 @@ public final class LinuxBackend: HostBackend {
             report.operations += try applyFirewall(effective, preload: preload, report: &report)
         } catch {
             firewallRecord.snapshot = nil  // written again on the next apply
+            verifiedGeneration = nil
             report.failures.append(.init(.failed, object: "iptables", error: "\(error)"))
         }
         // dhcpd, once the addresses it serves on exist.
@@ -419,8 +437,9 @@ public final class LinuxBackend: HostBackend {
     }
 
     func saveOwnership() {
+        guard ownership != savedOwnership else { return }
         guard let path = stateFile.map({ $0 + ".owned.json" }), let data = try? JSONEncoder().encode(ownership) else { return }
-        writeAtomically(data, to: path)
+        if writeAtomically(data, to: path) { savedOwnership = ownership }
     }
 
     func hostLink(_ link: ObservedLink) -> HostLink {
@@ -484,8 +503,8 @@ public final class LinuxBackend: HostBackend {
     }
 
     func saveFirewallRecord() {
-        guard let path = firewallRecordPath, let data = try? JSONEncoder().encode(firewallRecord) else { return }
-        writeAtomically(data, to: path)
+        guard firewallRecordUnsaved, let path = firewallRecordPath, let data = try? JSONEncoder().encode(firewallRecord) else { return }
+        if writeAtomically(data, to: path) { firewallRecordUnsaved = false }
     }
 
     /// The preload to load in this apply: when the host wants a firewall and the file exists with content not
@@ -505,7 +524,9 @@ public final class LinuxBackend: HostBackend {
 
     /// Whether vnet's forward chain is missing from the live filter table (one `iptables -S CHAIN`).
     func vnetChainsAbsent() -> Bool {
-        (try? runner.run(["iptables", "-w", "-t", "filter", "-S", ChainName.forward], input: nil)) == nil
+        // Verified present, and not one rule changed since.
+        if let verified = verifiedGeneration, rulesetGeneration.current() == verified { return false }
+        return (try? runner.run(["iptables", "-w", "-t", "filter", "-S", ChainName.forward], input: nil)) == nil
     }
 
     /// Writes, checks or removes vnet's rules. Between changes the live rules are compared with what was last
@@ -517,14 +538,16 @@ public final class LinuxBackend: HostBackend {
             guard lastApplied?.firewall != nil || firewallRecord.snapshot != nil else { return 0 }
             try firewall.remove()
             firewallRecord.snapshot = nil
+            verifiedGeneration = nil
             firewallRecord.written = nil
             return 1
         }
         if let (loaded, text) = preload {
+            verifiedGeneration = nil
             try firewall.load(loaded, with: wanted)
             try firewall.apply(wanted)
             firewallRecord.preload = text
-            firewallRecord.snapshot = try firewall.snapshot()
+            firewallRecord.snapshot = try readFirewall(firewall)
             firewallRecord.written = IPTablesRenderer.chains(wanted)
             let rules = loaded.sections.reduce(0) { $0 + $1.rules.count }
             report.notes.append("loaded \(loaded.path): \(rules) rules in \(loaded.sections.map(\.table).joined(separator: ", "))"
@@ -535,28 +558,53 @@ public final class LinuxBackend: HostBackend {
             if let written = firewallRecord.written, let snapshot = firewallRecord.snapshot {
                 // A change: only the chains that differ are written, and only they are read back.
                 firewallRecord.written = nil  // until this apply is through
+                let before = rulesetGeneration.current()
+                let untouchedSinceVerified = before != nil && before == verifiedGeneration
+                verifiedGeneration = nil
                 let chains = IPTablesRenderer.chains(wanted, reusing: lastApplied?.firewall.map { ($0, written) })
                 let change = try firewall.apply(wanted, since: written, wanted: chains, recorded: snapshot)
                 let touched = Set(change.written + change.deleted)
+                let after = rulesetGeneration.current()
                 firewallRecord.snapshot = snapshot.replacing(chains: touched, with: try firewall.snapshot(of: change.written))
                 firewallRecord.written = chains
+                // The rest of the snapshot still stands for the kernel only if nobody changed the ruleset since it
+                // was verified: the generation moved by exactly this change's transactions, and not while the
+                // changed chains were read back. Otherwise the next pass reads everything.
+                if untouchedSinceVerified, let before, after == before &+ UInt32(change.transactions), rulesetGeneration.current() == after {
+                    verifiedGeneration = after
+                }
                 return change.isEmpty ? 0 : 2
             }
+            verifiedGeneration = nil
             try firewall.apply(wanted)
-            firewallRecord.snapshot = try firewall.snapshot()
+            firewallRecord.snapshot = try readFirewall(firewall)
             firewallRecord.written = IPTablesRenderer.chains(wanted)
             return 2
         }
-        let live = try firewall.snapshot()
+        // A pass between changes: nothing in the ruleset changed since vnet's rules were last verified (the
+        // kernel's generation is the same), so there is nothing to read.
+        if let verified = verifiedGeneration, rulesetGeneration.current() == verified { return 0 }
+        let live = try readFirewall(firewall)
         let differences = live.differences(from: firewallRecord.snapshot!)
         guard !differences.isEmpty else { return 0 }
+        verifiedGeneration = nil
         try firewall.apply(wanted)
-        firewallRecord.snapshot = try firewall.snapshot()
+        firewallRecord.snapshot = try readFirewall(firewall)
         firewallRecord.written = IPTablesRenderer.chains(wanted)
         report.drift += differences.map { "iptables: \($0); rewrote vnet's chains" }
         return 2
     }
 
+
+    /// vnet's part of the live tables, read whole; the generation it was read at becomes the verified one when
+    /// the ruleset did not change while it was read (a change in between leaves it unknown: the next pass reads
+    /// again).
+    func readFirewall(_ firewall: IPTablesApplier) throws(CommandError) -> FirewallSnapshot {
+        let before = rulesetGeneration.current()
+        let snapshot = try firewall.snapshot()
+        verifiedGeneration = before != nil && rulesetGeneration.current() == before ? before : nil
+        return snapshot
+    }
 
     func observeHost() throws -> ([ObservedLink], [ObservedAddress]) {
         do {
@@ -572,8 +620,8 @@ public final class LinuxBackend: HostBackend {
 
     func remember(_ state: HostNetworkState) {
         lastApplied = state
-        guard let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
-        writeAtomically(Data(bytes), to: stateFile)
+        guard state != savedState, let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
+        if writeAtomically(Data(bytes), to: stateFile) { savedState = state }
     }
 
     /// The part of the host this agent owns, in the shape of a desired state, so the planner can diff: the links

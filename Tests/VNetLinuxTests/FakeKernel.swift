@@ -49,6 +49,8 @@ final class FakeKernel: CommandRunner, @unchecked Sendable {
         return (links, addresses, calls, batches)
     }
 
+    var networkNamespace: String? { nil }
+
     func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8] {
         lock.lock()
         defer { lock.unlock() }

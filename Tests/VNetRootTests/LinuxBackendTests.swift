@@ -271,6 +271,7 @@ struct LinuxBackendTests {
         private let lock = NSLock()
         private var log: [(arguments: [String], input: String)] = []
         init(_ inner: ProcessRunner) { self.inner = inner }
+        var networkNamespace: String? { inner.networkNamespace }
         func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8] {
             lock.lock(); log.append((arguments, input.map { String(decoding: $0, as: UTF8.self) } ?? "")); lock.unlock()
             return try inner.run(arguments, input: input)
@@ -318,8 +319,9 @@ struct LinuxBackendTests {
         #expect(!readsWholeTables(calls), "\(calls.map(\.arguments))")
         let filter = try host.save("filter")
         #expect(filter.contains("-A VNET-FORWARD -d 10.20.10.0/26 -j vn-admin-g40") && filter.contains("-A vn-admin-g40 -s 198.51.100.4/32 -d 10.20.10.0/26 -p tcp -m tcp --dport 22 -j ACCEPT"))
-        // What was read back after the change is what iptables-save prints: a pass finds no drift.
-        let pass = try backend.apply(state, revision: 2)
+        // What was read back after the change is what iptables-save prints: an agent started again (which
+        // reads the whole firewall once, knowing no generation) finds no drift.
+        let pass = try host.backend().apply(state, revision: 2)
         #expect(pass.operations == 0 && pass.drift.isEmpty, "\(pass.drift)")
         _ = runner.take()
 
@@ -365,6 +367,68 @@ struct LinuxBackendTests {
         #expect(repaired.drift.contains { $0.contains("missing (filter -A vn-admin-g12") }, "\(repaired.drift)")
         #expect(try backend.apply(state, revision: 6).operations == 0, "repaired once")
         #expect(try host.save("filter").components(separatedBy: "-A vn-admin-g12 ").count == 6)
+    }
+
+    /// A pass between changes reads the firewall only when nf_tables' ruleset generation moved since vnet's rules
+    /// were last verified: nothing at all when nobody touched the ruleset; the whole of vnet's part when anyone
+    /// did (an operator's own chain, a rule deleted inside a chain no change touched), with the drift found and
+    /// put back. On real netfilter, with the commands counted.
+    @Test func aPassReadsTheFirewallOnlyWhenTheRulesetChanged() throws {
+        let host = try Host()
+        let layout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
+        func chain(_ index: Int) -> FirewallConfig.GroupChain {
+            let id = GroupID(user: "admin", name: "g\(index)")
+            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index),
+                         rules: (0..<5).map { .init(source: IPv4Network(address: IPv4Address(UInt32(0xC633_6400) + UInt32($0)), prefixLength: 32)!, traffic: .tcp(22...22)) })
+        }
+        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
+        state.requiredLinks = ["eth0"]
+        state.firewall = FirewallConfig(subnet: layout.subnet, groups: (0..<10).map { chain($0) }, publicMappings: [], metadataTarget: nil)
+        let runner = RecordingRunner(host.runner)
+        let backend = LinuxBackend(runner: runner, stateFile: host.stateFile, interface: "eth0", bridge: "br0")
+        _ = try backend.apply(state, revision: 1)
+        _ = runner.take()
+        func firewallCommands() -> [[String]] { runner.take().map(\.arguments).filter { $0.first?.hasPrefix("iptables") == true } }
+
+        var pass = try backend.apply(state, revision: 1)
+        #expect(pass.operations == 0 && pass.drift.isEmpty)
+        #expect(firewallCommands().isEmpty, "nobody changed the ruleset: nothing is read")
+
+        // The operator's own chain, outside vnet's: read once, no drift, then quiet again.
+        try host.sh("iptables -w -N operator-audit")
+        try host.sh("iptables -w -A operator-audit -s 198.51.100.20/32 -j RETURN")
+        pass = try backend.apply(state, revision: 1)
+        #expect(pass.drift.isEmpty && pass.operations == 0, "\(pass.drift)")
+        #expect(firewallCommands().contains { $0.first == "iptables-save" }, "the generation moved: vnet's rules are read")
+        _ = try backend.apply(state, revision: 1)
+        #expect(firewallCommands().isEmpty)
+
+        // A change, then a pass: the change read back only its chains and the generation moved by its own
+        // transaction alone, so the pass reads nothing.
+        state.firewall!.groups.append(chain(10))
+        _ = try backend.apply(state, revision: 2)
+        #expect(!firewallCommands().contains { $0.first == "iptables-save" })
+        _ = try backend.apply(state, revision: 2)
+        #expect(firewallCommands().isEmpty, "a change of vnet's own leaves the rest verified")
+
+        // A rule deleted by hand inside a chain no change touched: found on the next pass and put back.
+        try host.sh("iptables -w -D vn-admin-g4 3")
+        pass = try backend.apply(state, revision: 2)
+        #expect(pass.drift.contains { $0.contains("missing (filter -A vn-admin-g4") }, "\(pass.drift)")
+        #expect(try host.save("filter").components(separatedBy: "-A vn-admin-g4 ").count == 6)
+        _ = runner.take()
+        pass = try backend.apply(state, revision: 2)
+        #expect(pass.operations == 0 && pass.drift.isEmpty)
+        #expect(firewallCommands().isEmpty, "repaired and read back whole: verified again")
+
+        // A hand edit made while a change is written (between two passes, before the change): the change
+        // cannot vouch for the rest, so the next pass reads everything and finds it.
+        try host.sh("iptables -w -A vn-admin-g2 -s 198.51.100.30/32 -j ACCEPT")
+        state.firewall!.groups.append(chain(11))
+        _ = try backend.apply(state, revision: 3)
+        pass = try backend.apply(state, revision: 3)
+        #expect(pass.drift.contains { $0.contains("unexpected lines in vnet's chains (filter -A vn-admin-g2 -s 198.51.100.30/32") }, "\(pass.drift)")
+        #expect(!(try host.save("filter")).contains("198.51.100.30"))
     }
 
     /// Eucalyptus' iptables-preload: the tables it names are replaced by its content together with vnet's chains

@@ -1,0 +1,109 @@
+#define _GNU_SOURCE
+#include "vnet_netlink.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+
+struct opening {
+    const char *netns_path;
+    int result;
+};
+
+// A netlink socket belongs to the namespace it was created in for its whole life; the thread that creates it
+// there ends right after, so the namespace switch never leaks into a thread of the caller's.
+static void *open_in_namespace(void *argument) {
+    struct opening *opening = argument;
+    int namespace = open(opening->netns_path, O_RDONLY | O_CLOEXEC);
+    if (namespace < 0) { opening->result = -errno; return NULL; }
+    if (setns(namespace, CLONE_NEWNET) != 0) { opening->result = -errno; close(namespace); return NULL; }
+    close(namespace);
+    opening->result = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (opening->result < 0) opening->result = -errno;
+    return NULL;
+}
+
+static int open_socket(const char *netns_path) {
+    if (netns_path == NULL) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+        return fd < 0 ? -errno : fd;
+    }
+    struct opening opening = { .netns_path = netns_path, .result = -EINVAL };
+    pthread_t thread;
+    int error = pthread_create(&thread, NULL, open_in_namespace, &opening);
+    if (error != 0) return -error;
+    pthread_join(thread, NULL);
+    return opening.result;
+}
+
+int vnet_nft_generation(const char *netns_path, uint32_t *generation) {
+    int fd = open_socket(netns_path);
+    if (fd < 0) return fd;
+    // A kernel that never answers must not hang the agent's reconcile.
+    struct timeval timeout = { .tv_sec = 1, .tv_usec = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+
+    struct {
+        struct nlmsghdr header;
+        struct nfgenmsg body;
+    } request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = sizeof request;
+    request.header.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+    request.header.nlmsg_flags = NLM_F_REQUEST;
+    request.header.nlmsg_seq = 1;
+    request.body.nfgen_family = AF_UNSPEC;
+    request.body.version = NFNETLINK_V0;
+
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (sendto(fd, &request, sizeof request, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    uint8_t buffer[1024];
+    for (;;) {
+        ssize_t length = recv(fd, buffer, sizeof buffer, 0);
+        if (length < 0) {
+            int error = errno == EAGAIN ? ETIMEDOUT : errno;
+            close(fd);
+            return -error;
+        }
+        for (struct nlmsghdr *message = (struct nlmsghdr *)buffer; NLMSG_OK(message, (size_t)length);
+             message = NLMSG_NEXT(message, length)) {
+            if (message->nlmsg_seq != request.header.nlmsg_seq) continue;
+            if (message->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *failure = NLMSG_DATA(message);
+                close(fd);
+                return failure->error != 0 ? failure->error : -EBADMSG;
+            }
+            if (message->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
+            // Attributes follow the nfgenmsg header, each aligned to 4 bytes.
+            size_t offset = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+            while (offset + sizeof(struct nlattr) <= message->nlmsg_len) {
+                struct nlattr *attribute = (struct nlattr *)((uint8_t *)message + offset);
+                if (attribute->nla_len < sizeof(struct nlattr) || offset + attribute->nla_len > message->nlmsg_len) break;
+                if ((attribute->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && attribute->nla_len >= NLA_HDRLEN + 4) {
+                    uint32_t value;
+                    memcpy(&value, (uint8_t *)attribute + NLA_HDRLEN, 4);
+                    *generation = ntohl(value);
+                    close(fd);
+                    return 0;
+                }
+                offset += NLA_ALIGN(attribute->nla_len);
+            }
+            close(fd);
+            return -EBADMSG;
+        }
+    }
+}
