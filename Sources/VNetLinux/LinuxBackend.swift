@@ -67,7 +67,7 @@ public final class LinuxBackend: HostBackend {
     /// What is on disk of the three records, so a pass that changed nothing writes nothing (the firewall
     /// record alone is megabytes at 80 000 rules).
     var firewallRecordUnsaved = false
-    var savedState: HostNetworkState?
+    var stateUnsaved = false
     var savedOwnership: OwnershipRecord?
     /// The nf_tables generation at which vnet's part of the live firewall was last read and found as recorded
     /// (nil: not known, so the next pass reads it). Kept in memory only: after a reboot the counter starts
@@ -103,7 +103,6 @@ public final class LinuxBackend: HostBackend {
         if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
            let wire = try? Vnet_V1_HostNetworkState(serializedBytes: [UInt8](data)) {
             lastApplied = try? HostNetworkState(wire: wire)
-            savedState = lastApplied
         }
         if let path = stateFile.map({ $0 + ".owned.json" }), let data = FileManager.default.contents(atPath: path),
            let record = try? JSONDecoder().decode(OwnershipRecord.self, from: data) {
@@ -158,7 +157,7 @@ public final class LinuxBackend: HostBackend {
         applyRouterSettings(effective, steady: steady, report: &report)
         // The firewall, after the links and addresses it refers to exist.
         do {
-            report.operations += try applyFirewall(effective, preload: preload, report: &report)
+            report.operations += try applyFirewall(effective, steady: steady, preload: preload, report: &report)
         } catch {
             firewallRecord.snapshot = nil  // written again on the next apply
             verifiedGeneration = nil
@@ -182,7 +181,7 @@ public final class LinuxBackend: HostBackend {
             }
         }
         saveOwnership()
-        remember(desired)
+        remember(desired, steady: steady)
         saveFirewallRecord()
         lastFailedObjects = Set(report.failures.map(\.object))
         if desired.mode == .system, desired.role == .node { startLearning(&report) }
@@ -532,7 +531,7 @@ public final class LinuxBackend: HostBackend {
     /// Writes, checks or removes vnet's rules. Between changes the live rules are compared with what was last
     /// written (iptables-save's own spelling of it), so a rule deleted, added or edited by hand inside vnet's
     /// chains, a missing jump, or FORWARD's policy changed is drift: vnet's chains are rewritten and it is said.
-    func applyFirewall(_ desired: HostNetworkState, preload: (IPTablesPreload, String)?, report: inout ApplyReport) throws(CommandError) -> Int {
+    func applyFirewall(_ desired: HostNetworkState, steady: Bool, preload: (IPTablesPreload, String)?, report: inout ApplyReport) throws(CommandError) -> Int {
         let firewall = IPTablesApplier(runner: runner)
         guard let wanted = desired.firewall else {
             guard lastApplied?.firewall != nil || firewallRecord.snapshot != nil else { return 0 }
@@ -554,7 +553,7 @@ public final class LinuxBackend: HostBackend {
                              + (loaded.ignoredVNetLines > 0 ? "; \(loaded.ignoredVNetLines) lines about vnet's own chains ignored" : ""))
             return 3
         }
-        if wanted != lastApplied?.firewall || firewallRecord.snapshot == nil {
+        if !steady && wanted != lastApplied?.firewall || firewallRecord.snapshot == nil {
             if let written = firewallRecord.written, let snapshot = firewallRecord.snapshot {
                 // A change: only the chains that differ are written, and only they are read back.
                 firewallRecord.written = nil  // until this apply is through
@@ -618,10 +617,13 @@ public final class LinuxBackend: HostBackend {
         }
     }
 
-    func remember(_ state: HostNetworkState) {
+    func remember(_ state: HostNetworkState, steady: Bool) {
+        // `steady`: the state is the one already applied (and compared once, by the caller: at 80 000 rules a
+        // comparison is a millisecond).
+        if !steady { stateUnsaved = true }
         lastApplied = state
-        guard state != savedState, let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
-        if writeAtomically(Data(bytes), to: stateFile) { savedState = state }
+        guard stateUnsaved, let stateFile, let bytes: [UInt8] = try? state.wire.serializedBytes() else { return }
+        if writeAtomically(Data(bytes), to: stateFile) { stateUnsaved = false }
     }
 
     /// The part of the host this agent owns, in the shape of a desired state, so the planner can diff: the links
