@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -17,6 +18,7 @@
 
 struct opening {
     const char *netns_path;
+    int protocol;
     int result;
 };
 
@@ -28,17 +30,17 @@ static void *open_in_namespace(void *argument) {
     if (namespace < 0) { opening->result = -errno; return NULL; }
     if (setns(namespace, CLONE_NEWNET) != 0) { opening->result = -errno; close(namespace); return NULL; }
     close(namespace);
-    opening->result = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    opening->result = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, opening->protocol);
     if (opening->result < 0) opening->result = -errno;
     return NULL;
 }
 
-static int open_socket(const char *netns_path) {
+static int open_socket(const char *netns_path, int protocol) {
     if (netns_path == NULL) {
-        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
         return fd < 0 ? -errno : fd;
     }
-    struct opening opening = { .netns_path = netns_path, .result = -EINVAL };
+    struct opening opening = { .netns_path = netns_path, .protocol = protocol, .result = -EINVAL };
     pthread_t thread;
     int error = pthread_create(&thread, NULL, open_in_namespace, &opening);
     if (error != 0) return -error;
@@ -47,7 +49,7 @@ static int open_socket(const char *netns_path) {
 }
 
 int vnet_nft_generation(const char *netns_path, uint32_t *generation) {
-    int fd = open_socket(netns_path);
+    int fd = open_socket(netns_path, NETLINK_NETFILTER);
     if (fd < 0) return fd;
     // A kernel that never answers must not hang the agent's reconcile.
     struct timeval timeout = { .tv_sec = 1, .tv_usec = 0 };
@@ -106,4 +108,66 @@ int vnet_nft_generation(const char *netns_path, uint32_t *generation) {
             return -EBADMSG;
         }
     }
+}
+
+int vnet_netlink_dump(const char *netns_path, int protocol, uint16_t type, const void *header, uint32_t header_length,
+                      uint8_t **out, size_t *out_length) {
+    *out = NULL;
+    *out_length = 0;
+    if (header_length > 64) return -EINVAL;
+    int fd = open_socket(netns_path, protocol);
+    if (fd < 0) return fd;
+    struct timeval timeout = { .tv_sec = 2, .tv_usec = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+
+    uint8_t request[NLMSG_SPACE(64)];
+    memset(request, 0, sizeof request);
+    struct nlmsghdr *message = (struct nlmsghdr *)request;
+    message->nlmsg_len = NLMSG_LENGTH(header_length);
+    message->nlmsg_type = type;
+    message->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    message->nlmsg_seq = 1;
+    memcpy(NLMSG_DATA(message), header, header_length);
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (sendto(fd, request, message->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+
+    size_t capacity = 1 << 16, length = 0;
+    uint8_t *collected = malloc(capacity);
+    if (collected == NULL) { close(fd); return -ENOMEM; }
+    int result = 0;
+    for (int done = 0; !done;) {
+        // The next datagram's size first (MSG_PEEK | MSG_TRUNC), so a large one is never cut.
+        ssize_t size = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        if (size < 0) { result = errno == EAGAIN ? -ETIMEDOUT : -errno; break; }
+        if (length + (size_t)size > capacity) {
+            while (length + (size_t)size > capacity) capacity *= 2;
+            uint8_t *grown = realloc(collected, capacity);
+            if (grown == NULL) { result = -ENOMEM; break; }
+            collected = grown;
+        }
+        ssize_t received = recv(fd, collected + length, (size_t)size, 0);
+        if (received < 0) { result = errno == EAGAIN ? -ETIMEDOUT : -errno; break; }
+        size_t remaining = (size_t)received;
+        for (struct nlmsghdr *reply = (struct nlmsghdr *)(collected + length); NLMSG_OK(reply, remaining);
+             reply = NLMSG_NEXT(reply, remaining)) {
+            if (reply->nlmsg_type == NLMSG_DONE) { done = 1; break; }
+            if (reply->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *failure = NLMSG_DATA(reply);
+                result = failure->error != 0 ? failure->error : -EBADMSG;
+                done = 1;
+                break;
+            }
+        }
+        if (result != 0) break;
+        length += (size_t)received;
+    }
+    close(fd);
+    if (result != 0) { free(collected); return result; }
+    *out = collected;
+    *out_length = length;
+    return 0;
 }

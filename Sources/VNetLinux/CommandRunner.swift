@@ -6,9 +6,22 @@ import CSpawn
 /// place and a namespace lane can prefix `ip netns exec NS`.
 public protocol CommandRunner: Sendable {
     func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8]
-    /// The named network namespace the commands run in (`ip netns exec NAME`), nil for the caller's own: what
-    /// the backend reads from the kernel itself (netlink) must come from the same namespace as its commands.
-    var networkNamespace: String? { get }
+    /// The kernel the commands act on: what the backend reads from the kernel itself (netlink) must come from
+    /// the same namespace as its commands, and not from the real kernel at all when they go to a model of one.
+    var kernel: KernelNamespace { get }
+}
+
+/// Where a runner's commands take effect.
+public enum KernelNamespace: Sendable, Equatable {
+    /// This process's own network namespace.
+    case current
+    /// A named one (`ip netns exec NAME`, /run/netns/NAME).
+    case named(String)
+    /// No real kernel: a test's model answers the commands.
+    case modelled
+
+    /// The namespace file netlink sockets are opened in (nil: this process's own).
+    var path: String? { if case .named(let name) = self { "/run/netns/\(name)" } else { nil } }
 }
 
 /// A command that could not run or exited non-zero: what was run, how it ended, what it said.
@@ -33,8 +46,8 @@ public struct ProcessRunner: CommandRunner {
     public let prefix: [String]
     public init(prefix: [String] = []) { self.prefix = prefix }
 
-    public var networkNamespace: String? {
-        prefix.count == 4 && prefix[0...2] == ["ip", "netns", "exec"] ? prefix[3] : nil
+    public var kernel: KernelNamespace {
+        prefix.count == 4 && prefix[0...2] == ["ip", "netns", "exec"] ? .named(prefix[3]) : .current
     }
 
     static let searchPath = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]

@@ -5,7 +5,7 @@ import VNetHost
 import VNetCore
 import VNetProto
 
-/// The agent's Linux backend for links and addresses: observe with `ip -json`, diff against the desired state
+/// The agent's Linux backend for links and addresses: observe with rtnetlink (`NetlinkObservation`), diff against the desired state
 /// (`KernelPlanner`), apply the difference in one `ip -force -batch` run.
 ///
 /// Ownership: it only ever changes what this agent made, as its `OwnershipRecord` says (written before the
@@ -605,7 +605,12 @@ public final class LinuxBackend: HostBackend {
         return snapshot
     }
 
+    /// The host's links and addresses: from the kernel by rtnetlink, in the namespace the commands run in;
+    /// through `ip -json` when a test's model of a kernel answers the commands.
     func observeHost() throws -> ([ObservedLink], [ObservedAddress]) {
+        if runner.kernel != .modelled {
+            do { return try NetlinkObservation.observe(in: runner.kernel) } catch { throw Failure.observation("\(error)") }
+        }
         do {
             let links = try LinkObservation.links(fromJSON: try runner.run(["ip", "-json", "-details", "link", "show"], input: nil))
             let addresses = try LinkObservation.addresses(fromJSON: try runner.run(["ip", "-json", "address", "show"], input: nil))

@@ -19,9 +19,9 @@ public struct RulesetGeneration: Sendable {
     /// The kernel's counter in the namespace `runner`'s commands run in, when `runner`'s iptables is the
     /// nf_tables variant (`iptables -V` says so); otherwise never known.
     public static func kernel(for runner: CommandRunner) -> RulesetGeneration {
-        guard let version = try? runner.run(["iptables", "-V"], input: nil),
+        guard runner.kernel != .modelled, let version = try? runner.run(["iptables", "-V"], input: nil),
               String(decoding: version, as: UTF8.self).contains("nf_tables") else { return RulesetGeneration { nil } }
-        let path = runner.networkNamespace.map { "/run/netns/\($0)" }
+        let path = runner.kernel.path
         return RulesetGeneration {
             var generation: UInt32 = 0
             let result = path.map { vnet_nft_generation($0, &generation) } ?? vnet_nft_generation(nil, &generation)

@@ -49,7 +49,7 @@ final class FakeKernel: CommandRunner, @unchecked Sendable {
         return (links, addresses, calls, batches)
     }
 
-    var networkNamespace: String? { nil }
+    var kernel: KernelNamespace { .modelled }
 
     func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8] {
         lock.lock()

@@ -271,7 +271,7 @@ struct LinuxBackendTests {
         private let lock = NSLock()
         private var log: [(arguments: [String], input: String)] = []
         init(_ inner: ProcessRunner) { self.inner = inner }
-        var networkNamespace: String? { inner.networkNamespace }
+        var kernel: KernelNamespace { inner.kernel }
         func run(_ arguments: [String], input: [UInt8]?) throws(CommandError) -> [UInt8] {
             lock.lock(); log.append((arguments, input.map { String(decoding: $0, as: UTF8.self) } ?? "")); lock.unlock()
             return try inner.run(arguments, input: input)

@@ -1,5 +1,6 @@
 #ifndef VNET_NETLINK_H
 #define VNET_NETLINK_H
+#include <stddef.h>
 #include <stdint.h>
 
 /// The nf_tables ruleset generation of the caller's network namespace (NFT_MSG_GETGEN over NETLINK_NETFILTER):
@@ -9,5 +10,13 @@
 /// caller's own; the socket is opened in it from a short-lived thread, so no thread of the caller changes namespace.
 /// Returns 0 and fills `generation`, or -errno (-EPROTONOSUPPORT: no nf_tables in this kernel).
 int vnet_nft_generation(const char *netns_path, uint32_t *generation);
+
+/// One netlink dump (NLM_F_REQUEST | NLM_F_DUMP) of `type` over `protocol` (NETLINK_ROUTE: RTM_GETLINK,
+/// RTM_GETADDR) in the namespace `netns_path` names (NULL: the caller's), with `header` as the request's family
+/// message (struct ifinfomsg, struct ifaddrmsg). Every reply message up to NLMSG_DONE, as the kernel sent them
+/// (headers included), is returned in one malloc'd buffer the caller frees.
+/// Returns 0, or -errno (a kernel error answered in the dump, or ETIMEDOUT after 2 s of silence).
+int vnet_netlink_dump(const char *netns_path, int protocol, uint16_t type, const void *header, uint32_t header_length,
+                      uint8_t **out, size_t *out_length);
 
 #endif
