@@ -11,6 +11,22 @@ enum Namespaces {
                                     input: Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 
+    /// A host of the benchmark's own: a scratch namespace holding `links` (ip -batch lines) and a scratch
+    /// directory for the agent's records, both removed afterwards, also when `body` throws.
+    static func scratchHost<T>(_ links: [String], _ body: (ProcessRunner, String) throws -> T) throws -> T {
+        let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
+        let host = ProcessRunner()
+        _ = try host.run(["ip", "netns", "add", namespace], input: nil)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(namespace).path
+        defer {
+            _ = try? host.run(["ip", "netns", "del", namespace], input: nil)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try batch(namespace, links)
+        return try body(ProcessRunner(prefix: ["ip", "netns", "exec", namespace]), directory)
+    }
+
     static func named(_ prefix: String) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns"))?.filter { $0.hasPrefix(prefix) } ?? []
     }

@@ -43,18 +43,9 @@ struct NodeApplyBenchmark: ParsableCommand {
         var rows: [Row] = []
         for count in counts {
             if !json { FileHandle.standardError.write(Data("node-apply: \(count) instances...\n".utf8)) }
-            let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
-            let host = ProcessRunner()
-            _ = try host.run(["ip", "netns", "add", namespace], input: nil)
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(namespace).path
-            defer {
-                _ = try? host.run(["ip", "netns", "del", namespace], input: nil)
-                try? FileManager.default.removeItem(atPath: directory)
-            }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try Namespaces.batch(namespace, ["link add eth0 type veth peer name peer0", "link add br0 type bridge", "link set eth0 master br0",
-                                             "link set eth0 up", "link set peer0 up", "link set br0 up"])
-            let runner = CountingRunner(ProcessRunner(prefix: ["ip", "netns", "exec", namespace]))
+            try Namespaces.scratchHost(["link add eth0 type veth peer name peer0", "link add br0 type bridge", "link set eth0 master br0",
+                                        "link set eth0 up", "link set peer0 up", "link set br0 up"]) { processRunner, directory in
+            let runner = CountingRunner(processRunner)
             let backend = LinuxBackend(runner: runner, stateFile: "\(directory)/backend.pb", interface: "eth0", bridge: "br0")
             var state = HostNetworkState(host: "node1", role: .node, mode: .managedNoVLAN)
             state.requiredLinks = ["br0"]
@@ -80,6 +71,7 @@ struct NodeApplyBenchmark: ParsableCommand {
             let median = samples.sorted { $0.seconds < $1.seconds }[samples.count / 2]
             rows.append(Row(instances: count, seconds: median.seconds, commands: median.commands,
                             netlinkObserveSeconds: netlink.sorted()[netlink.count / 2], ipJSONObserveSeconds: ipJSON.sorted()[ipJSON.count / 2]))
+            }
         }
         let ratio = (rows.last?.seconds ?? 0) / max(rows.first?.seconds ?? 1, 1e-9)
         if json {

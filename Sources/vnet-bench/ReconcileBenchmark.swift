@@ -44,17 +44,7 @@ struct ReconcileBenchmark: ParsableCommand {
         var rows: [Row] = []
         for count in counts {
             if !json { FileHandle.standardError.write(Data("reconcile: \(count) rules...\n".utf8)) }
-            let namespace = "vnt-bench-\(UInt32.random(in: 0...UInt32.max))"
-            let host = ProcessRunner()
-            _ = try host.run(["ip", "netns", "add", namespace], input: nil)
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(namespace).path
-            defer {
-                _ = try? host.run(["ip", "netns", "del", namespace], input: nil)
-                try? FileManager.default.removeItem(atPath: directory)
-            }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let runner = ProcessRunner(prefix: ["ip", "netns", "exec", namespace])
-            try Namespaces.batch(namespace, ["link add eth0 type veth peer name peer0", "link set eth0 up", "link set peer0 up", "address add 192.0.2.1/24 dev eth0"])
+            try Namespaces.scratchHost(["link add eth0 type veth peer name peer0", "link set eth0 up", "link set peer0 up", "address add 192.0.2.1/24 dev eth0"]) { runner, directory in
             var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
             state.requiredLinks = ["eth0"]
             state.firewall = FirewallConfig(subnet: BenchFirewall.layout.subnet, groups: (0..<(count / 100)).map { BenchFirewall.group($0, rules: 100) },
@@ -79,6 +69,7 @@ struct ReconcileBenchmark: ParsableCommand {
             let before = try measure(LinuxBackend(runner: runner, stateFile: stateFile, interface: "eth0", generation: RulesetGeneration { nil }))
             rows.append(Row(rules: count, generationCPUSeconds: now.cpu, generationWallSeconds: now.wall,
                             readEveryPassCPUSeconds: before.cpu, readEveryPassWallSeconds: before.wall))
+            }
         }
 
         let largest = rows.last?.generationCPUSeconds ?? 0

@@ -265,6 +265,23 @@ struct LinuxBackendTests {
         #expect(filter.contains("-A FORWARD -s 198.51.100.7/32 -j operator-chain"))
     }
 
+    static let firewallLayout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
+
+    /// Group g<index> of user admin: `rules` rules from 198.51.100.0, .1, ... to tcp `port`, on network `index`.
+    static func groupChain(_ index: Int, rules: Int = 5, port: Int = 22) -> FirewallConfig.GroupChain {
+        let id = GroupID(user: "admin", name: "g\(index)")
+        return .init(group: id, chain: ChainName.forGroup(id), network: firewallLayout.network(index),
+                     rules: (0..<rules).map { .init(source: IPv4Network(address: IPv4Address(UInt32(0xC633_6400) + UInt32($0)), prefixLength: 32)!, traffic: .tcp(port...port)) })
+    }
+
+    /// A MANAGED-NOVLAN front end on eth0 whose firewall holds groups g0 ... g<groups - 1>.
+    static func frontEnd(groups: Int) -> HostNetworkState {
+        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
+        state.requiredLinks = ["eth0"]
+        state.firewall = FirewallConfig(subnet: firewallLayout.subnet, groups: (0..<groups).map { groupChain($0) }, publicMappings: [], metadataTarget: nil)
+        return state
+    }
+
     /// Every command a backend runs, with what it was given on stdin, passed on to the real runner.
     final class RecordingRunner: CommandRunner, @unchecked Sendable {
         let inner: ProcessRunner
@@ -284,15 +301,7 @@ struct LinuxBackendTests {
     /// change is the change's, not the table's. On real netfilter, with the commands counted.
     @Test func aFirewallChangeWritesAndReadsOnlyTheChainsThatChanged() throws {
         let host = try Host()
-        let layout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
-        func chain(_ index: Int, rules: Int = 5, port: Int = 22) -> FirewallConfig.GroupChain {
-            let id = GroupID(user: "admin", name: "g\(index)")
-            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index),
-                         rules: (0..<rules).map { .init(source: IPv4Network(address: IPv4Address(UInt32(0xC633_6400) + UInt32($0)), prefixLength: 32)!, traffic: .tcp(port...port)) })
-        }
-        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
-        state.requiredLinks = ["eth0"]
-        state.firewall = FirewallConfig(subnet: layout.subnet, groups: (0..<40).map { chain($0) }, publicMappings: [], metadataTarget: nil)
+        var state = Self.frontEnd(groups: 40)
         let runner = RecordingRunner(host.runner)
         let backend = LinuxBackend(runner: runner, stateFile: host.stateFile, interface: "eth0", bridge: "br0")
         _ = try backend.apply(state, revision: 1)
@@ -311,7 +320,7 @@ struct LinuxBackendTests {
 
         // A group added: the new chain declared, and VNET-FORWARD edited (its two rules for the group inserted,
         // not the chain flushed and refilled), in one filter transaction; nat untouched.
-        state.firewall!.groups.append(chain(40))
+        state.firewall!.groups.append(Self.groupChain(40))
         #expect(try backend.apply(state, revision: 2).isComplete)
         var calls = runner.take()
         #expect(restores(calls) == [[ChainName.forGroup(GroupID(user: "admin", name: "g40"))]], "\(restores(calls))")
@@ -326,7 +335,7 @@ struct LinuxBackendTests {
         _ = runner.take()
 
         // One group's rules changed: that chain alone.
-        state.firewall!.groups[7] = chain(7, port: 2222)
+        state.firewall!.groups[7] = Self.groupChain(7, port: 2222)
         _ = try backend.apply(state, revision: 3)
         calls = runner.take()
         #expect(restores(calls) == [[ChainName.forGroup(GroupID(user: "admin", name: "g7"))]], "\(restores(calls))")
@@ -353,7 +362,7 @@ struct LinuxBackendTests {
         // VNET-FORWARD changed by hand, then a change that would edit it: it is declared whole instead (an edit
         // by position on a chain not as recorded could put a rule after the final DROP).
         try host.sh("iptables -w -I VNET-FORWARD 1 -s 198.51.100.9/32 -j ACCEPT")
-        state.firewall!.groups.append(chain(41))
+        state.firewall!.groups.append(Self.groupChain(41))
         _ = try backend.apply(state, revision: 6)
         calls = runner.take()
         #expect(restores(calls) == [[ChainName.forward, ChainName.forGroup(GroupID(user: "admin", name: "g41"))]] && edits(calls).isEmpty, "\(restores(calls)) \(edits(calls))")
@@ -375,15 +384,7 @@ struct LinuxBackendTests {
     /// put back. On real netfilter, with the commands counted.
     @Test func aPassReadsTheFirewallOnlyWhenTheRulesetChanged() throws {
         let host = try Host()
-        let layout = NetworkLayout(subnet: IPv4Network("10.20.0.0/16")!, addressesPerNetwork: 64)
-        func chain(_ index: Int) -> FirewallConfig.GroupChain {
-            let id = GroupID(user: "admin", name: "g\(index)")
-            return .init(group: id, chain: ChainName.forGroup(id), network: layout.network(index),
-                         rules: (0..<5).map { .init(source: IPv4Network(address: IPv4Address(UInt32(0xC633_6400) + UInt32($0)), prefixLength: 32)!, traffic: .tcp(22...22)) })
-        }
-        var state = HostNetworkState(host: "fe", role: .frontend, mode: .managedNoVLAN)
-        state.requiredLinks = ["eth0"]
-        state.firewall = FirewallConfig(subnet: layout.subnet, groups: (0..<10).map { chain($0) }, publicMappings: [], metadataTarget: nil)
+        var state = Self.frontEnd(groups: 10)
         let runner = RecordingRunner(host.runner)
         let backend = LinuxBackend(runner: runner, stateFile: host.stateFile, interface: "eth0", bridge: "br0")
         _ = try backend.apply(state, revision: 1)
@@ -405,7 +406,7 @@ struct LinuxBackendTests {
 
         // A change, then a pass: the change read back only its chains and the generation moved by its own
         // transaction alone, so the pass reads nothing.
-        state.firewall!.groups.append(chain(10))
+        state.firewall!.groups.append(Self.groupChain(10))
         _ = try backend.apply(state, revision: 2)
         #expect(!firewallCommands().contains { $0.first == "iptables-save" })
         _ = try backend.apply(state, revision: 2)
@@ -424,7 +425,7 @@ struct LinuxBackendTests {
         // A hand edit made while a change is written (between two passes, before the change): the change
         // cannot vouch for the rest, so the next pass reads everything and finds it.
         try host.sh("iptables -w -A vn-admin-g2 -s 198.51.100.30/32 -j ACCEPT")
-        state.firewall!.groups.append(chain(11))
+        state.firewall!.groups.append(Self.groupChain(11))
         _ = try backend.apply(state, revision: 3)
         pass = try backend.apply(state, revision: 3)
         #expect(pass.drift.contains { $0.contains("unexpected lines in vnet's chains (filter -A vn-admin-g2 -s 198.51.100.30/32") }, "\(pass.drift)")
