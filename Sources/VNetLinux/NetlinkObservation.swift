@@ -38,8 +38,7 @@ public enum NetlinkObservation {
         var buffer: UnsafeMutablePointer<UInt8>?
         var length = 0
         let result = header.withUnsafeBytes { bytes in
-            if let path { vnet_netlink_dump(path, routeProtocol, type, bytes.baseAddress, UInt32(bytes.count), &buffer, &length) }
-            else { vnet_netlink_dump(nil, routeProtocol, type, bytes.baseAddress, UInt32(bytes.count), &buffer, &length) }
+            vnet_netlink_dump(path, routeProtocol, type, bytes.baseAddress, UInt32(bytes.count), &buffer, &length)
         }
         guard result == 0, let buffer else {
             throw Failure(what: "rtnetlink dump \(type == getLink ? "RTM_GETLINK" : "RTM_GETADDR")\(path.map { " in \($0)" } ?? ""): \(String(cString: strerror(-result)))")

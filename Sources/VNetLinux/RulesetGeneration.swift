@@ -24,8 +24,7 @@ public struct RulesetGeneration: Sendable {
         let path = runner.kernel.path
         return RulesetGeneration {
             var generation: UInt32 = 0
-            let result = path.map { vnet_nft_generation($0, &generation) } ?? vnet_nft_generation(nil, &generation)
-            return result == 0 ? generation : nil
+            return vnet_nft_generation(path, &generation) == 0 ? generation : nil
         }
     }
 }

@@ -24,13 +24,9 @@ struct IPTablesChangeBenchmark: ParsableCommand {
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("needs root (it makes network namespaces)") }
-        let counts = try sizes.split(separator: ",").map { text -> Int in
-            guard let value = Int(text), (100...200_000).contains(value) else { throw ValidationError("--sizes: '\(text)' is not 100-200000") }
-            return value
-        }
+        let counts = try benchmarkSizes(sizes, within: 100...200_000)
         guard (1...20).contains(repeats) else { throw ValidationError("--repeats is 1-20") }
         func group(_ index: Int, rules: Int) -> FirewallConfig.GroupChain { BenchFirewall.group(index, rules: rules) }
-        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         func table(_ count: Int, _ body: (IPTablesApplier, ProcessRunner, inout FirewallConfig) throws -> Double) throws -> Double {
             try BenchFirewall.inNamespace(rules: count, body)
         }

@@ -31,10 +31,7 @@ struct NodeApplyBenchmark: ParsableCommand {
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("needs root (it makes network namespaces)") }
-        let counts = try sizes.split(separator: ",").map { text -> Int in
-            guard let value = Int(text), (1...4000).contains(value) else { throw ValidationError("--sizes: '\(text)' is not 1-4000") }
-            return value
-        }
+        let counts = try benchmarkSizes(sizes, within: 1...4000)
         guard (1...50).contains(repeats) else { throw ValidationError("--repeats is 1-50") }
         func vif(_ number: Int) -> HostNetworkState.Vif {
             let id = InstanceID(number: UInt32(number))
@@ -68,9 +65,9 @@ struct NodeApplyBenchmark: ParsableCommand {
                 (netlink.append(parsed - observed), ipJSON.append(monotonicSeconds() - parsed))
                 guard links == jsonLinks else { throw ValidationError("rtnetlink and ip -json disagree about the links") }
             }
-            let median = samples.sorted { $0.seconds < $1.seconds }[samples.count / 2]
-            rows.append(Row(instances: count, seconds: median.seconds, commands: median.commands,
-                            netlinkObserveSeconds: netlink.sorted()[netlink.count / 2], ipJSONObserveSeconds: ipJSON.sorted()[ipJSON.count / 2]))
+            let middle = samples.sorted { $0.seconds < $1.seconds }[samples.count / 2]
+            rows.append(Row(instances: count, seconds: middle.seconds, commands: middle.commands,
+                            netlinkObserveSeconds: median(netlink), ipJSONObserveSeconds: median(ipJSON)))
             }
         }
         let ratio = (rows.last?.seconds ?? 0) / max(rows.first?.seconds ?? 1, 1e-9)

@@ -34,12 +34,8 @@ struct ReconcileBenchmark: ParsableCommand {
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("needs root (it makes network namespaces)") }
-        let counts = try sizes.split(separator: ",").map { text -> Int in
-            guard let value = Int(text), (100...200_000).contains(value) else { throw ValidationError("--sizes: '\(text)' is not 100-200000") }
-            return value
-        }
+        let counts = try benchmarkSizes(sizes, within: 100...200_000)
         guard (3...200).contains(passes) else { throw ValidationError("--passes is 3-200") }
-        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
         var rows: [Row] = []
         for count in counts {

@@ -10,6 +10,17 @@ struct VNetBench: ParsableCommand {
         subcommands: [PlanBenchmark.self, BusBenchmark.self, IPTablesBenchmark.self, IPTablesChangeBenchmark.self, ReconcileBenchmark.self, NodeApplyBenchmark.self, BringUpBenchmark.self, VLANBenchmark.self, FuzzBenchmark.self])
 }
 
+/// `--sizes`: comma-separated counts, each within `range`.
+func benchmarkSizes(_ text: String, within range: ClosedRange<Int>) throws -> [Int] {
+    try text.split(separator: ",").map { item -> Int in
+        guard let value = Int(item), range.contains(value) else { throw ValidationError("--sizes: '\(item)' is not \(range.lowerBound)-\(range.upperBound)") }
+        return value
+    }
+}
+
+/// The middle value of measurements (the upper one of the two middle ones for an even count).
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
 /// One JSON object on stdout, keys sorted, for scripts.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
