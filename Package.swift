@@ -15,7 +15,8 @@
 //   VNetTestSupport  fakes: RecordingBackend (also `vnet-agent --backend recording`, for the bus benchmark).
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).
 //   CPacket          AF_PACKET sockets with in-kernel BPF filters (linux/filter.h is not reachable either).
-//   CNetlink         netlink requests answered by the kernel (nf_tables' ruleset generation; linux/netfilter not reachable).
+//   CNetlink         netlink requests answered by the kernel (nf_tables' ruleset generation; linux/netfilter not reachable),
+//                    and sockets opened in another network namespace (setns from a short-lived thread).
 //   VNetFuzzTargets  every input parser as a fuzz target, for vnet-bench fuzz and the libFuzzer harness (Fuzz/).
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 // Linux only: the agent and its backend are built on Linux's interfaces (AF_PACKET, /proc, ip, iptables), so no
@@ -88,7 +89,7 @@ let package = Package(
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
         // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
-        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),
+        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux", "CNetlink"]),
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",

@@ -18,29 +18,29 @@
 
 struct opening {
     const char *netns_path;
-    int protocol;
+    int domain, type, protocol;
     int result;
 };
 
-// A netlink socket belongs to the namespace it was created in for its whole life; the thread that creates it
-// there ends right after, so the namespace switch never leaks into a thread of the caller's.
+// A socket belongs to the namespace it was created in for its whole life; the thread that creates it there
+// ends right after, so the namespace switch never leaks into a thread of the caller's.
 static void *open_in_namespace(void *argument) {
     struct opening *opening = argument;
     int namespace = open(opening->netns_path, O_RDONLY | O_CLOEXEC);
     if (namespace < 0) { opening->result = -errno; return NULL; }
     if (setns(namespace, CLONE_NEWNET) != 0) { opening->result = -errno; close(namespace); return NULL; }
     close(namespace);
-    opening->result = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, opening->protocol);
+    opening->result = socket(opening->domain, opening->type | SOCK_CLOEXEC, opening->protocol);
     if (opening->result < 0) opening->result = -errno;
     return NULL;
 }
 
-static int open_socket(const char *netns_path, int protocol) {
+int vnet_socket_in_namespace(const char *netns_path, int domain, int type, int protocol) {
     if (netns_path == NULL) {
-        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
         return fd < 0 ? -errno : fd;
     }
-    struct opening opening = { .netns_path = netns_path, .protocol = protocol, .result = -EINVAL };
+    struct opening opening = { .netns_path = netns_path, .domain = domain, .type = type, .protocol = protocol, .result = -EINVAL };
     pthread_t thread;
     int error = pthread_create(&thread, NULL, open_in_namespace, &opening);
     if (error != 0) return -error;
@@ -49,7 +49,7 @@ static int open_socket(const char *netns_path, int protocol) {
 }
 
 int vnet_nft_generation(const char *netns_path, uint32_t *generation) {
-    int fd = open_socket(netns_path, NETLINK_NETFILTER);
+    int fd = vnet_socket_in_namespace(netns_path, AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
     if (fd < 0) return fd;
     // A kernel that never answers must not hang the agent's reconcile.
     struct timeval timeout = { .tv_sec = 1, .tv_usec = 0 };
@@ -115,7 +115,7 @@ int vnet_netlink_dump(const char *netns_path, int protocol, uint16_t type, const
     *out = NULL;
     *out_length = 0;
     if (header_length > 64) return -EINVAL;
-    int fd = open_socket(netns_path, protocol);
+    int fd = vnet_socket_in_namespace(netns_path, AF_NETLINK, SOCK_RAW, protocol);
     if (fd < 0) return fd;
     struct timeval timeout = { .tv_sec = 2, .tv_usec = 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);

@@ -16,6 +16,7 @@ extension Agent {
         metrics.declare("vnet_agent_drift_repairs_total", .counter, "Applies that found the host changed by hand and put it back.")
         metrics.declare("vnet_agent_messages_refused_total", .counter, "Bus messages dropped, by reason.")
         metrics.declare("vnet_agent_dhcpd_restarts_total", .counter, "Times this agent (re)started dhcpd.")
+        metrics.declare("vnet_agent_dhcpd_host_changes_total", .counter, "Host entries this agent added to or removed from the running dhcpd over OMAPI.")
         metrics.declare("vnet_agent_iptables_rules", .gauge, "Rules vnet has in iptables on this host.")
         metrics.set("vnet_agent_reconcile_errors_total", 0)
         metrics.set("vnet_agent_drift_repairs_total", 0)
@@ -28,6 +29,7 @@ extension Agent {
         metrics.set("vnet_agent_coordinator_connected", session.isRegistered ? 1 : 0)
         metrics.set("vnet_agent_applying", session.inFlight == nil ? 0 : 1)
         metrics.set("vnet_agent_dhcpd_restarts_total", Double(counters.dhcpdRestarts))
+        metrics.set("vnet_agent_dhcpd_host_changes_total", Double(counters.dhcpdHostChanges))
         metrics.set("vnet_agent_iptables_rules", Double(counters.iptablesRules))
         metrics.setRefusals("vnet_agent_messages_refused_total", session.refusals, unauthorized: session.refusals.unauthorized)
     }

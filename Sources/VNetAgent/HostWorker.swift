@@ -26,7 +26,7 @@ final class HostWorker: @unchecked Sendable {
     }
 
     /// What the metrics read of the backend, kept up to date by the worker after every job.
-    struct Counters { var dhcpdRestarts = 0; var iptablesRules = 0 }
+    struct Counters { var dhcpdRestarts = 0; var dhcpdHostChanges = 0; var iptablesRules = 0 }
 
     private let backend: HostBackend
     private let condition = NSCondition()
@@ -84,7 +84,7 @@ final class HostWorker: @unchecked Sendable {
             let job = jobs.removeFirst()
             condition.unlock()
             let result = run(job)
-            let now = Counters(dhcpdRestarts: backend.dhcpdRestarts, iptablesRules: backend.iptablesRules)
+            let now = Counters(dhcpdRestarts: backend.dhcpdRestarts, dhcpdHostChanges: backend.dhcpdHostChanges, iptablesRules: backend.iptablesRules)
             condition.lock()
             results.append(result)
             counters = now

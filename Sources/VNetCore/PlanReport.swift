@@ -61,7 +61,7 @@ public struct PlanReport: Sendable, Encodable {
             hosts.append(Host(
                 host: name, role: state.role.rawValue,
                 operations: KernelPlanner.bringUp(state),
-                dhcpdConf: state.dhcpd.map(DHCPDConfRenderer.render),
+                dhcpdConf: state.dhcpd.map { DHCPDConfRenderer.render($0) },
                 dhcpdInterfaces: state.dhcpd?.interfaces,
                 iptables: state.firewall.map { IPTables(filter: IPTablesRenderer.filter($0), nat: IPTablesRenderer.nat($0)) }))
         }

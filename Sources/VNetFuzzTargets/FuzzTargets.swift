@@ -4,11 +4,11 @@ import VNetCore
 import VNetProto
 
 /// Every parser that reads what others wrote, as fuzz targets: eucalyptus.conf (parse and validate, both
-/// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames and
-/// iptables-preload files. Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
+/// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames,
+/// iptables-preload files, dhcpd's OMAPI answers and its lease file. Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
 /// harness in Fuzz/ (coverage-guided), so both exercise exactly the same code.
 public enum FuzzTargets {
-    public static let names = ["conf", "envelope", "dhcp", "probe", "preload"]
+    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases"]
 
     /// Feeds one input to `target`; true when the parser accepted it as valid. `variant` picks between the
     /// ways a target can be read (a config's role, a probe frame with its tag stripped by the kernel).
@@ -26,6 +26,14 @@ public enum FuzzTargets {
             return DHCPReply.parse(ipPacket: input) != nil
         case "probe":
             return VLANProbe.parse(input, strippedVLAN: variant % 3 == 0 ? variant % 4095 : nil) != nil
+        case "omapi":
+            guard let (message, _) = try? OMAPIMessage.decode(input[...]) else { return false }
+            _ = message.isSigned(by: [1, 2, 3])
+            _ = OMAPISession.host(in: message)
+            return true
+        case "leases":
+            let kept = DHCPDLeaseFile.removingHostDeclarations(String(decoding: input, as: UTF8.self))
+            return DHCPDLeaseFile.removingHostDeclarations(kept) == kept
         default:
             return (try? IPTablesPreload.parse(String(decoding: input, as: UTF8.self), path: "fuzz")) != nil
         }
@@ -64,6 +72,13 @@ public enum FuzzTargets {
             return [[0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 255, 255, 255, 255] + udp + bootp]
         case "probe":
             return [0, 10].map { VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: $0, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1").frame }
+        case "omapi":
+            var answer = OMAPIMessage(opcode: .update, handle: 9, values: [("result", OMAPIMessage.bigEndian(0))],
+                                      object: [("name", Array("node-10.0.0.5".utf8)), ("hardware-address", [0xd0, 0x0d, 0, 0, 1, 5]), ("ip-address", [10, 0, 0, 5])])
+            answer.authenticator = 1
+            return [answer.encoded(signingWith: [1, 2, 3]), answer.encoded(signingWith: nil)]
+        case "leases":
+            return [Array("authoring-byte-order little-endian;\nhost node-10.0.0.5 {\n  dynamic;\n  deleted;\n}\nlease 10.0.0.9 {\n  uid \"\\001}\";\n}\n# host x {\n".utf8)]
         default:
             return [Array("*filter\n:INPUT ACCEPT [0:0]\n:ops - [0:0]\n-A INPUT -j ops\n-A FORWARD -j VNET-FORWARD\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n".utf8)]
         }

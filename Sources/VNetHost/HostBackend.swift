@@ -18,6 +18,8 @@ public protocol HostBackend: AnyObject {
     var iptablesRules: Int { get }
     /// How many times this backend (re)started dhcpd since the agent started.
     var dhcpdRestarts: Int { get }
+    /// How many host entries this backend added to or removed from a running dhcpd (OMAPI) since the agent started.
+    var dhcpdHostChanges: Int { get }
     /// Whether a daemon the applied state runs has died (dhcpd): cheap enough to ask every heartbeat, so that
     /// the agent repairs it at once instead of at its next reconcile.
     var daemonDown: Bool { get }

@@ -3,15 +3,46 @@ import VNetCore
 import VNetSystem
 
 /// Runs ISC dhcpd for the front end: config written atomically after `dhcpd -t` accepted it, started on the
-/// desired interfaces with its own lease and pid files, restarted on change with SIGTERM (the lease file is
-/// kept, so addresses handed out survive), started again if it died. Never kill -9 as the normal path:
-/// Eucalyptus did that on every change and raced dhcpd's pid file.
+/// desired interfaces with its own lease and pid files, started again if it died. Never kill -9 as the
+/// normal path: Eucalyptus did that on every change and raced dhcpd's pid file.
+///
+/// A change of hosts only (instances come and go) reaches the running dhcpd through OMAPI: the config is
+/// rewritten first, so a restart at any moment gives the same hosts, then each host removed or added is sent
+/// over one authenticated connection, and dhcpd keeps serving throughout (its pid does not change). Anything
+/// else (subnets, options, interfaces, the key) restarts it with SIGTERM, as does an OMAPI exchange that
+/// fails for any reason: that path always converges, it only costs the restart. Before every start the
+/// hosts dhcpd recorded in its lease file for OMAPI changes are taken out (`DHCPDLeaseFile`), so what a
+/// started dhcpd serves is its config.
+///
+/// The key is the agent's own (32 random bytes, `omapi.key`, mode 0600, kept across restarts so a running
+/// dhcpd and a restarted agent agree); dhcpd.conf carries it and is 0600 too. dhcpd has no setting for the
+/// address OMAPI listens on (it binds every address of its namespace, port `omapiPort`); the agent connects
+/// to 127.0.0.1 and every request must be signed with the key, so another host can connect but not act.
 public final class DHCPDManager {
     public struct Settings: Sendable {
         public var daemon = "/usr/sbin/dhcpd"   // VNET_DHCPDAEMON
         public var user: String?                 // VNET_DHCPUSER
         public var directory: String
+        /// dhcpd's OMAPI port (7911, ISC's usual one); nil: no OMAPI, every change restarts dhcpd.
+        public var omapiPort: UInt16? = 7911
         public init(directory: String) { self.directory = directory }
+    }
+
+    /// What one `apply` did.
+    public enum Outcome: Sendable, Equatable {
+        case unchanged
+        /// Hosts changed in the running dhcpd over OMAPI.
+        case hostsChanged(added: Int, removed: Int)
+        /// dhcpd (re)started; `omapiFailure` says why OMAPI was not used when it would have been.
+        case started(omapiFailure: String?)
+    }
+
+    /// What the running dhcpd serves, as far as this manager told it: its config's head (everything but
+    /// the hosts), its interfaces and its hosts.
+    struct Served {
+        var head: String
+        var interfaces: String
+        var hosts: [DHCPDConfig.Host]
     }
 
     let runner: CommandRunner
@@ -20,7 +51,11 @@ public final class DHCPDManager {
     var leasePath: String { "\(settings.directory)/dhcpd.leases" }
     var pidPath: String { "\(settings.directory)/dhcpd.pid" }
     var interfacesPath: String { "\(settings.directory)/dhcpd.interfaces" }
+    var keyPath: String { "\(settings.directory)/omapi.key" }
     public private(set) var restarts = 0
+    /// Host changes made over OMAPI (each added or removed host counts one).
+    public private(set) var hostChanges = 0
+    private var served: Served?
 
     public init(runner: CommandRunner, settings: Settings) {
         self.runner = runner
@@ -83,21 +118,94 @@ public final class DHCPDManager {
         runningPID.map { "running (pid \($0))" } ?? (FileManager.default.fileExists(atPath: confPath) ? "stopped" : "absent")
     }
 
-    /// Makes dhcpd serve `config`. Returns true when it was (re)started.
+    /// Makes dhcpd serve `config`.
     @discardableResult
-    public func apply(_ config: DHCPDConfig) throws -> Bool {
-        let text = DHCPDConfRenderer.render(config)
+    public func apply(_ config: DHCPDConfig) throws -> Outcome {
+        try FileManager.default.createDirectory(atPath: settings.directory, withIntermediateDirectories: true)
+        let control = try self.control()
+        let head = DHCPDConfRenderer.head(config, control: control)
+        let interfaces = config.interfaces.joined(separator: " ")
+        var omapiFailure: String?
+        if runningPID != nil {
+            // After an agent restart the config file is what the running dhcpd was last told.
+            if served == nil { served = readServed() }
+            if let served, served.head == head, served.interfaces == interfaces {
+                if served.hosts == config.hosts { return .unchanged }
+                if let control {
+                    do { return try changeHosts(from: served.hosts, to: config, control: control) } catch { omapiFailure = "\(error)" }
+                }
+            }
+        }
+        try start(config, control: control)
+        return .started(omapiFailure: omapiFailure)
+    }
+
+    /// The hosts changed in the running dhcpd: the config written first (rename: whole or not at all; no
+    /// `dhcpd -t`, the head is the one dhcpd accepted and hosts are rendered from checked values), then the
+    /// removals and additions sent over OMAPI.
+    private func changeHosts(from old: [DHCPDConfig.Host], to config: DHCPDConfig, control: DHCPDControl) throws -> Outcome {
+        try write(DHCPDConfRenderer.render(config, control: control), to: confPath)
+        served = nil  // until dhcpd has taken every change
+        let before = Set(old), after = Set(config.hosts)
+        let removed = before.subtracting(after).sorted(), added = after.subtracting(before).sorted()
+        let client = try OMAPIClient(port: control.port, secret: control.secret, in: runner.kernel)
+        // Removals first: a host whose address went to another MAC is one removal and one addition, and a
+        // MAC that moved to another address must leave its old entry before it is given a new one.
+        let stillNamed = Set(added.map(\.declarationName))
+        for host in removed where !stillNamed.contains(host.declarationName) { try client.remove(named: host.declarationName) }
+        for host in added { try client.put(host) }
+        hostChanges += removed.count + added.count
+        served = Served(head: DHCPDConfRenderer.head(config, control: control), interfaces: config.interfaces.joined(separator: " "), hosts: config.hosts)
+        return .hostsChanged(added: added.count, removed: removed.count)
+    }
+
+    /// The key OMAPI requests are signed with, made on first use; nil without OMAPI or without a real kernel.
+    func control() throws -> DHCPDControl? {
+        guard let port = settings.omapiPort, runner.kernel != .modelled else { return nil }
+        if let data = FileManager.default.contents(atPath: keyPath), data.count == 32 { return DHCPDControl(port: port, secret: Array(data)) }
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        try write(Data(secret), to: keyPath)
+        return DHCPDControl(port: port, secret: secret)
+    }
+
+    /// What the config file says dhcpd serves, if it is one this manager wrote (a head, then host
+    /// declarations exactly as rendered); nil for anything else, which makes the next change a restart.
+    func readServed() -> Served? {
+        guard let text = try? String(contentsOfFile: confPath, encoding: .utf8),
+              let interfaces = try? String(contentsOfFile: interfacesPath, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let first = lines.firstIndex(where: { $0.hasPrefix("host ") }) else {
+            return Served(head: text, interfaces: interfaces, hosts: [])
+        }
+        // The head ends with the blank line the renderer puts before the hosts.
+        let head = lines[..<(first - 1)].joined(separator: "\n") + "\n"
+        var hosts: [DHCPDConfig.Host] = []
+        var index = first
+        while index + 3 < lines.count {
+            let hardware = lines[index + 1], fixed = lines[index + 2]
+            guard hardware.hasPrefix("  hardware ethernet "), hardware.hasSuffix(";"), fixed.hasPrefix("  fixed-address "), fixed.hasSuffix(";"),
+                  lines[index + 3] == "}",
+                  let mac = MACAddress(hardware.dropFirst(20).dropLast()), let address = IPv4Address(fixed.dropFirst(16).dropLast()) else { return nil }
+            let host = DHCPDConfig.Host(mac: mac, address: address)
+            guard lines[index] == "host \(host.declarationName) {" else { return nil }
+            hosts.append(host)
+            index += 4
+        }
+        guard index == lines.count - 1, lines[index].isEmpty else { return nil }
+        return Served(head: head, interfaces: interfaces, hosts: hosts)
+    }
+
+    /// Writes `config` (checked by dhcpd itself first: a config dhcpd refuses never replaces the one in
+    /// place) and (re)starts dhcpd on it.
+    private func start(_ config: DHCPDConfig, control: DHCPDControl?) throws {
+        let text = DHCPDConfRenderer.render(config, control: control)
         let interfaces = config.interfaces.joined(separator: " ")
         let sameConfig = (try? String(contentsOfFile: confPath, encoding: .utf8)) == text
             && (try? String(contentsOfFile: interfacesPath, encoding: .utf8)) == interfaces
-        if sameConfig, runningPID != nil { return false }
-        try FileManager.default.createDirectory(atPath: settings.directory, withIntermediateDirectories: true)
         if !sameConfig {
-            // The candidate is checked by dhcpd itself before it replaces the config (rename: never half a file).
             let candidate = confPath + ".new"
-            guard writeAtomically(Data(text.utf8), to: candidate) else {
-                throw CommandError(arguments: ["write", candidate], status: errno, stderr: String(cString: strerror(errno)))
-            }
+            try write(text, to: candidate)
             do {
                 _ = try runner.run([settings.daemon, "-t", "-q", "-cf", candidate], input: nil)
             } catch {
@@ -105,14 +213,18 @@ public final class DHCPDManager {
                 throw error  // the running dhcpd and its config are left as they were
             }
             guard rename(candidate, confPath) == 0 else { throw CommandError(arguments: ["rename", candidate, confPath], status: errno, stderr: String(cString: strerror(errno))) }
-            guard writeAtomically(Data(interfaces.utf8), to: interfacesPath) else {
-                throw CommandError(arguments: ["write", interfacesPath], status: errno, stderr: String(cString: strerror(errno)))
-            }
+            try write(interfaces, to: interfacesPath)
         }
+        served = nil
         stop()
         // A pid file left by a dhcpd that died would make the new one refuse to start ("already running").
         if runningPID == nil { try? FileManager.default.removeItem(atPath: pidPath) }
-        if !FileManager.default.fileExists(atPath: leasePath) { FileManager.default.createFile(atPath: leasePath, contents: nil) }
+        if let leases = try? String(contentsOfFile: leasePath, encoding: .utf8) {
+            let kept = DHCPDLeaseFile.removingHostDeclarations(leases)
+            if kept != leases { try write(kept, to: leasePath) }
+        } else {
+            FileManager.default.createFile(atPath: leasePath, contents: nil)
+        }
         var arguments = [settings.daemon, "-cf", confPath, "-lf", leasePath, "-pf", pidPath]
         if let name = settings.user {
             // dhcpd drops to this user after start; it must be able to write its leases and pid file, so its
@@ -127,7 +239,17 @@ public final class DHCPDManager {
         // Not -q: what dhcpd says on failure is kept in the error.
         _ = try runner.run(arguments + config.interfaces, input: nil)
         restarts += 1
-        return true
+        served = Served(head: DHCPDConfRenderer.head(config, control: control), interfaces: interfaces, hosts: config.hosts)
+    }
+
+    /// Files of this manager's are the agent's alone (dhcpd.conf holds the OMAPI key): mode 0600, replaced
+    /// whole by rename.
+    private func write(_ text: String, to path: String) throws { try write(Data(text.utf8), to: path) }
+
+    private func write(_ data: Data, to path: String) throws {
+        guard writeAtomically(data, to: path, permissions: 0o600) else {
+            throw CommandError(arguments: ["write", path], status: errno, stderr: String(cString: strerror(errno)))
+        }
     }
 
     /// Stops dhcpd gently: SIGTERM, then up to 5 s for it to go; SIGKILL only if it will not.

@@ -168,9 +168,13 @@ public final class LinuxBackend: HostBackend {
             do {
                 if let wanted = effective.dhcpd {
                     let wasRunning = dhcpd.runningPID != nil
-                    if try dhcpd.apply(wanted) {
+                    switch try dhcpd.apply(wanted) {
+                    case .unchanged: break
+                    case .hostsChanged: report.operations += 1
+                    case .started(let omapiFailure):
                         report.operations += 1
                         if !wasRunning, lastApplied?.dhcpd == wanted, !lastFailedObjects.contains("dhcpd") { report.drift.append("dhcpd was not running; started it again") }
+                        if let omapiFailure { report.notes.append("dhcpd did not take the host change over OMAPI, so it was restarted: \(omapiFailure)") }
                     }
                 } else if desired.dhcpd == nil, dhcpd.runningPID != nil {
                     dhcpd.stop()
@@ -456,6 +460,7 @@ public final class LinuxBackend: HostBackend {
     public var iptablesRules: Int { firewallRecord.snapshot?.ruleCount ?? 0 }
 
     public var dhcpdRestarts: Int { dhcpd?.restarts ?? 0 }
+    public var dhcpdHostChanges: Int { dhcpd?.hostChanges ?? 0 }
 
     public var daemonDown: Bool {
         guard let dhcpd, lastApplied?.dhcpd != nil else { return false }

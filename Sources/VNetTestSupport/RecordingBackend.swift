@@ -55,6 +55,7 @@ public final class RecordingBackend: HostBackend {
     public var dhcpdState: String { "absent" }
     public var iptablesRules: Int { 0 }
     public var dhcpdRestarts: Int { 0 }
+    public var dhcpdHostChanges: Int { 0 }
     public var daemonDown: Bool { false }
     public func learnedAddresses() -> [LearnedAddress] { [] }
     public func diagnose(desired: HostNetworkState?) -> HostDiagnosis {

@@ -37,6 +37,8 @@ struct AgentCommand: ParsableCommand {
     var reconcileInterval = 10.0
     @Option(name: .customLong("iptables-preload"), help: "The operator's rules, saved with iptables-save, loaded with vnet's on the front end when first seen and when changed (default: $EUCALYPTUS/var/run/eucalyptus/net/iptables-preload, EUCALYPTUS from the config).")
     var iptablesPreload: String?
+    @Option(name: .customLong("dhcpd-omapi-port"), help: "The port of dhcpd's OMAPI on the front end (dhcpd listens on every address; the agent connects to 127.0.0.1 and signs with its own key, STATE_DIR/dhcpd/omapi.key). Instances then come and go without restarting dhcpd. 0: no OMAPI, every change restarts dhcpd.")
+    var dhcpdOmapiPort: UInt16 = 7911
     @Option(name: .customLong("cluster-id")) var clusterID = "vnet"
     @Option(name: .customLong("heartbeat-interval")) var heartbeatInterval = 1.0
     @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics, ADDRESS being IPV4:PORT (e.g. 127.0.0.1:9641). Default: off.")
@@ -85,6 +87,7 @@ struct AgentCommand: ParsableCommand {
                 var dhcpd = DHCPDManager.Settings(directory: "\(stateDir)/dhcpd")
                 if let daemon = vnetConfig.dhcpDaemon { dhcpd.daemon = daemon }
                 dhcpd.user = vnetConfig.dhcpUser
+                dhcpd.omapiPort = dhcpdOmapiPort == 0 ? nil : dhcpdOmapiPort
                 let home = ConfFile.parse(text).last("EUCALYPTUS")?.value
                 let preload = iptablesPreload ?? home.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/var/run/eucalyptus/net/iptables-preload" }
                 options.prober = LinuxVLANProber()

@@ -1,3 +1,4 @@
+import CNetlink
 import Foundation
 import Testing
 @testable import VNetCore
@@ -5,76 +6,238 @@ import Testing
 
 /// The project's dhcpd handing out a STATIC mapping to a real DHCP client, across two namespaces of the test's
 /// own: the front end (dhcpd on eth0) and an instance holding the other end of the wire with its mapped MAC.
+/// Instances coming and going reach the running dhcpd over OMAPI (its pid stays); a change of subnet options
+/// restarts it; a dhcpd killed by hand is started again and serves every instance from its config.
 @Suite("dhcpd managed by the Linux backend, with a real DHCP client", .enabled(if: RootLane.enabled, RootLane.reason), .serialized)
 struct DHCPTests {
-    @Test func anInstanceGetsExactlyItsMappedAddressAndDhcpdIsKeptRunning() throws {
-        #expect(FileManager.default.isExecutableFile(atPath: "/usr/sbin/dhclient"), "dhclient (isc-dhcp-client) is missing")
-        let frontEnd = try ScratchNamespace(), instance = try ScratchNamespace()
-        let fe = ProcessRunner(prefix: ["ip", "netns", "exec", frontEnd.name])
-        let vm = ProcessRunner(prefix: ["ip", "netns", "exec", instance.name])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-dhcp-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let mac = MACAddress("d0:0d:00:00:01:05")!
-        for command in [["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "vif0"],
-                        ["ip", "link", "set", "vif0", "netns", instance.name],
-                        ["ip", "link", "set", "eth0", "up"], ["ip", "address", "add", "10.30.1.254/24", "dev", "eth0"]] {
-            _ = try fe.run(command, input: nil)
+    final class Fixture {
+        let frontEnd: ScratchNamespace, instance: ScratchNamespace
+        let fe: ProcessRunner, vm: ProcessRunner
+        let directory: String
+        init() throws {
+            frontEnd = try ScratchNamespace(); instance = try ScratchNamespace()
+            fe = ProcessRunner(prefix: ["ip", "netns", "exec", frontEnd.name])
+            vm = ProcessRunner(prefix: ["ip", "netns", "exec", instance.name])
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-dhcp-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for command in [["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "vif0"],
+                            ["ip", "link", "set", "vif0", "netns", instance.name],
+                            ["ip", "link", "set", "eth0", "up"], ["ip", "address", "add", "10.30.1.254/24", "dev", "eth0"]] {
+                _ = try fe.run(command, input: nil)
+            }
+            for command in [["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "vif0", "up"]] { _ = try vm.run(command, input: nil) }
         }
-        for command in [["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "vif0", "address", mac.description], ["ip", "link", "set", "vif0", "up"]] {
-            _ = try vm.run(command, input: nil)
-        }
+        deinit { try? FileManager.default.removeItem(atPath: directory) }
 
+        /// What a real dhclient on the instance's wire, with `mac`, is given: "BOUND address router", or "" when
+        /// nothing answered within `seconds`.
+        func lease(for mac: MACAddress, seconds: Int = 20) throws -> String {
+            _ = try vm.run(["ip", "link", "set", "vif0", "address", mac.description], input: nil)
+            let tag = UUID().uuidString.prefix(8)
+            let script = "\(directory)/record-\(tag).sh", record = "\(directory)/offer-\(tag)", pidFile = "\(directory)/dhclient-\(tag).pid"
+            try "#!/bin/sh\n[ \"$reason\" = BOUND ] && echo \"$reason $new_ip_address $new_routers\" >> \(record)\nexit 0\n".write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+            _ = try? vm.run(["timeout", "\(seconds)", "dhclient", "-4", "-1", "-sf", script, "-pf", pidFile, "-lf", "\(directory)/dhclient-\(tag).leases", "vif0"], input: nil)
+            if let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+                kill(pid, SIGTERM)
+            }
+            return ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    static func state() -> HostNetworkState {
         var state = HostNetworkState(host: "fe", role: .frontend, mode: .staticMode)
         state.requiredLinks = ["eth0"]
         let subnet = IPv4Network("10.30.1.0/24")!
         state.dhcpd = DHCPDConfig(sharedNetwork: true,
                                   subnets: [.init(network: subnet, router: IPv4Address("10.30.1.1"), broadcast: subnet.broadcast, dns: [IPv4Address("192.0.2.53")!])],
-                                  hosts: [.init(mac: mac, address: IPv4Address("10.30.1.5")!)], interfaces: ["eth0"])
-        let manager = DHCPDManager(runner: fe, settings: .init(directory: "\(directory)/dhcpd"))
-        let backend = LinuxBackend(runner: fe, stateFile: "\(directory)/backend.pb", dhcpd: manager)
+                                  hosts: [.init(mac: MACAddress("d0:0d:00:00:01:05")!, address: IPv4Address("10.30.1.5")!)], interfaces: ["eth0"])
+        return state
+    }
+
+    @Test func instancesComeAndGoWithoutRestartingDhcpdAndARestartedOneServesThemAll() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/sbin/dhclient"), "dhclient (isc-dhcp-client) is missing")
+        let fixture = try Fixture()
+        let directory = fixture.directory
+        var state = Self.state()
+        let first = MACAddress("d0:0d:00:00:01:05")!, second = MACAddress("d0:0d:00:00:01:06")!
+        let manager = DHCPDManager(runner: fixture.fe, settings: .init(directory: "\(directory)/dhcpd"))
+        let backend = LinuxBackend(runner: fixture.fe, stateFile: "\(directory)/backend.pb", dhcpd: manager)
         defer { manager.stop() }
         #expect(try backend.apply(state, revision: 1).operations == 1)
-        let firstPID = try #require(manager.runningPID)
-        #expect(backend.dhcpdState == "running (pid \(firstPID))")
-
-        // The client: its script only writes down what it was given.
-        let script = "\(directory)/record.sh", record = "\(directory)/offer"
-        try "#!/bin/sh\necho \"$reason $new_ip_address $new_routers\" >> \(record)\n".write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        _ = try vm.run(["timeout", "20", "dhclient", "-4", "-1", "-sf", script, "-pf", "\(directory)/dhclient.pid", "-lf", "\(directory)/dhclient.leases", "vif0"], input: nil)
-        defer {
-            if let pid = (try? String(contentsOfFile: "\(directory)/dhclient.pid", encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
-                kill(pid, SIGTERM)
-            }
+        let pid = try #require(manager.runningPID)
+        #expect(backend.dhcpdState == "running (pid \(pid))")
+        #expect(try fixture.lease(for: first) == "BOUND 10.30.1.5 10.30.1.1")
+        // The key and the config holding it are the agent's alone.
+        for file in ["omapi.key", "dhcpd.conf"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/dhcpd/\(file)")[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file) is mode \(String(mode ?? 0, radix: 8))")
         }
-        let offered = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
-        #expect(offered.contains("BOUND 10.30.1.5 10.30.1.1"), "dhclient got: \(offered)")
 
         // Same state again: dhcpd is left alone.
         #expect(try backend.apply(state, revision: 1).operations == 0)
-        #expect(manager.runningPID == firstPID)
-        // A changed config: validated, swapped in, dhcpd restarted with SIGTERM. The lease file is never deleted
-        // or emptied by vnet (dhcpd rewrites it itself on start, keeping the previous one as dhcpd.leases~).
-        let leases = "\(directory)/dhcpd/dhcpd.leases"
-        state.dhcpd!.hosts.append(.init(mac: MACAddress("d0:0d:00:00:01:06")!, address: IPv4Address("10.30.1.6")!))
-        #expect(try backend.apply(state, revision: 2).operations == 1)
-        let secondPID = try #require(manager.runningPID)
-        #expect(secondPID != firstPID)
-        #expect(FileManager.default.fileExists(atPath: leases) && FileManager.default.fileExists(atPath: leases + "~"))
-        #expect(try String(contentsOfFile: "\(directory)/dhcpd/dhcpd.conf", encoding: .utf8).contains("fixed-address 10.30.1.6;"))
-        // dhcpd killed by hand: the next reconcile starts it again and reports it.
-        kill(secondPID, SIGKILL)
+        // A new instance: over OMAPI, the pid unchanged, a real client gets its address, and the config has it.
+        state.dhcpd!.hosts.append(.init(mac: second, address: IPv4Address("10.30.1.6")!))
+        var report = try backend.apply(state, revision: 2)
+        #expect(report.operations == 1 && report.isComplete && report.notes.isEmpty, "\(report)")
+        #expect(manager.runningPID == pid && manager.restarts == 1 && manager.hostChanges == 1)
+        #expect(try fixture.lease(for: second) == "BOUND 10.30.1.6 10.30.1.1")
+        #expect(manager.runningPID == pid)
+        let conf = "\(directory)/dhcpd/dhcpd.conf"
+        #expect(try String(contentsOfFile: conf, encoding: .utf8).contains("fixed-address 10.30.1.6;"))
+
+        // The first instance gone, and its address given to another MAC: dhcpd forgets the old host (asked
+        // over OMAPI itself) and serves the new one, still without a restart.
+        let third = MACAddress("d0:0d:00:00:01:07")!
+        state.dhcpd!.hosts = [.init(mac: third, address: IPv4Address("10.30.1.5")!), .init(mac: second, address: IPv4Address("10.30.1.6")!)]
+        report = try backend.apply(state, revision: 3)
+        #expect(report.operations == 1 && report.notes.isEmpty, "\(report)")
+        #expect(manager.runningPID == pid && manager.restarts == 1 && manager.hostChanges == 3)
+        let secret = Array(try #require(FileManager.default.contents(atPath: "\(directory)/dhcpd/omapi.key")))
+        let client = try OMAPIClient(port: 7911, secret: secret, in: fixture.fe.kernel)
+        #expect(try client.host(named: "node-10.30.1.5") == .init(mac: third, address: IPv4Address("10.30.1.5")!))
+        #expect(try fixture.lease(for: third) == "BOUND 10.30.1.5 10.30.1.1")
+
+        // dhcpd killed by hand: the next reconcile starts it again from its config, and it serves every
+        // instance, including the ones it was given over OMAPI (and not the host they replaced).
+        kill(pid, SIGKILL)
         for _ in 0..<100 where manager.runningPID != nil { Thread.sleep(forTimeInterval: 0.02) }
         #expect(manager.runningPID == nil)
-        let report = try backend.apply(state, revision: 2)
+        report = try backend.apply(state, revision: 3)
         #expect(report.operations == 1)
-        #expect(manager.runningPID != nil)
         #expect(report.drift.contains("dhcpd was not running; started it again"))
+        let restarted = try #require(manager.runningPID)
+        let leases = try String(contentsOfFile: "\(directory)/dhcpd/dhcpd.leases", encoding: .utf8)
+        #expect(!leases.contains("host node-"), "the hosts dhcpd recorded for OMAPI are not replayed over the config: \(leases)")
+        #expect(try fixture.lease(for: second) == "BOUND 10.30.1.6 10.30.1.1")
+        #expect(try fixture.lease(for: third) == "BOUND 10.30.1.5 10.30.1.1")
+        #expect(try fixture.lease(for: first, seconds: 6) == "", "the removed instance's MAC gets nothing")
+
+        // A changed subnet option is not a host change: validated, swapped in, dhcpd restarted with SIGTERM.
+        // The lease file is kept (dhcpd rewrites it itself on start, keeping the previous one as dhcpd.leases~).
+        state.dhcpd!.subnets[0].dns = [IPv4Address("192.0.2.54")!]
+        #expect(try backend.apply(state, revision: 4).operations == 1)
+        let again = try #require(manager.runningPID)
+        #expect(again != restarted && manager.restarts == 3)
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/dhcpd/dhcpd.leases~"))
+        #expect(try String(contentsOfFile: conf, encoding: .utf8).contains("option domain-name-servers 192.0.2.54;"))
         // No dhcpd wanted: stopped.
         state.dhcpd = nil
-        _ = try backend.apply(state, revision: 3)
+        _ = try backend.apply(state, revision: 5)
         #expect(manager.runningPID == nil)
+    }
+
+    /// A restarted agent finds dhcpd running on the config it wrote and goes on over OMAPI; an OMAPI exchange
+    /// that cannot happen falls back to a restart, and says why.
+    @Test func aRestartedAgentKeepsDhcpdAndAFailedOMAPIExchangeRestartsIt() throws {
+        let fixture = try Fixture()
+        var state = Self.state()
+        let settings = DHCPDManager.Settings(directory: "\(fixture.directory)/dhcpd")
+        let manager = DHCPDManager(runner: fixture.fe, settings: settings)
+        defer { manager.stop() }
+        #expect(try LinuxBackend(runner: fixture.fe, stateFile: "\(fixture.directory)/backend.pb", dhcpd: manager).apply(state, revision: 1).operations == 1)
+        let pid = try #require(manager.runningPID)
+
+        let restartedAgent = DHCPDManager(runner: fixture.fe, settings: settings)
+        state.dhcpd!.hosts.append(.init(mac: MACAddress("d0:0d:00:00:01:06")!, address: IPv4Address("10.30.1.6")!))
+        #expect(try restartedAgent.apply(state.dhcpd!) == .hostsChanged(added: 1, removed: 0))
+        #expect(restartedAgent.runningPID == pid && restartedAgent.restarts == 0)
+        #expect(try fixture.lease(for: MACAddress("d0:0d:00:00:01:06")!) == "BOUND 10.30.1.6 10.30.1.1")
+
+        // OMAPI out of reach (the namespace's loopback down): the host change restarts dhcpd instead, and the
+        // instance is served all the same.
+        _ = try fixture.fe.run(["ip", "link", "set", "lo", "down"], input: nil)
+        state.dhcpd!.hosts.append(.init(mac: MACAddress("d0:0d:00:00:01:07")!, address: IPv4Address("10.30.1.7")!))
+        guard case .started(let failure?) = try restartedAgent.apply(state.dhcpd!) else {
+            Issue.record("a host change OMAPI could not carry did not restart dhcpd"); return
+        }
+        #expect(failure.contains("OMAPI: cannot connect to dhcpd on 127.0.0.1:7911"), "\(failure)")
+        #expect(restartedAgent.runningPID != pid && restartedAgent.restarts == 1)
+        #expect(try fixture.lease(for: MACAddress("d0:0d:00:00:01:07")!) == "BOUND 10.30.1.7 10.30.1.1")
+
+        // A new key (the file replaced): it is in the config, so dhcpd is restarted on it.
+        _ = try fixture.fe.run(["ip", "link", "set", "lo", "up"], input: nil)
+        let key = "\(fixture.directory)/dhcpd/omapi.key"
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: key))
+        #expect(try restartedAgent.apply(state.dhcpd!) == .started(omapiFailure: nil))
+        state.dhcpd!.hosts.removeFirst()
+        #expect(try restartedAgent.apply(state.dhcpd!) == .hostsChanged(added: 0, removed: 1), "and OMAPI works on the new key")
+    }
+
+    /// dhcpd itself refuses a request signed with a key that is not its own, and changes nothing: first sent by
+    /// hand (the test's own socket, the session's bytes), then through the agent's client.
+    @Test func dhcpdRefusesARequestSignedWithAnotherKey() throws {
+        let fixture = try Fixture()
+        let manager = DHCPDManager(runner: fixture.fe, settings: .init(directory: "\(fixture.directory)/dhcpd"))
+        defer { manager.stop() }
+        var state = Self.state()
+        _ = try manager.apply(state.dhcpd!)
+        let secret = Array(try #require(FileManager.default.contents(atPath: "\(fixture.directory)/dhcpd/omapi.key")))
+
+        let wrong = secret.map { $0 ^ 0x01 }
+        let connection = try RawOMAPIConnection(namespace: fixture.frontEnd.name)
+        var session = OMAPISession(secret: wrong)
+        try connection.send(OMAPIMessage.introduction)
+        #expect(try connection.read(count: 8) == OMAPIMessage.introduction)
+        let open = session.openAuthenticator()
+        try connection.send(open.bytes)
+        let opened = try connection.receive()
+        #expect(opened.opcode == .update && opened.handle != 0, "the key's name and algorithm are dhcpd's: the authenticator opens")
+        try session.authenticated(by: opened, to: open.id)
+        let host = DHCPDConfig.Host(mac: MACAddress("d0:0d:00:00:01:09")!, address: IPv4Address("10.30.1.9")!)
+        let create = session.createHost(host)
+        try connection.send(create.bytes)
+        let answer = try connection.receive()
+        #expect(answer.opcode == .status && OMAPIMessage.integer(answer.value("result")) != 0, "refused: \(answer)")
+        #expect(throws: OMAPISession.Failure.self) { try session.answer(answer, to: create.id) }
+
+        // Nothing changed: the right key finds no such host, and the agent's own client, given the wrong key,
+        // is refused the same way.
+        let client = try OMAPIClient(port: 7911, secret: secret, in: fixture.fe.kernel)
+        #expect(try client.host(named: host.declarationName) == nil)
+        let misled = try OMAPIClient(port: 7911, secret: wrong, in: fixture.fe.kernel)
+        #expect(throws: OMAPISession.Failure.self) { try misled.put(host) }
+        #expect(try client.host(named: host.declarationName) == nil)
+        state.dhcpd!.hosts.append(host)
+        #expect(try manager.apply(state.dhcpd!) == .hostsChanged(added: 1, removed: 0))
+        #expect(try client.host(named: host.declarationName) == host)
+    }
+}
+
+/// A TCP connection to dhcpd's OMAPI port in a test namespace, with no protocol logic of its own.
+final class RawOMAPIConnection {
+    let socket: Int32
+    var buffer: [UInt8] = []
+    init(namespace: String, port: UInt16 = 7911) throws {
+        socket = vnet_socket_in_namespace("/run/netns/\(namespace)", AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ToolError(message: "socket: \(-socket)") }
+        var limit = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET); address.sin_port = port.bigEndian; address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { close(socket); throw ToolError(message: "connect: \(String(cString: strerror(errno)))") }
+    }
+    deinit { close(socket) }
+    func send(_ bytes: [UInt8]) throws {
+        guard bytes.withUnsafeBytes({ Glibc.send(socket, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw ToolError(message: "short send") }
+    }
+    func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { throw ToolError(message: "dhcpd closed or did not answer") }
+        buffer += chunk[..<count]
+    }
+    func read(count: Int) throws -> [UInt8] {
+        while buffer.count < count { try fill() }
+        defer { buffer.removeFirst(count) }
+        return Array(buffer[..<count])
+    }
+    func receive() throws -> OMAPIMessage {
+        while true {
+            if let (message, length) = try OMAPIMessage.decode(buffer[...]) { buffer.removeFirst(length); return message }
+            try fill()
+        }
     }
 }
 

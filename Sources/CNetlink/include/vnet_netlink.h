@@ -19,4 +19,9 @@ int vnet_nft_generation(const char *netns_path, uint32_t *generation);
 int vnet_netlink_dump(const char *netns_path, int protocol, uint16_t type, const void *header, uint32_t header_length,
                       uint8_t **out, size_t *out_length);
 
+/// A socket (socket(2)'s `domain`, `type`, `protocol`) created in the network namespace `netns_path` names (NULL:
+/// the caller's own), for talking to a daemon inside that namespace (dhcpd's OMAPI port on its loopback). It
+/// stays in that namespace whichever thread uses it. Returns the descriptor (close-on-exec), or -errno.
+int vnet_socket_in_namespace(const char *netns_path, int domain, int type, int protocol);
+
 #endif
