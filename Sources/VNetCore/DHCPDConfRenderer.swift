@@ -6,12 +6,14 @@
 /// entries change without a restart (`DHCPDManager`). The file is then the whole state: what a restarted
 /// dhcpd serves is what the running one was told.
 public enum DHCPDConfRenderer {
+    /// Hosts are rendered as bytes: a 100 000-host config is 7 MB, and building it as bytes is several times
+    /// faster than appending strings (it is on the path of an instance's start).
     public static func render(_ config: DHCPDConfig, control: DHCPDControl? = nil) -> String {
-        var out = head(config, control: control)
-        out.reserveCapacity(out.utf8.count + config.hosts.count * 100)
-        if !config.hosts.isEmpty { out += "\n" }
-        for host in config.hosts { out += declaration(host) }
-        return out
+        var out = Array(head(config, control: control).utf8)
+        out.reserveCapacity(out.count + config.hosts.count * 80)
+        if !config.hosts.isEmpty { out.append(UInt8(ascii: "\n")) }
+        for host in config.hosts { appendDeclaration(host, to: &out) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Everything before the host declarations: globals, the OMAPI key and port, the subnets. Two configs with
@@ -46,8 +48,23 @@ public enum DHCPDConfRenderer {
     }
 
     public static func declaration(_ host: DHCPDConfig.Host) -> String {
-        "host " + host.declarationName + " {\n  hardware ethernet " + host.mac.description
-            + ";\n  fixed-address " + host.address.description + ";\n}\n"
+        var out: [UInt8] = []
+        appendDeclaration(host, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let hostOpen = Array("host node-".utf8), hardware = Array(" {\n  hardware ethernet ".utf8)
+    private static let fixed = Array(";\n  fixed-address ".utf8), close = Array(";\n}\n".utf8)
+
+    /// `host node-ADDRESS { hardware ethernet MAC; fixed-address ADDRESS; }`, as `declarationName` names it.
+    static func appendDeclaration(_ host: DHCPDConfig.Host, to out: inout [UInt8]) {
+        out += hostOpen
+        host.address.append(to: &out)
+        out += hardware
+        host.mac.append(to: &out)
+        out += fixed
+        host.address.append(to: &out)
+        out += close
     }
 }
 

@@ -30,8 +30,14 @@ public struct DHCPReply: Sendable, Equatable {
         let sourcePort = Int(packet[udp]) << 8 | Int(packet[udp + 1])
         let destinationPort = Int(packet[udp + 2]) << 8 | Int(packet[udp + 3])
         guard sourcePort == 67, destinationPort == 68 else { return nil }
-        let bootp = udp + 8
-        let end = totalLength
+        return parse(bootp: packet[(udp + 8)..<totalLength])
+    }
+
+    /// Parses a BOOTREPLY as a UDP socket receives it (the datagram's payload); nil for anything else.
+    public static func parse(bootp message: ArraySlice<UInt8>) -> DHCPReply? {
+        let packet = message
+        let bootp = message.startIndex
+        let end = message.endIndex
         // op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr[16], sname[64],
         // file[128], magic cookie: 240 bytes before the options.
         guard end - bootp >= 240, packet[bootp] == 2, packet[bootp + 1] == 1, packet[bootp + 2] == 6,

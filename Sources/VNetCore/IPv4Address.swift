@@ -54,6 +54,12 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(15)
+        append(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The dotted quad appended to `bytes` (for renderers that build large texts as bytes).
+    public func append(to bytes: inout [UInt8]) {
         appendDecimal(UInt8(value >> 24), to: &bytes)
         bytes.append(UInt8(ascii: "."))
         appendDecimal(UInt8((value >> 16) & 0xff), to: &bytes)
@@ -61,7 +67,6 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         appendDecimal(UInt8((value >> 8) & 0xff), to: &bytes)
         bytes.append(UInt8(ascii: "."))
         appendDecimal(UInt8(value & 0xff), to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Addresses that can never be a host's unicast address (this network, loopback, link-local, multicast,

@@ -26,16 +26,23 @@ public struct MACAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
     public static func < (lhs: MACAddress, rhs: MACAddress) -> Bool { lhs.value < rhs.value }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(17)
-        for (index, byte) in bytes.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ":")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0xf)])
-        }
+        append(to: &out)
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The colon-separated form appended to `bytes` (for renderers that build large texts as bytes).
+    public func append(to bytes: inout [UInt8]) {
+        for index in 0..<6 {
+            if index > 0 { bytes.append(UInt8(ascii: ":")) }
+            let byte = UInt8((value >> UInt64(40 - 8 * index)) & 0xff)
+            bytes.append(Self.hexDigits[Int(byte >> 4)])
+            bytes.append(Self.hexDigits[Int(byte & 0xf)])
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// The two leading octets of every MAC the cluster hands out (VNET_MACPREFIX, default d0:0d).

@@ -6,9 +6,9 @@ import VNetSystem
 /// desired interfaces with its own lease and pid files, started again if it died. Never kill -9 as the
 /// normal path: Eucalyptus did that on every change and raced dhcpd's pid file.
 ///
-/// A change of hosts only (instances come and go) reaches the running dhcpd through OMAPI: the config is
-/// rewritten first, so a restart at any moment gives the same hosts, then each host removed or added is sent
-/// over one authenticated connection, and dhcpd keeps serving throughout (its pid does not change). Anything
+/// A change of hosts only (instances come and go) reaches the running dhcpd through OMAPI: each host removed
+/// or added is sent over one authenticated connection, then the config is rewritten, so a restart gives the
+/// same hosts; dhcpd keeps serving throughout (its pid does not change). Anything
 /// else (subnets, options, interfaces, the key) restarts it with SIGTERM, as does an OMAPI exchange that
 /// fails for any reason: that path always converges, it only costs the restart. Before every start the
 /// hosts dhcpd recorded in its lease file for OMAPI changes are taken out (`DHCPDLeaseFile`), so what a
@@ -140,14 +140,15 @@ public final class DHCPDManager {
         return .started(omapiFailure: omapiFailure)
     }
 
-    /// The hosts changed in the running dhcpd: the config written first (rename: whole or not at all; no
-    /// `dhcpd -t`, the head is the one dhcpd accepted and hosts are rendered from checked values), then the
-    /// removals and additions sent over OMAPI.
+    /// The hosts changed in the running dhcpd: the removals and additions sent over OMAPI, then the config
+    /// rewritten (rename: whole or not at all; no `dhcpd -t`, the head is the one dhcpd accepted and hosts
+    /// are rendered from checked values). dhcpd first, because rendering and writing a large config takes
+    /// longer than the exchange and an instance's address should not wait for it. A crash between the two
+    /// leaves a config short of hosts dhcpd has, which only a start of dhcpd would act on, and dhcpd is only
+    /// started by `apply`, which writes the config first: nothing is served that the config does not have.
     private func changeHosts(from old: [DHCPDConfig.Host], to config: DHCPDConfig, control: DHCPDControl) throws -> Outcome {
-        try write(DHCPDConfRenderer.render(config, control: control), to: confPath)
-        served = nil  // until dhcpd has taken every change
-        let before = Set(old), after = Set(config.hosts)
-        let removed = before.subtracting(after).sorted(), added = after.subtracting(before).sorted()
+        let (removed, added) = Self.difference(from: old, to: config.hosts)
+        served = nil  // until dhcpd has taken every change and the config says so
         let client = try OMAPIClient(port: control.port, secret: control.secret, in: runner.kernel)
         // Removals first: a host whose address went to another MAC is one removal and one addition, and a
         // MAC that moved to another address must leave its old entry before it is given a new one.
@@ -155,8 +156,31 @@ public final class DHCPDManager {
         for host in removed where !stillNamed.contains(host.declarationName) { try client.remove(named: host.declarationName) }
         for host in added { try client.put(host) }
         hostChanges += removed.count + added.count
+        try write(DHCPDConfRenderer.render(config, control: control), to: confPath)
         served = Served(head: DHCPDConfRenderer.head(config, control: control), interfaces: config.interfaces.joined(separator: " "), hosts: config.hosts)
         return .hostsChanged(added: added.count, removed: removed.count)
+    }
+
+    /// The hosts only in `old` and only in `new`. Both come sorted by address (the planner sorts them, and
+    /// `served` keeps what was applied), so one merge pass does it without hashing 100 000 hosts; lists that
+    /// are not strictly sorted are compared as sets.
+    static func difference(from old: [DHCPDConfig.Host], to new: [DHCPDConfig.Host]) -> (removed: [DHCPDConfig.Host], added: [DHCPDConfig.Host]) {
+        func strictlySorted(_ hosts: [DHCPDConfig.Host]) -> Bool { zip(hosts, hosts.dropFirst()).allSatisfy { $0.address < $1.address } }
+        guard strictlySorted(old), strictlySorted(new) else {
+            let before = Set(old), after = Set(new)
+            return (before.subtracting(after).sorted(), after.subtracting(before).sorted())
+        }
+        var removed: [DHCPDConfig.Host] = [], added: [DHCPDConfig.Host] = []
+        var i = 0, j = 0
+        while i < old.count || j < new.count {
+            if j == new.count || (i < old.count && old[i].address < new[j].address) { removed.append(old[i]); i += 1 }
+            else if i == old.count || new[j].address < old[i].address { added.append(new[j]); j += 1 }
+            else {
+                if old[i].mac != new[j].mac { removed.append(old[i]); added.append(new[j]) }
+                i += 1; j += 1
+            }
+        }
+        return (removed, added)
     }
 
     /// The key OMAPI requests are signed with, made on first use; nil without OMAPI or without a real kernel.

@@ -106,6 +106,12 @@ public final class ZMQSocket {
     /// The endpoint actually bound (after binding to port `*`).
     public var lastEndpoint: String { (try? getString(ZMQ_LAST_ENDPOINT)) ?? "" }
 
+    /// The descriptor libzmq signals this socket's activity on (ZMQ_FD), for waiting on many sockets with
+    /// epoll instead of zmq_poll's scan of all of them. It says "look", not "readable": after it fires, and
+    /// after any send, the socket must be drained with non-blocking receives until none is left, or a message
+    /// already queued is never signalled again.
+    public var fileDescriptor: Int32 { (try? getInt(ZMQ_FD)) ?? -1 }
+
     public func subscribe(_ prefix: [UInt8]) throws(ZMQError) { try set(ZMQ_SUBSCRIBE, prefix) }
 
     // MARK: messages

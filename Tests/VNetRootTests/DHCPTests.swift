@@ -204,6 +204,20 @@ struct DHCPTests {
     }
 }
 
+/// `vnet-bench dhcpd` (BENCHMARKS.md) kept working: a short run, its two methods as the figures say.
+@Suite("vnet-bench dhcpd (short run)", .enabled(if: RootLane.enabled, RootLane.reason))
+struct DHCPDBenchmarkTests {
+    @Test func bothMethodsServeTheNewInstanceAndOnlyTheRestartChangesThePid() throws {
+        let bench = NamespaceFixtures.binaries.appendingPathComponent("vnet-bench").path
+        let output = try ProcessRunner().run([bench, "dhcpd", "--hosts", "500", "--samples", "2", "--json"], input: nil)
+        struct Method: Decodable { var offeredSeconds: [Double]; var pidUnchanged: Bool }
+        struct Result: Decodable { var hosts: Int; var omapi: Method; var restart: Method }
+        let result = try JSONDecoder().decode(Result.self, from: Data(output))
+        #expect(result.hosts == 500 && result.omapi.offeredSeconds.count == 2 && result.restart.offeredSeconds.count == 2)
+        #expect(result.omapi.pidUnchanged && !result.restart.pidUnchanged)
+    }
+}
+
 /// A TCP connection to dhcpd's OMAPI port in a test namespace, with no protocol logic of its own.
 final class RawOMAPIConnection {
     let socket: Int32
