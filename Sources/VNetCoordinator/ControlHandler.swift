@@ -50,6 +50,15 @@ public struct ControlHandler: Sendable {
         }
     }
 
+    /// Whether `request` reads the view's table of nodes, learned addresses or status (the rest read only
+    /// the nodes' links).
+    public static func needsNodeTable(_ request: Vnet_V1_ControlRequest) -> Bool {
+        switch request.op {
+        case .status, .listNodes, .describeInstances: true
+        default: false
+        }
+    }
+
     func perform(_ request: Vnet_V1_ControlRequest, _ allocator: inout Allocator, _ view: View,
                  _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) -> Bool {
         guard let op = request.op else { throw ClusterError("empty request") }

@@ -320,7 +320,9 @@ public final class Coordinator {
         let before = allocator.state
         var replies: [(socket: ZMQSocket, prefix: [[UInt8]], body: Vnet_V1_Envelope.OneOf_Body, mutating: Bool)] = []
         var changes: [String] = []
-        let view = currentView()
+        // The nodes' table is built only for a batch that asks for it (status, nodes, instances): at 1000
+        // nodes it costs more than a batch of run-instance requests itself.
+        let view = currentView(nodes: pending.contains { if case .control(_, let request) = $0 { ControlHandler.needsNodeTable(request) } else { false } })
         for item in pending {
             switch item {
             case .control(let prefix, let request):
@@ -458,9 +460,16 @@ public final class Coordinator {
         try? socket.send(prefix + [codec.encode(body)], wait: false)
     }
 
-    func currentView() -> ControlHandler.View {
-        let now = monotonicSeconds()
+    /// What control requests read of the cluster beyond the allocations: each node's links (run-instance
+    /// refuses a vif that is one of them) and, when `nodes`, the table of nodes with their liveness and
+    /// revisions, the learned addresses and the status.
+    func currentView(nodes: Bool = true) -> ControlHandler.View {
         var view = ControlHandler.View()
+        guard nodes else {
+            for (host, report) in session.reports { view.links[host] = report.links }
+            return view
+        }
+        let now = monotonicSeconds()
         var counts: [HostLiveness: UInt32] = [:]
         view.nodes = knownHosts.map { host in
             var info = Vnet_V1_NodeInfo()

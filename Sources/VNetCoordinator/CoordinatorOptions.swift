@@ -13,8 +13,9 @@ public struct CoordinatorOptions: Sendable {
     public var heartbeatInterval = 1.0
     public var suspectAfter = 2.0
     public var downAfter = 3.0
-    /// Control requests taken into one commit at most.
-    public var maxBatch = 512
+    /// Control requests (and registrations) taken into one commit at most: a burst of 1000 run-instance
+    /// requests is one commit, not several in a row each replanning the cluster (BENCHMARKS.md, the bus).
+    public var maxBatch = 4096
     /// Whether the coordinator keeps metrics (it is served them with `--metrics`).
     public var metrics = false
 

@@ -23,6 +23,42 @@ struct ZMQTests {
         #expect(try dealer.receive(wait: false) == nil)
     }
 
+    /// The socket set says which of many sockets to look at: those signalled since, and those marked (just
+    /// added, or sent on), not the others.
+    @Test func aSocketSetGivesTheSocketsThatHaveMessages() throws {
+        let context = ZMQContext()
+        let router = try ZMQSocket(context, .router)
+        try router.bind("tcp://127.0.0.1:*")
+        let dealers = try (0..<8).map { _ in let dealer = try ZMQSocket(context, .dealer); try dealer.connect(router.lastEndpoint); return dealer }
+        let set = try ZMQSocketSet()
+        for (tag, dealer) in dealers.enumerated() { try set.add(dealer, tag: tag) }
+        #expect(set.ready(timeoutMilliseconds: 0) == Array(0..<8), "just added: each looked at once")
+        for dealer in dealers { #expect(try dealer.receive(wait: false) == nil) }
+        #expect(set.ready(timeoutMilliseconds: 50).isEmpty, "nothing arrived")
+
+        // Dealers 3 and 6 say hello; the router answers both.
+        for tag in [3, 6] { try dealers[tag].send([Array("hello \(tag)".utf8)]); set.mark(tag) }
+        var identities: [[UInt8]] = []
+        let deadline = Date().addingTimeInterval(2)
+        while identities.count < 2, Date() < deadline {
+            _ = try ZMQPoller.readable([router], timeoutMilliseconds: 100)
+            while let message = try router.receive(wait: false) { identities.append(message.frames[0]) }
+        }
+        #expect(Set(set.ready(timeoutMilliseconds: 0)) == [3, 6], "marked after their sends")
+        for identity in identities { try router.send([identity, Array("welcome".utf8)]) }
+        var answered: Set<Int> = []
+        while answered.count < 2, Date() < deadline {
+            for tag in set.ready(timeoutMilliseconds: 100) {
+                while let message = try dealers[tag].receive(wait: false) {
+                    #expect(message.frames == [Array("welcome".utf8)])
+                    answered.insert(tag)
+                }
+            }
+        }
+        #expect(answered == [3, 6])
+        #expect(set.ready(timeoutMilliseconds: 50).filter { (try? dealers[$0].receive(wait: false)) != nil }.isEmpty, "nothing more for anyone")
+    }
+
     @Test func curveWithZAPAdmitsOnlyKnownKeysAndNamesThem() throws {
         #expect(ZMQContext.hasCurve)
         let context = ZMQContext()
