@@ -44,6 +44,10 @@ public enum VLANVerification {
         public var status: Status
         public var rttP50Microseconds: UInt64?
         public var rttP99Microseconds: UInt64?
+        public init(a: String, b: String, vlan: Int, status: Status, rttP50Microseconds: UInt64? = nil, rttP99Microseconds: UInt64? = nil) {
+            self.a = a; self.b = b; self.vlan = vlan; self.status = status
+            self.rttP50Microseconds = rttP50Microseconds; self.rttP99Microseconds = rttP99Microseconds
+        }
     }
 
     public struct Result: Sendable, Equatable, Codable {
@@ -53,6 +57,60 @@ public enum VLANVerification {
         /// Pairs that fail even untagged: a link problem, not a VLAN one.
         public var noLink: [Pair]
         public var allOK: Bool { pairs.allSatisfy(\.status.isOK) }
+    }
+
+    /// What the judged pairs allow an operator to conclude, and what they do not, one sentence each: a host
+    /// that is the one side every failing pair shares (and, with the untagged control passing, that its link is
+    /// up), several such hosts, a VID carried nowhere, pairs that fail between hosts that each pass with others,
+    /// a host nothing reaches even untagged, and the limit of two hosts (either side may be the one). Hosts
+    /// that took no part are left out.
+    public static func conclusions(hosts: [String], vlans: [Int], pairs: [Pair], culprits: [Int: String], unreachable: Set<String> = [],
+                                   control: Bool = true) -> [String] {
+        let present = hosts.filter { !unreachable.contains($0) }.sorted()
+        guard present.count >= 2 else { return [] }
+        let taking = pairs.filter { !unreachable.contains($0.a) && !unreachable.contains($0.b) }
+        func name(_ pair: Pair) -> String { "\(pair.a) <-> \(pair.b)" }
+        func controlPassed(_ pair: Pair) -> Bool {
+            !control || taking.contains { $0.vlan == 0 && $0.a == pair.a && $0.b == pair.b && $0.status.isOK }
+        }
+        var out: [String] = []
+        if control {
+            let untagged = taking.filter { $0.vlan == 0 }
+            if present.count == 2, let pair = untagged.first, !pair.status.isOK {
+                out.append("no frame passes between \(pair.a) and \(pair.b), untagged either: a link problem, not VLAN tagging; with two hosts the side cannot be told")
+            } else if untagged.contains(where: \.status.isOK) {
+                for host in present {
+                    let mine = untagged.filter { $0.a == host || $0.b == host }
+                    if !mine.isEmpty, mine.allSatisfy({ !$0.status.isOK }) {
+                        out.append("\(host): nothing passes to or from it, untagged either: its link or cabling, not VLAN tagging")
+                    }
+                }
+            }
+        }
+        for vlan in vlans where vlan != 0 {
+            let judged = taking.filter { $0.vlan == vlan && controlPassed($0) }
+            let failing = judged.filter { !$0.status.isOK }
+            guard !failing.isEmpty else { continue }
+            if present.count == 2 {
+                out.append("VID \(vlan) fails between \(present[0]) and \(present[1]) (\(failing[0].status)): with two hosts either side may drop it; a third host tells which (the front end takes part unless --no-frontend)")
+            } else if let host = culprits[vlan] {
+                out.append("VID \(vlan): \(host) fails with every other host while they pass among themselves: \(host)'s side drops it, its switch port not carrying VID \(vlan) or its NIC filtering it"
+                           + (control ? "; untagged frames pass to and from \(host), so its link is up" : ""))
+            } else if failing.count == judged.count {
+                out.append("VID \(vlan) fails between every pair: it is not carried between any of these hosts (not allowed on the trunks, or every port drops it); no single host is to blame")
+            } else {
+                let suspects = present.filter { host in
+                    let mine = judged.filter { $0.a == host || $0.b == host }
+                    return !mine.isEmpty && mine.allSatisfy { !$0.status.isOK }
+                }
+                if suspects.count > 1 {
+                    out.append("VID \(vlan): \(suspects.joined(separator: ", ")) each fail with every other host: look at each one's switch port")
+                } else {
+                    out.append("VID \(vlan): \(failing.map(name).joined(separator: ", ")) fail though each of these hosts passes with others: the path between them (a trunk between switches?) may not carry it")
+                }
+            }
+        }
+        return out
     }
 
     /// `control: false` when no untagged round was run (the kernel method): pairs are judged on their VIDs alone.

@@ -8,7 +8,11 @@ import VNetCore
 /// the host, no address assigned): it answers every probe addressed to it (or broadcast) with the same VID,
 /// and probes each peer `count` times per VID (rounds, frames paced), unicast to the peer's MAC, plus one broadcast round per VID, and
 /// an untagged control round (VID 0). It runs for `duration` seconds so that it keeps answering while the other
-/// hosts, started at about the same time, are still probing.
+/// hosts, started at about the same time, are still probing, or less: once every peer has answered on every
+/// VID and every peer's probes have been heard (and answered) on every VID, nothing more can be learnt and
+/// no peer still needs this host, so it ends `linger` later (time for one more round's answers, should one of
+/// its replies have been lost). A clean fleet therefore reports in a fraction of the window; a failing pair
+/// keeps it open to the end, since silence cannot be told from slowness sooner.
 public final class VLANProbeSession {
     public struct Peer: Sendable {
         public var name: String
@@ -46,11 +50,16 @@ public final class VLANProbeSession {
     /// Probes and answers until `duration` has passed; returns what this host saw of each peer on each VID.
     /// `probeAt`: when to send the first probe (CLOCK_MONOTONIC ns); until then it only listens and answers, so
     /// that every participant's socket is open before anyone probes. Nil: at once.
-    public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double, probeAt: UInt64? = nil) -> [VLANVerification.Observation] {
+    struct Key: Hashable { var peer: String; var vlan: Int }
+
+    public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double, probeAt: UInt64? = nil,
+                    linger: Double = 0.05) -> [VLANVerification.Observation] {
         let peers = allPeers.filter { $0.name != name && $0.mac != mac }
+        let peerNames = Set(peers.map(\.name))
+        var heard: Set<Key> = []
+        var doneAt: UInt64?
         completedAt = nil
         let all = [0] + vlans.filter { $0 != 0 }
-        struct Key: Hashable { var peer: String; var vlan: Int }
         var sent: [Key: Int] = [:], replies: [Key: Set<UInt32>] = [:], received: [Key: Set<UInt32>] = [:], rtts: [Key: [UInt64]] = [:]
         let start = max(probeAt ?? 0, monotonicNanoseconds())
         let deadline = start + UInt64(duration * 1e9)
@@ -70,6 +79,7 @@ public final class VLANProbeSession {
         while true {
             let now = monotonicNanoseconds()
             if now >= deadline { break }
+            if let doneAt, now >= doneAt { break }
             while next < schedule.count, schedule[next].at <= now {
                 let item = schedule[next]
                 next += 1
@@ -94,6 +104,7 @@ public final class VLANProbeSession {
                 case .probe:
                     received[key, default: []].insert(frame.sequence)
                     send(frame.reply(from: mac, name: name))
+                    if peerNames.contains(frame.sender), all.contains(frame.vlan) { heard.insert(key) }
                 case .reply:
                     guard frame.nonce == nonce else { continue }
                     if replies[key, default: []].insert(frame.sequence).inserted {
@@ -101,6 +112,9 @@ public final class VLANProbeSession {
                         if replies.count == peers.count * all.count, completedAt == nil { completedAt = monotonicNanoseconds() }
                     }
                 }
+            }
+            if doneAt == nil, completedAt != nil, !peers.isEmpty, heard.count == peers.count * all.count {
+                doneAt = monotonicNanoseconds() + UInt64(linger * 1e9)
             }
         }
         return peers.flatMap { peer in

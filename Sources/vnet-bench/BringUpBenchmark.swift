@@ -213,10 +213,10 @@ final class BringUpLab {
         throw BusError("not every agent came up; logs in \(directory)")
     }
 
-    func call(_ op: Vnet_V1_ControlRequest.OneOf_Op) throws -> Vnet_V1_ControlReply {
+    func call(_ op: Vnet_V1_ControlRequest.OneOf_Op, timeout: Double = 10) throws -> Vnet_V1_ControlReply {
         var request = Vnet_V1_ControlRequest()
         request.op = op
-        let reply = try client!.call(request, timeout: 10)
+        let reply = try client!.call(request, timeout: timeout)
         guard reply.ok else { throw BusError("refused: \(reply.error)") }
         return reply
     }

@@ -3,7 +3,7 @@ import Foundation
 import VNetCore
 import VNetProto
 
-/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed] [--nodes A,B] [--frontend] [--count N] [--timeout-probe S]`:
+/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]`:
 /// every chosen host probes every other with tagged frames (no VLAN device, no address: nothing on the hosts
 /// changes), and a matrix per VID says OK, one-way or failed, with round trips; the untagged control round tells
 /// a dead link from a switch that drops tags; the likely culprit of a VID is named. Exit 1 when anything failed.
@@ -12,9 +12,10 @@ struct VerifyVLANCommand: ParsableCommand {
     @Option(help: "VIDs, like 10,20-30.") var vlans: String?
     @Flag(help: "The VLANs of the active groups (MANAGED).") var managed = false
     @Option(help: "Nodes taking part, comma-separated (default: every node).") var nodes: String?
-    @Flag(help: "The front end takes part too.") var frontend = false
+    @Flag(inversion: .prefixedNo, help: "Whether the front end takes part (it carries every VLAN, so it is the reference every node is checked against; default: it does).")
+    var frontend = true
     @Option(help: "Probes per peer and VID.") var count = 3
-    @Option(name: .customLong("probe-time"), help: "Seconds the hosts probe and answer.") var probeTime = 3.0
+    @Option(name: .customLong("probe-time"), help: "Seconds the hosts probe and answer at most (each ends sooner once every peer has answered it and heard it on every VID).") var probeTime = 3.0
     @Option(help: "raw (tagged frames on packet sockets, changes nothing; the default) or kernel (the document's manual check: <iface>.<vid> devices with test addresses, ping, removed again; needs 802.1Q).")
     var method = VLANProbeMethod.raw
     @OptionGroup var bus: BusOptions
@@ -34,7 +35,7 @@ struct VerifyVLANCommand: ParsableCommand {
         request.count = UInt32(count)
         request.timeoutMs = UInt32(probeTime * 1000)
         request.method = method.wire
-        if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for \(probeTime) s (after 0.5 s for every host to listen)...\n".utf8)) }
+        if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for up to \(probeTime) s (after 0.5 s for every host to listen; a clean fleet is done sooner)...\n".utf8)) }
         var options = bus
         options.timeout = max(bus.timeout, probeTime + 10)
         let reply = try options.call(.verifyVlan(request))
@@ -42,12 +43,27 @@ struct VerifyVLANCommand: ParsableCommand {
         let failed = result.pairs.contains { $0.status != "ok" }
         let advice = VLANVerification.advice(pairs: result.pairs.filter { $0.status != "unreachable" }.map { (Int($0.vlan), $0.status == "ok") },
                                              method: method)
+        let conclusions = VLANVerification.conclusions(hosts: result.hosts, vlans: result.vlans.map(Int.init), pairs: result.pairs.map(Self.pair),
+                                                       culprits: Dictionary(result.culprits.map { (Int($0.vlan), $0.host) }, uniquingKeysWith: { a, _ in a }),
+                                                       unreachable: Set(result.unreachable), control: method != .kernel)
         if bus.json {
-            try Output.json(VerificationView(result, problems: reply.error, advice: advice))
+            try Output.json(VerificationView(result, problems: reply.error, conclusions: conclusions, advice: advice))
         } else {
-            Output.text(Self.render(result) + advice.map { "note: \($0)\n" }.joined() + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
+            Output.text(Self.render(result) + conclusions.map { "conclusion: \($0)\n" }.joined() + advice.map { "note: \($0)\n" }.joined()
+                        + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
         }
         if failed { throw CommandFailure(code: 1, message: "") }
+    }
+
+    /// A pair as the reply carries it, back in the judgement's terms.
+    static func pair(_ wire: Vnet_V1_VlanPair) -> VLANVerification.Pair {
+        let status: VLANVerification.Status = switch wire.status {
+        case "ok": .ok
+        case "one-way": .oneWay(from: wire.from, to: wire.to)
+        case "unreachable": .unreachable(wire.a)
+        default: .failed
+        }
+        return VLANVerification.Pair(a: wire.a, b: wire.b, vlan: Int(wire.vlan), status: status)
     }
 
     static func render(_ result: Vnet_V1_VlanVerification) -> String {
@@ -63,7 +79,6 @@ struct VerifyVLANCommand: ParsableCommand {
             }
             out += table(rows)
         }
-        for culprit in result.culprits { out += "VLAN \(culprit.vlan): every pair with \(culprit.host) fails: look at \(culprit.host)'s switch port\n" }
         if !result.unreachable.isEmpty { out += "unreachable (not a VLAN failure): \(result.unreachable.joined(separator: ", "))\n" }
         let bad = result.pairs.filter { $0.status != "ok" && $0.status != "unreachable" }.count
         out += bad == 0 && result.unreachable.isEmpty ? "every pair OK on every VID\n" : "\(bad) pair results not OK\n"
@@ -73,9 +88,11 @@ struct VerifyVLANCommand: ParsableCommand {
 
 struct VerificationView: Encodable {
     struct Pair: Encodable { var a: String, b: String, vlan: Int, status: String, from: String?, to: String?, rttP50Us: UInt64?, rttP99Us: UInt64? }
-    var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?, advice: [String]
-    init(_ result: Vnet_V1_VlanVerification, problems: String, advice: [String]) {
+    var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?
+    var conclusions: [String], advice: [String]
+    init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String]) {
         self.advice = advice
+        self.conclusions = conclusions
         vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable
         pairs = result.pairs.map { Pair(a: $0.a, b: $0.b, vlan: Int($0.vlan), status: $0.status, from: $0.from.isEmpty ? nil : $0.from,
                                         to: $0.to.isEmpty ? nil : $0.to, rttP50Us: $0.rttP50Us == 0 ? nil : $0.rttP50Us, rttP99Us: $0.rttP99Us == 0 ? nil : $0.rttP99Us) }

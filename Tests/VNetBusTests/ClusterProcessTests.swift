@@ -172,7 +172,12 @@ struct ClusterProcessTests {
         #expect(try cluster.nodes()["intruder"] == nil, "an unknown key was admitted")
         let refusedBefore = try cluster.control(.status(Vnet_V1_StatusRequest())).status.refusedFrames
 
-        // Node a's key claiming to be node b: refused, and b's record is untouched.
+        // Node a's key claiming to be node b: refused, and b's record is untouched. (b first settles on its
+        // own revision: an apply of b's that lands during the check is b's, not the impostor's.)
+        try cluster.waitUntil(timeout: 10, "b applied its state") {
+            let b = try cluster.nodes()["b"]
+            return b.map { $0.appliedRevision > 0 && $0.appliedRevision == $0.desiredRevision } ?? false
+        }
         let b = try #require(try cluster.nodes()["b"])
         let endpoints = try BusEndpoints.load(from: cluster.endpointsFile)
         let impostor = try ZMQSocket(cluster.context, .dealer)
@@ -189,7 +194,8 @@ struct ClusterProcessTests {
         try cluster.waitUntil(timeout: 5, "the impostor's reports are refused") {
             try cluster.control(.status(Vnet_V1_StatusRequest())).status.refusedFrames >= refusedBefore + 2
         }
-        #expect(try cluster.nodes()["b"]?.appliedRevision == b.appliedRevision)
+        let applied = try cluster.nodes()["b"]?.appliedRevision
+        #expect(applied == b.appliedRevision, "b's applied revision is \(String(describing: applied)), was \(b.appliedRevision) (the impostor claimed 999999)")
 
         // A node's key cannot make control requests.
         let nodeAsAdmin = try RequestClient(context: cluster.context, endpoint: endpoints.control,

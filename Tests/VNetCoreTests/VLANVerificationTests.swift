@@ -31,6 +31,52 @@ struct VLANVerificationTests {
         }
     }
 
+    /// Observations where every pair passes on every VID except those `drops(host, peer, vlan)` names (both
+    /// directions, untagged control included when asked).
+    static func observations(_ hosts: [String], vlans: [Int], drops: (String, String, Int) -> Bool) -> [VLANVerification.Observation] {
+        var out: [VLANVerification.Observation] = []
+        for host in hosts {
+            for peer in hosts where peer != host {
+                for vlan in [0] + vlans {
+                    let bad = drops(host, peer, vlan) || drops(peer, host, vlan)
+                    out.append(.init(host: host, peer: peer, vlan: vlan, sent: 3, replies: bad ? 0 : 3, received: bad ? 0 : 3))
+                }
+            }
+        }
+        return out
+    }
+
+    static func conclusions(_ hosts: [String], vlans: [Int], unreachable: Set<String> = [], drops: (String, String, Int) -> Bool) -> [String] {
+        let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations(hosts, vlans: vlans, drops: drops), unreachable: unreachable)
+        return VLANVerification.conclusions(hosts: hosts, vlans: vlans, pairs: result.pairs, culprits: result.culprits, unreachable: unreachable)
+    }
+
+    @Test func theConclusionsSayWhatTheMatrixShowsAndWhatItCannot() {
+        let four = ["fe", "n1", "n2", "n3"]
+        // One host's side: named, with its link shown up by the control.
+        #expect(Self.conclusions(four, vlans: [10, 20]) { a, _, v in a == "n3" && v == 10 } == [
+            "VID 10: n3 fails with every other host while they pass among themselves: n3's side drops it, its switch port not carrying VID 10 or its NIC filtering it; untagged frames pass to and from n3, so its link is up"])
+        // Two hosts: either side.
+        #expect(Self.conclusions(["n1", "n3"], vlans: [10]) { _, _, v in v == 10 } == [
+            "VID 10 fails between n1 and n3 (FAILED): with two hosts either side may drop it; a third host tells which (the front end takes part unless --no-frontend)"])
+        #expect(Self.conclusions(["n1", "n3"], vlans: [10]) { _, _, _ in true }.first?.contains("untagged either: a link problem") == true)
+        // Carried nowhere.
+        #expect(Self.conclusions(four, vlans: [20]) { _, _, v in v == 20 } == [
+            "VID 20 fails between every pair: it is not carried between any of these hosts (not allowed on the trunks, or every port drops it); no single host is to blame"])
+        // Two hosts each failing with everyone.
+        #expect(Self.conclusions(four + ["n4"], vlans: [10]) { a, _, v in (a == "n2" || a == "n3") && v == 10 } == [
+            "VID 10: n2, n3 each fail with every other host: look at each one's switch port"])
+        // One pair failing between hosts that pass with the others.
+        #expect(Self.conclusions(four, vlans: [10]) { a, b, v in a == "n1" && b == "n2" && v == 10 } == [
+            "VID 10: n1 <-> n2 fail though each of these hosts passes with others: the path between them (a trunk between switches?) may not carry it"])
+        // A host nothing reaches: its link, not tagging; and no VID is blamed on it (its pairs are not judged).
+        #expect(Self.conclusions(four, vlans: [10]) { a, _, _ in a == "n2" } == ["n2: nothing passes to or from it, untagged either: its link or cabling, not VLAN tagging"])
+        // Clean, or the failing host did not take part: nothing to conclude.
+        #expect(Self.conclusions(four, vlans: [10, 20]) { _, _, _ in false }.isEmpty)
+        #expect(Self.conclusions(four, vlans: [10], unreachable: ["n3"]) { a, _, _ in a == "n3" }.isEmpty)
+        #expect(Self.conclusions(["fe", "n1"], vlans: [10], unreachable: ["n1"]) { _, _, _ in true }.isEmpty)
+    }
+
     @Test func judgementNamesTheCulpritAndTellsLinkFromVLAN() {
         typealias O = VLANVerification.Observation
         let hosts = ["h1", "h2", "h3"]

@@ -11,11 +11,12 @@ struct VerifyVLANClusterTests {
     struct Result: Decodable {
         struct Pair: Decodable { var a: String; var b: String; var vlan: Int; var status: String; var from: String?; var to: String? }
         var hosts: [String]; var unreachable: [String]; var pairs: [Pair]; var culprits: [String: String]; var problems: String?
+        var conclusions: [String]
     }
 
-    func verify(_ cluster: NamespaceCluster, _ arguments: [String]) throws -> (Int32, Result) {
+    func verify(_ cluster: NamespaceCluster, _ arguments: [String], probeTime: Double = 1.5) throws -> (Int32, Result) {
         do {
-            let output = try cluster.vnetctl(["verify-vlan", "--json", "--probe-time", "1.5"] + arguments)
+            let output = try cluster.vnetctl(["verify-vlan", "--json", "--probe-time", String(probeTime)] + arguments)
             return (0, try JSONDecoder().decode(Result.self, from: Data(output.utf8)))
         } catch let error as CommandError {
             return (error.status, try JSONDecoder().decode(Result.self, from: Data(error.stdout.utf8)))
@@ -25,18 +26,29 @@ struct VerifyVLANClusterTests {
     @Test func aCleanSwitchPassesADirtyPortIsNamedADownNodeIsUnreachable() throws {
         let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])
         try cluster.startDaemons()
-        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend"])
+        // Clean: over as soon as every host has every answer, long before its 8 s window.
+        var started = Date()
+        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend"], probeTime: 8)
         #expect(status == 0 && result.hosts == ["fe", "n1", "n2", "n3"])
         #expect(result.pairs.count == 18 && result.pairs.allSatisfy { $0.status == "ok" }, "\(result.pairs.filter { $0.status != "ok" })")
+        #expect(Date().timeIntervalSince(started) < 4, "a clean verification ends early: \(Date().timeIntervalSince(started)) s of an 8.5 s window")
 
         // Tagged frames dropped on n3's switch port, both ways.
         try cluster.sh(cluster.switchNS, "nft add table bridge vnettest")
         try cluster.sh(cluster.switchNS, "nft add chain bridge vnettest portfilter { type filter hook forward priority 0 ; }")
         _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter iifname p-n3 ether type 8021q drop"], input: nil)
         _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter oifname p-n3 ether type 8021q drop"], input: nil)
-        (status, result) = try verify(cluster, ["--vlans", "10,20", "--frontend"])
+        started = Date()
+        (status, result) = try verify(cluster, ["--vlans", "10,20"], probeTime: 2)
+        #expect(Date().timeIntervalSince(started) >= 2, "failing pairs keep the window open to its end")
         #expect(status == 1, "a failure exits 1")
+        #expect(result.hosts == ["fe", "n1", "n2", "n3"], "the front end takes part unless told not to")
         #expect(result.culprits == ["10": "n3", "20": "n3"])
+        #expect(result.conclusions.count == 2 && result.conclusions.allSatisfy { $0.contains("n3's side drops it") && $0.contains("so its link is up") }, "\(result.conclusions)")
+        // Two hosts cannot tell the side.
+        (status, result) = try verify(cluster, ["--vlans", "10", "--nodes", "n1,n3", "--no-frontend"])
+        #expect(status == 1 && result.hosts == ["n1", "n3"] && result.culprits.isEmpty)
+        #expect(result.conclusions == ["VID 10 fails between n1 and n3 (FAILED): with two hosts either side may drop it; a third host tells which (the front end takes part unless --no-frontend)"])
         for pair in result.pairs where pair.vlan != 0 { #expect((pair.status == "failed") == (pair.a == "n3" || pair.b == "n3"), "\(pair)") }
         #expect(result.pairs.filter { $0.vlan == 0 }.allSatisfy { $0.status == "ok" }, "the untagged control passes")
         let text = (try? cluster.vnetctl(["verify-vlan", "--vlans", "10", "--nodes", "n1,n3", "--frontend", "--probe-time", "1.5"])) ?? ""
