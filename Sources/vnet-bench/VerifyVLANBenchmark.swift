@@ -59,7 +59,10 @@ struct VerifyVLANBenchmark: ParsableCommand {
                 progress("\(size) hosts x \(vlans) VIDs: verification \(index + 1) of \(runs)")
                 let (seconds, verification) = try verify()
                 guard verification.hosts.count == size, verification.pairs.allSatisfy({ $0.status == "ok" }) else {
-                    throw BusError("a clean verification did not pass: \(verification.pairs.filter { $0.status != "ok" }.prefix(5))")
+                    let bad = verification.pairs.filter { $0.status != "ok" }
+                    throw BusError("a clean verification did not pass: \(bad.count) pair results not OK, like "
+                                   + bad.prefix(5).map { "\($0.a) <-> \($0.b) VID \($0.vlan) \($0.status)" }.joined(separator: ", ")
+                                   + " (a window too short for this many hosts on this machine? --probe-time)")
                 }
                 clean.append(seconds)
                 pairs = verification.pairs.count
