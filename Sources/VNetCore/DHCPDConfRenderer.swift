@@ -47,16 +47,26 @@ public enum DHCPDConfRenderer {
         return out
     }
 
+    /// `text` with the value of every `secret "...";` statement replaced: what a diagnostic bundle, which
+    /// operators hand to others, keeps of dhcpd.conf (the OMAPI key would let its holder change dhcpd's hosts).
+    public static func redactingSecrets(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.trimmingPrefix(while: { $0 == " " || $0 == "\t" }).hasPrefix("secret ")
+                ? line.prefix { $0 == " " || $0 == "\t" } + "secret \"(removed from this copy)\";" : String(line)
+        }.joined(separator: "\n")
+    }
+
     public static func declaration(_ host: DHCPDConfig.Host) -> String {
         var out: [UInt8] = []
         appendDeclaration(host, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static let hostOpen = Array("host node-".utf8), hardware = Array(" {\n  hardware ethernet ".utf8)
+    private static let hostOpen = Array(("host " + DHCPDConfig.Host.declarationPrefix).utf8), hardware = Array(" {\n  hardware ethernet ".utf8)
     private static let fixed = Array(";\n  fixed-address ".utf8), close = Array(";\n}\n".utf8)
 
-    /// `host node-ADDRESS { hardware ethernet MAC; fixed-address ADDRESS; }`, as `declarationName` names it.
+    /// `host node-ADDRESS { hardware ethernet MAC; fixed-address ADDRESS; }` (the name is `declarationName`,
+    /// written from its parts to spare a string per host).
     static func appendDeclaration(_ host: DHCPDConfig.Host, to out: inout [UInt8]) {
         out += hostOpen
         host.address.append(to: &out)

@@ -94,7 +94,8 @@ public struct DHCPDConfig: Sendable, Equatable {
         public static func < (a: Self, b: Self) -> Bool { a.address < b.address }
         public init(mac: MACAddress, address: IPv4Address) { self.mac = mac; self.address = address }
         /// The name of its `host` declaration, in dhcpd.conf and over OMAPI alike: one host per address.
-        public var declarationName: String { "node-" + address.description }
+        public var declarationName: String { Self.declarationPrefix + address.description }
+        public static let declarationPrefix = "node-"
     }
 
     /// Eucalyptus 3.4.2's lease time.

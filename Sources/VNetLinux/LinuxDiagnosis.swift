@@ -39,7 +39,10 @@ extension LinuxBackend {
         if let dhcpd, desired?.dhcpd != nil || FileManager.default.fileExists(atPath: dhcpd.confPath) {
             keep("dhcpd-state.txt", Array("\(dhcpd.stateDescription)\n".utf8))
             for (name, path) in [("dhcpd.conf", dhcpd.confPath), ("dhcpd.leases", dhcpd.leasePath), ("dhcpd.interfaces", dhcpd.interfacesPath)] {
-                keep(name, FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? Array("(no \(path))\n".utf8))
+                var bytes = FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? Array("(no \(path))\n".utf8)
+                // The bundle leaves the host: the OMAPI key in dhcpd.conf does not go with it.
+                if name == "dhcpd.conf" { bytes = Array(DHCPDConfRenderer.redactingSecrets(String(decoding: bytes, as: UTF8.self)).utf8) }
+                keep(name, bytes)
             }
         }
         guard let desired else {

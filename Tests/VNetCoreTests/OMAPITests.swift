@@ -145,6 +145,9 @@ struct OMAPITests {
         #expect(text == DHCPDConfRenderer.head(config, control: control) + "\n" + DHCPDConfRenderer.declaration(config.hosts[0]))
         #expect(text.contains("key vnet-omapi {\n  algorithm hmac-sha256;\n  secret \"//79\";\n}\nomapi-port 7911;\nomapi-key vnet-omapi;\n"))
         #expect(!DHCPDConfRenderer.render(config).contains("omapi"), "plans and views show no key")
+        let redacted = DHCPDConfRenderer.redactingSecrets(text)
+        #expect(!redacted.contains("//79") && redacted.contains("  secret \"(removed from this copy)\";\n"))
+        #expect(redacted.replacingOccurrences(of: "(removed from this copy)", with: "//79") == text, "nothing else changes")
     }
 
     @Test func theLeaseFileLosesItsHostRecordsAndKeepsTheRest() {

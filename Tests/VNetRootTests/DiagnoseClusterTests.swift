@@ -49,6 +49,9 @@ struct DiagnoseClusterTests {
         #expect(read("hosts/fe/dhcpd-state.txt").hasPrefix("stopped"))
         #expect(read("hosts/fe/dhcpd.leases").contains("server-duid"), "dhcpd's lease file is in the bundle")
         #expect(read("hosts/fe/dhcpd.conf").contains("subnet 10.20.0.0"))
+        let key = try #require(FileManager.default.contents(atPath: "\(cluster.directory)/fe-agent/dhcpd/omapi.key"))
+        #expect(!read("hosts/fe/dhcpd.conf").contains(Base64.encode(Array(key))) && read("hosts/fe/dhcpd.conf").contains("secret \"(removed from this copy)\""),
+                "the OMAPI key stays on the host")
         #expect(read("hosts/fe/iptables-save.txt").contains(":VNET-FORWARD"))
         #expect(read("hosts/fe/ip-route.txt").contains("10.99.0.0/24"))
         #expect(read("hosts/n1/agent.log").contains("node=n1"))
