@@ -10,7 +10,8 @@
 //   VNetStore        the coordinator's durable allocations in SQLite (GRDB).
 //   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
 //   VNetAgent        the node agent: its protocol as a value (AgentSession) and the driver that carries it out.
-//   VNetLinux        the Linux host backend: command runner, ip -json observation, ip -batch apply. It knows
+//   VNetLinux        the Linux host backend: command runner, rtnetlink observation, ip -batch apply, dhcpd (and its
+//                    OMAPI client), iptables. It knows
 //                    nothing of the bus (no VNetBus, ZMQ or swift-log).
 //   VNetTestSupport  fakes: RecordingBackend (also `vnet-agent --backend recording`, for the bus benchmark).
 //   CSpawn           posix_spawn with every inherited descriptor closed (not reachable from Swift's Glibc).

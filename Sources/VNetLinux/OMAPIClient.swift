@@ -46,7 +46,14 @@ public final class OMAPIClient {
             }
             let (id, bytes) = session.openAuthenticator()
             try write(bytes)
-            try session.authenticated(by: try receive(), to: id)
+            do {
+                try session.authenticated(by: try receive(), to: id)
+            } catch let failure as OMAPISession.Failure {
+                // The port answers OMAPI but has no key of this name: another dhcpd's OMAPI (ours could not
+                // bind the port then), or a dhcpd started from an older config.
+                throw Failure(description: "OMAPI on 127.0.0.1:\(port) does not know vnet's key \(DHCPDControl.keyName) (\(failure)): "
+                              + "is another dhcpd with OMAPI on this port? Give the agent another --dhcpd-omapi-port")
+            }
         } catch {
             close(socket)
             throw error

@@ -204,6 +204,37 @@ struct DHCPTests {
     }
 }
 
+/// An operator's own dhcpd already holding OMAPI's port, with its own key: the agent's client is refused
+/// before it can ask anything, and says what is going on.
+@Suite("OMAPI's port held by another dhcpd", .enabled(if: RootLane.enabled, RootLane.reason))
+struct ForeignOMAPITests {
+    @Test func anotherDhcpdsOMAPIIsNamedAndNeverActedOn() throws {
+        let fixture = try DHCPTests.Fixture()
+        let foreign = "\(fixture.directory)/foreign"
+        try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
+        try """
+            key operators-key { algorithm hmac-sha256; secret "b3BlcmF0b3JzIG93biBrZXkgb2YgdGhpcnR5LXR3byBieXRlcw=="; }
+            omapi-port 7911;
+            omapi-key operators-key;
+            subnet 10.30.1.0 netmask 255.255.255.0 { }
+
+            """.write(toFile: "\(foreign)/dhcpd.conf", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: "\(foreign)/dhcpd.leases", contents: nil)
+        _ = try fixture.fe.run(["/usr/sbin/dhcpd", "-q", "-cf", "\(foreign)/dhcpd.conf", "-lf", "\(foreign)/dhcpd.leases", "-pf", "\(foreign)/dhcpd.pid", "eth0"], input: nil)
+        defer {
+            if let pid = (try? String(contentsOfFile: "\(foreign)/dhcpd.pid", encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) { kill(pid, SIGTERM) }
+        }
+        var message = ""
+        for _ in 0..<50 {
+            do { _ = try OMAPIClient(port: 7911, secret: Array(repeating: 7, count: 32), in: fixture.fe.kernel); message = "connected" }
+            catch { message = "\(error)" }
+            if !message.contains("cannot connect") { break }
+            Thread.sleep(forTimeInterval: 0.05)  // until the foreign dhcpd listens
+        }
+        #expect(message.contains("does not know vnet's key vnet-omapi") && message.contains("another --dhcpd-omapi-port"), "\(message)")
+    }
+}
+
 /// `vnet-bench dhcpd` (BENCHMARKS.md) kept working: a short run, its two methods as the figures say.
 @Suite("vnet-bench dhcpd (short run)", .enabled(if: RootLane.enabled, RootLane.reason))
 struct DHCPDBenchmarkTests {
