@@ -50,6 +50,22 @@ public struct ControlHandler: Sendable {
         }
     }
 
+    /// The hosts a request's change can reach, when the request alone says: a run or a terminate changes its
+    /// node and the front end (which serves every instance's address and rules), never another node. nil: any
+    /// host. A reply names, of the hosts its batch changed, those its request could reach (for `--wait`);
+    /// naming every host of a 1000-request batch in each of 1000 replies was megabytes to encode.
+    public static func reachableHosts(of request: Vnet_V1_ControlRequest, in state: ClusterState) -> Set<String>? {
+        switch request.op {
+        case .runInstance(let run):
+            return [run.node, state.frontend]
+        case .terminateInstance(let ref):
+            guard let id = InstanceID(ref.instanceID), let node = state.instances[id]?.node else { return nil }
+            return [node, state.frontend]
+        default:
+            return nil
+        }
+    }
+
     /// Whether `request` reads the view's table of nodes, learned addresses or status (the rest read only
     /// the nodes' links).
     public static func needsNodeTable(_ request: Vnet_V1_ControlRequest) -> Bool {

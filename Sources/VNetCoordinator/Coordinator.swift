@@ -318,7 +318,7 @@ public final class Coordinator {
 
     func process(_ pending: [Pending]) {
         let before = allocator.state
-        var replies: [(socket: ZMQSocket, prefix: [[UInt8]], body: Vnet_V1_Envelope.OneOf_Body, mutating: Bool)] = []
+        var replies: [(socket: ZMQSocket, prefix: [[UInt8]], body: Vnet_V1_Envelope.OneOf_Body, mutating: Bool, reach: Set<String>?)] = []
         var changes: [String] = []
         // The nodes' table is built only for a batch that asks for it (status, nodes, instances): at 1000
         // nodes it costs more than a batch of run-instance requests itself.
@@ -326,8 +326,9 @@ public final class Coordinator {
         for item in pending {
             switch item {
             case .control(let prefix, let request):
+                let reach = ControlHandler.reachableHosts(of: request, in: allocator.state)
                 let (reply, changed) = handler.handle(request, &allocator, view: view)
-                replies.append((control, prefix, .controlReply(reply), changed))
+                replies.append((control, prefix, .controlReply(reply), changed, reach))
                 if changed { changes.append(ControlRequestSummary.text(request)) }
             case .register(let prefix, let register, let node):
                 var reply = Vnet_V1_RegisterReply()
@@ -349,7 +350,7 @@ public final class Coordinator {
                         reply.error = error.description
                     }
                 }
-                replies.append((sync, prefix, .registerReply(reply), reply.accepted))
+                replies.append((sync, prefix, .registerReply(reply), reply.accepted, nil))
             }
         }
         var affected: [String] = []
@@ -383,7 +384,7 @@ public final class Coordinator {
             var body = reply.body
             if case .controlReply(var control) = body {
                 control.revision = revision
-                if reply.mutating, control.ok { control.affectedNodes = affected }
+                if reply.mutating, control.ok { control.affectedNodes = reply.reach.map { reach in affected.filter(reach.contains) } ?? affected }
                 let result = control.ok ? "ok" : control.error.hasPrefix("not committed") ? "not_committed" : "error"
                 metrics.add("vnet_control_requests_total", ["result": result])
                 body = .controlReply(control)

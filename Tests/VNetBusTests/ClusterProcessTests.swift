@@ -41,6 +41,29 @@ struct ClusterProcessTests {
         #expect(authorized.ok && authorized.affectedNodes == ["fe"])
         #expect(authorized.revision == last + 1)
         for name in names { #expect(cluster.appliesLogged(by: name) == 2, "\(name): first state, then its instance") }
+        // A burst, committed together: each reply names its own node and the front end, not the whole batch.
+        let burst = try ZMQSocket(cluster.context, .dealer)
+        try cluster.adminSecurity().apply(to: burst)
+        try burst.connect(try BusEndpoints.load(from: cluster.endpointsFile).control)
+        let codec = EnvelopeCodec(clusterID: "vnet")
+        var nodeOf: [String: String] = [:]
+        for (index, name) in names.enumerated() {
+            var request = Vnet_V1_ControlRequest()
+            request.requestID = "burst-\(index)"
+            request.op = runInstance(String(format: "i-%08x", 100 + index), node: name, group: "web")
+            nodeOf[request.requestID] = name
+            try burst.send([[], codec.encode(.controlRequest(request))])
+        }
+        var answered: [String: [String]] = [:]
+        let deadline = Date().addingTimeInterval(10)
+        while answered.count < names.count, Date() < deadline {
+            _ = try ZMQPoller.readable([burst], timeoutMilliseconds: 100)
+            while let message = try burst.receive(wait: false) {
+                if case .success(.controlReply(let reply)) = codec.decode(message.frames.last ?? []), reply.ok { answered[reply.requestID] = reply.affectedNodes.sorted() }
+            }
+        }
+        #expect(answered.count == names.count)
+        for (id, affected) in answered { #expect(affected == ["fe", nodeOf[id]!].sorted(), "\(id): \(affected)") }
     }
 
     /// Hosts boot in any order: an agent started before its coordinator binds must still get updates on PUB
