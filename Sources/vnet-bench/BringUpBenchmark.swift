@@ -27,6 +27,8 @@ struct BringUpBenchmark: ParsableCommand {
     @Option(help: "Instances per node.") var instances = 50
     @Option(help: "Security groups the instances are spread over.") var groups = 5
     @Flag(help: "Skip the one-at-a-time baseline.") var noBaseline = false
+    @Flag(name: .customLong("no-omapi"), help: "Agents with --dhcpd-omapi-port 0: dhcpd restarted on every change, as before issue 16 (to compare).")
+    var noOMAPI = false
     @Flag(name: .customLong("keep-logs"), help: "Keep the daemons' logs (the directory is printed).") var keepLogs = false
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -51,7 +53,7 @@ struct BringUpBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let lab = try BringUpLab(nodes: nodes, instancesPerNode: instances)
+        let lab = try BringUpLab(nodes: nodes, instancesPerNode: instances, agentArguments: noOMAPI ? ["--dhcpd-omapi-port", "0"] : [])
         defer {
             lab.tearDown(keepLogs: keepLogs)
             if keepLogs { FileHandle.standardError.write(Data("bringup: logs kept in \(lab.directory)\n".utf8)) }
@@ -106,9 +108,13 @@ final class BringUpLab {
 
     static let prefix = "vnb-"
 
-    init(nodes: Int, instancesPerNode: Int) throws {
+    /// Added to every agent's command line.
+    let agentArguments: [String]
+
+    init(nodes: Int, instancesPerNode: Int, agentArguments: [String] = []) throws {
         nodeNames = (1...nodes).map { "n\($0)" }
         self.instancesPerNode = instancesPerNode
+        self.agentArguments = agentArguments
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-bringup-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         Namespaces.remove(prefix: Self.prefix)
@@ -194,7 +200,7 @@ final class BringUpLab {
         }
         let agent = { (host: String, role: String, config: String) in
             ["\(bin)/vnet-agent", "--role", role, "--config", config, "--coordinator", "10.99.0.1:7460", "--node-id", host,
-             "--state-dir", "\(self.directory)/agent-\(host)", "--insecure", "--backend", "linux"]
+             "--state-dir", "\(self.directory)/agent-\(host)", "--insecure", "--backend", "linux"] + self.agentArguments
         }
         try launch(ns("fe"), "agent-fe", agent("fe", "frontend", "\(directory)/fe.conf"))
         for node in nodeNames { try launch(ns(node), "agent-\(node)", agent(node, "node", "\(directory)/node.conf")) }
