@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
         // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
-        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux", "CNetlink"]),
+        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",

@@ -2,25 +2,23 @@ import CNetlink
 import Foundation
 import VNetCore
 
-/// A connection to dhcpd's OMAPI port on the loopback of the namespace dhcpd runs in, authenticated with
-/// the agent's key. It owns the socket and moves bytes; what is sent and what the answers mean is
-/// `OMAPISession`'s. Every read and write gives up after `timeout`, so a dhcpd that hangs cannot hang the
-/// agent's apply (the manager then restarts dhcpd, which converges either way).
-public final class OMAPIClient {
+/// A TCP connection to dhcpd's OMAPI port on the loopback of the namespace dhcpd runs in, after both ends
+/// exchanged the protocol's introduction: it moves whole messages and knows nothing of what they say. Every
+/// read and write gives up after `timeout`, so a dhcpd that hangs cannot hang the agent's apply.
+public final class OMAPIConnection {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
     private let socket: Int32
-    private var session: OMAPISession
     private var received: [UInt8] = []
+    /// What dhcpd announced (protocol version and header size); the connection is refused unless it is ours.
+    public private(set) var peerIntroduction: [UInt8] = []
 
-    /// Connects to 127.0.0.1:`port` in `kernel`'s namespace and opens the authenticator for `secret`.
-    public init(port: UInt16, secret: [UInt8], in kernel: KernelNamespace, timeout: Double = 2) throws {
+    public init(port: UInt16, in kernel: KernelNamespace, timeout: Double = 2) throws {
         let descriptor = vnet_socket_in_namespace(kernel.path, AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "OMAPI: cannot open a socket in \(kernel): \(String(cString: strerror(-descriptor)))") }
         socket = descriptor
-        session = OMAPISession(secret: secret)
         var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
@@ -39,20 +37,10 @@ public final class OMAPIClient {
             throw Failure(description: "OMAPI: cannot connect to dhcpd on 127.0.0.1:\(port): \(reason)")
         }
         do {
-            try write(OMAPIMessage.introduction)
-            let introduction = try read(count: 8)
-            guard introduction == OMAPIMessage.introduction else {
-                throw Failure(description: "OMAPI: 127.0.0.1:\(port) answered \(introduction) instead of protocol 100 with 24-byte headers (is it dhcpd?)")
-            }
-            let (id, bytes) = session.openAuthenticator()
-            try write(bytes)
-            do {
-                try session.authenticated(by: try receive(), to: id)
-            } catch let failure as OMAPISession.Failure {
-                // The port answers OMAPI but has no key of this name: another dhcpd's OMAPI (ours could not
-                // bind the port then), or a dhcpd started from an older config.
-                throw Failure(description: "OMAPI on 127.0.0.1:\(port) does not know vnet's key \(DHCPDControl.keyName) (\(failure)): "
-                              + "is another dhcpd with OMAPI on this port? Give the agent another --dhcpd-omapi-port")
+            try send(OMAPIMessage.introduction)
+            peerIntroduction = try read(count: 8)
+            guard peerIntroduction == OMAPIMessage.introduction else {
+                throw Failure(description: "OMAPI: 127.0.0.1:\(port) answered \(peerIntroduction) instead of protocol 100 with 24-byte headers (is it dhcpd?)")
             }
         } catch {
             close(socket)
@@ -61,6 +49,68 @@ public final class OMAPIClient {
     }
 
     deinit { close(socket) }
+
+    /// The next whole message from dhcpd.
+    public func receive() throws -> OMAPIMessage {
+        while true {
+            if let (message, length) = try OMAPIMessage.decode(received[...]) {
+                received.removeFirst(length)
+                return message
+            }
+            try fill()
+        }
+    }
+
+    public func send(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let length = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if length < 0, errno == EINTR { continue }
+            guard length > 0 else { throw Failure(description: "OMAPI: writing to dhcpd: \(String(cString: strerror(errno)))") }
+            sent += length
+        }
+    }
+
+    private func read(count: Int) throws -> [UInt8] {
+        while received.count < count { try fill() }
+        defer { received.removeFirst(count) }
+        return Array(received[..<count])
+    }
+
+    private func fill() throws {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let length = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+        if length > 0 { received += buffer[..<length]; return }
+        if length == 0 { throw Failure(description: "OMAPI: dhcpd closed the connection") }
+        if errno == EINTR { return }
+        throw Failure(description: errno == EAGAIN ? "OMAPI: dhcpd did not answer in time" : "OMAPI: reading from dhcpd: \(String(cString: strerror(errno)))")
+    }
+}
+
+/// dhcpd's OMAPI, authenticated with the agent's key: an `OMAPIConnection` carrying an `OMAPISession`'s
+/// requests. What is sent and what the answers mean is the session's; this only pairs each request with its
+/// answer. A failure of any kind ends the exchange (the manager then restarts dhcpd, which converges either way).
+public final class OMAPIClient {
+    public typealias Failure = OMAPIConnection.Failure
+
+    private let connection: OMAPIConnection
+    private var session: OMAPISession
+
+    /// Connects to 127.0.0.1:`port` in `kernel`'s namespace and opens the authenticator for `secret`.
+    public init(port: UInt16, secret: [UInt8], in kernel: KernelNamespace, timeout: Double = 2) throws {
+        connection = try OMAPIConnection(port: port, in: kernel, timeout: timeout)
+        session = OMAPISession(secret: secret)
+        let (id, bytes) = session.openAuthenticator()
+        try connection.send(bytes)
+        do {
+            try session.authenticated(by: try connection.receive(), to: id)
+        } catch let failure as OMAPISession.Failure {
+            // The port answers OMAPI but has no key of this name: another dhcpd's OMAPI (ours could not
+            // bind the port then), or a dhcpd started from an older config.
+            throw Failure(description: "OMAPI on 127.0.0.1:\(port) does not know vnet's key \(DHCPDControl.keyName) (\(failure)): "
+                          + "is another dhcpd with OMAPI on this port? Give the agent another --dhcpd-omapi-port")
+        }
+    }
 
     /// Makes dhcpd serve `host`: created, or, if dhcpd has a host of that name already, kept when it is this
     /// host and replaced when it is another (an earlier instance at the same address).
@@ -98,42 +148,7 @@ public final class OMAPIClient {
     @discardableResult
     private func request(_ make: (inout OMAPISession) -> (id: UInt32, bytes: [UInt8])) throws -> OMAPIMessage {
         let (id, bytes) = make(&session)
-        try write(bytes)
-        return try session.answer(try receive(), to: id)
-    }
-
-    private func receive() throws -> OMAPIMessage {
-        while true {
-            if let (message, length) = try OMAPIMessage.decode(received[...]) {
-                received.removeFirst(length)
-                return message
-            }
-            try fill()
-        }
-    }
-
-    private func read(count: Int) throws -> [UInt8] {
-        while received.count < count { try fill() }
-        defer { received.removeFirst(count) }
-        return Array(received[..<count])
-    }
-
-    private func fill() throws {
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let length = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-        if length > 0 { received += buffer[..<length]; return }
-        if length == 0 { throw Failure(description: "OMAPI: dhcpd closed the connection") }
-        if errno == EINTR { return }
-        throw Failure(description: errno == EAGAIN ? "OMAPI: dhcpd did not answer in time" : "OMAPI: reading from dhcpd: \(String(cString: strerror(errno)))")
-    }
-
-    private func write(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let length = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if length < 0, errno == EINTR { continue }
-            guard length > 0 else { throw Failure(description: "OMAPI: writing to dhcpd: \(String(cString: strerror(errno)))") }
-            sent += length
-        }
+        try connection.send(bytes)
+        return try session.answer(try connection.receive(), to: id)
     }
 }

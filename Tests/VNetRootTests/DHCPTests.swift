@@ -1,4 +1,3 @@
-import CNetlink
 import Foundation
 import Testing
 @testable import VNetCore
@@ -165,7 +164,7 @@ struct DHCPTests {
     }
 
     /// dhcpd itself refuses a request signed with a key that is not its own, and changes nothing: first sent by
-    /// hand (the test's own socket, the session's bytes), then through the agent's client.
+    /// hand (a bare connection, the session's bytes, no client checks in between), then through the agent's client.
     @Test func dhcpdRefusesARequestSignedWithAnotherKey() throws {
         let fixture = try Fixture()
         let manager = DHCPDManager(runner: fixture.fe, settings: .init(directory: "\(fixture.directory)/dhcpd"))
@@ -175,10 +174,9 @@ struct DHCPTests {
         let secret = Array(try #require(FileManager.default.contents(atPath: "\(fixture.directory)/dhcpd/omapi.key")))
 
         let wrong = secret.map { $0 ^ 0x01 }
-        let connection = try RawOMAPIConnection(namespace: fixture.frontEnd.name)
+        let connection = try OMAPIConnection(port: 7911, in: fixture.fe.kernel)
         var session = OMAPISession(secret: wrong)
-        try connection.send(OMAPIMessage.introduction)
-        #expect(try connection.read(count: 8) == OMAPIMessage.introduction)
+        #expect(connection.peerIntroduction == OMAPIMessage.introduction)
         let open = session.openAuthenticator()
         try connection.send(open.bytes)
         let opened = try connection.receive()
@@ -246,43 +244,6 @@ struct DHCPDBenchmarkTests {
         let result = try JSONDecoder().decode(Result.self, from: Data(output))
         #expect(result.hosts == 500 && result.omapi.offeredSeconds.count == 2 && result.restart.offeredSeconds.count == 2)
         #expect(result.omapi.pidUnchanged && !result.restart.pidUnchanged)
-    }
-}
-
-/// A TCP connection to dhcpd's OMAPI port in a test namespace, with no protocol logic of its own.
-final class RawOMAPIConnection {
-    let socket: Int32
-    var buffer: [UInt8] = []
-    init(namespace: String, port: UInt16 = 7911) throws {
-        socket = vnet_socket_in_namespace("/run/netns/\(namespace)", AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw ToolError(message: "socket: \(-socket)") }
-        var limit = timeval(tv_sec: 3, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET); address.sin_port = port.bigEndian; address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { close(socket); throw ToolError(message: "connect: \(String(cString: strerror(errno)))") }
-    }
-    deinit { close(socket) }
-    func send(_ bytes: [UInt8]) throws {
-        guard bytes.withUnsafeBytes({ Glibc.send(socket, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw ToolError(message: "short send") }
-    }
-    func fill() throws {
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else { throw ToolError(message: "dhcpd closed or did not answer") }
-        buffer += chunk[..<count]
-    }
-    func read(count: Int) throws -> [UInt8] {
-        while buffer.count < count { try fill() }
-        defer { buffer.removeFirst(count) }
-        return Array(buffer[..<count])
-    }
-    func receive() throws -> OMAPIMessage {
-        while true {
-            if let (message, length) = try OMAPIMessage.decode(buffer[...]) { buffer.removeFirst(length); return message }
-            try fill()
-        }
     }
 }
 
