@@ -129,6 +129,16 @@ public final class Coordinator {
         session.committed(desired: desiredRevisions, cluster: revision)
         log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
                  metadata: ["revision": "\(revision)"])
+        if let warning = Self.outsideRangeWarning(allocator) { log.warning("\(warning)") }
+    }
+
+    /// Groups kept on VIDs outside a narrowed VNET_VLANRANGE: they keep working, new groups do not go there.
+    static func outsideRangeWarning(_ allocator: Allocator) -> String? {
+        guard let layout = allocator.config.layout, !allocator.groupsOutsideVLANRange.isEmpty else { return nil }
+        let groups = allocator.groupsOutsideVLANRange.sorted().compactMap { id in
+            allocator.state.groups[id].map { "\(id) (VID \(layout.vlan(ofNetwork: $0.network)))" }
+        }
+        return "\(groups.count) stored group(s) lie outside VNET_VLANRANGE \(layout.vlanRange.lowerBound)-\(layout.vlanRange.upperBound) and keep their networks: \(groups.joined(separator: ", ")); new groups get VIDs from the range only"
     }
 
     public func stop() { stopFlag.stop() }
@@ -190,6 +200,21 @@ public final class Coordinator {
 
     // MARK: VLAN verification
 
+    /// VIDs per verification: each is a listening set on every host and a row per pair in the reply.
+    static let maxVerifiedVLANs = 512
+
+    /// `verify-vlan --range`: every VID of VNET_VLANRANGE the subnet reaches, or why not.
+    static func rangeVLANs(_ config: VNetConfig) -> Result<[Int], ClusterError> {
+        guard config.mode == .managed, let layout = config.layout else { return .failure(ClusterError("--range: this cluster is not in MANAGED mode")) }
+        guard let allowed = layout.allocatableVLANs else { return .failure(ClusterError("--range: VNET_VLANRANGE reaches none of the subnet's networks")) }
+        guard allowed.count <= maxVerifiedVLANs else {
+            let pieces = stride(from: allowed.lowerBound, through: allowed.upperBound, by: maxVerifiedVLANs)
+                .map { "--vlans \($0)-\(min(allowed.upperBound, $0 + maxVerifiedVLANs - 1))" }
+            return .failure(ClusterError("--range: VNET_VLANRANGE gives VIDs \(allowed.lowerBound)-\(allowed.upperBound) (\(allowed.count)); a verification covers at most \(maxVerifiedVLANs): check them in parts, \(pieces.joined(separator: "; "))"))
+        }
+        return .success(Array(allowed))
+    }
+
     /// Tells every reachable participant to listen, then probe every other (see VLANVerificationRun).
     func startVerification(_ verify: Vnet_V1_VerifyVlan, requestID: String, prefix: [[UInt8]]) {
         func refuse(_ message: String) {
@@ -204,9 +229,17 @@ public final class Coordinator {
             let active = Set(allocator.state.instances.values.compactMap(\.group))
             vlans += allocator.state.groups.values.filter { active.contains($0.id) }.map { layout.vlan(ofNetwork: $0.network) }
         }
+        if verify.range {
+            switch Self.rangeVLANs(config) {
+            case .success(let range): vlans += range
+            case .failure(let refusal): return refuse(refusal.message)
+            }
+        }
         vlans = Array(Set(vlans)).sorted()
         guard !vlans.isEmpty else { return refuse("no VLANs to verify: give --vlans, or --managed with running instances") }
-        guard vlans.allSatisfy({ (2...4094).contains($0) }), vlans.count <= 512 else { return refuse("VIDs are 2-4094, at most 512 at once") }
+        guard vlans.allSatisfy({ (2...4094).contains($0) }), vlans.count <= Self.maxVerifiedVLANs else {
+            return refuse("VIDs are 2-4094, at most \(Self.maxVerifiedVLANs) at once")
+        }
         let known = Set(allocator.state.nodes.keys)
         if let unknown = verify.nodes.first(where: { !known.contains($0) }) { return refuse("no node '\(unknown)' in this cluster") }
         var hosts = verify.nodes.isEmpty ? allocator.state.nodes.keys.sorted() : Array(Set(verify.nodes)).sorted()

@@ -18,6 +18,9 @@ public struct Allocator: Sendable {
     private var publicIndex: [IPv4Address: Int] = [:]
     private var publicHint = 0
     private var addressOwner: [IPv4Address: InstanceID] = [:]
+    /// Stored groups whose network lies outside VNET_VLANRANGE (the range was narrowed after they were made):
+    /// they keep their networks and VIDs, and the coordinator says so when it starts.
+    public private(set) var groupsOutsideVLANRange: [GroupID] = []
     private var macOwner: [MACAddress: InstanceID] = [:]
     private var vifOwner: [String: InstanceID] = [:]  // key "node\u{0}vif"
 
@@ -95,10 +98,11 @@ public struct Allocator: Sendable {
         if state.groups[id] != nil { throw ClusterError(field: "name", "group \(id) already exists") }
         try checkRules(rules, of: id)
         guard let layout else { throw ClusterError("no network layout (VNET_SUBNET / VNET_ADDRSPERNET)") }
-        var index = networkHint
-        while index < layout.networkCount, networkOwner[index] != nil { index += 1 }
-        guard index < layout.networkCount else {
-            throw ClusterError("no free network: all \(layout.networkCount) networks of \(layout.subnet) are held by groups; delete a group or use a smaller VNET_ADDRSPERNET")
+        var index = max(networkHint, layout.allocatable.lowerBound)
+        while index < layout.allocatable.upperBound, networkOwner[index] != nil { index += 1 }
+        guard index < layout.allocatable.upperBound else {
+            let vids = layout.allocatableVLANs.map { "VIDs \($0.lowerBound)-\($0.upperBound)" } ?? "no VID of VNET_VLANRANGE"
+            throw ClusterError("no free network: all \(layout.allocatable.count) networks of \(layout.subnet) in the VID range (\(vids)) are held by groups; delete a group, widen VNET_VLANRANGE or use a smaller VNET_ADDRSPERNET")
         }
         networkHint = index + 1
         let group = ClusterState.Group(id: id, rules: rules, network: index)
@@ -118,6 +122,7 @@ public struct Allocator: Sendable {
         }
         networkOwner[group.network] = group.id
         state.groups[group.id] = group
+        if !layout.allocatable.contains(group.network) { groupsOutsideVLANRange.append(group.id) }
         // Rules may name groups adopted later; they are checked once all groups are in (see planner).
     }
 
@@ -135,6 +140,7 @@ public struct Allocator: Sendable {
         networkOwner[group.network] = nil
         slotsInUse[group.network] = nil
         networkHint = min(networkHint, group.network)
+        groupsOutsideVLANRange.removeAll { $0 == id }
     }
 
     public mutating func setRules(of id: GroupID, to rules: [SecurityRule]) throws(ClusterError) {

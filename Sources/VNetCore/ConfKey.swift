@@ -22,6 +22,8 @@ public enum ConfKey: String, CaseIterable, Sendable {
     case publicIPs = "VNET_PUBLICIPS"
     case macPrefix = "VNET_MACPREFIX"
     case cloudIP = "VNET_CLOUDIP"
+    /// This project's (like Eucalyptus 3's global_min/max_network_tag): the VIDs groups get, "FIRST-LAST".
+    case vlanRange = "VNET_VLANRANGE"
     /// This project's bus (not Eucalyptus'): where the coordinator listens, and where agents find it.
     case busListen = "VNET_BUS_LISTEN"
     case busCoordinator = "VNET_BUS_COORDINATOR"
@@ -58,6 +60,8 @@ public enum ConfKey: String, CaseIterable, Sendable {
             return mode == .staticMode ? .required : .ignored
         case (.addressesPerNetwork, .frontend):
             return managed ? .required : .ignored
+        case (.vlanRange, .frontend):
+            return managed ? .optional : .ignored
         case (.publicIPs, .frontend), (.cloudIP, .frontend):
             return managed ? .optional : .ignored
         case (.macPrefix, .frontend):

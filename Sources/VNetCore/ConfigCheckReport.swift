@@ -8,6 +8,8 @@ public struct ConfigCheckReport: Sendable, Encodable {
         public var publicIPs: Int?
         public var firstVlan: Int?
         public var lastVlan: Int?
+        /// VNET_VLANRANGE as configured; firstVlan-lastVlan is the part of it the subnet reaches.
+        public var vlanRange: String?
         public var staticHosts: Int?
     }
 
@@ -33,12 +35,13 @@ public struct ConfigCheckReport: Sendable, Encodable {
         capacity = Capacity()
         guard let config = check.config, config.role == .frontend else { return }
         if let layout = config.layout {
-            capacity.networks = layout.networkCount
+            capacity.networks = layout.allocatable.count
             capacity.addressesPerNetwork = layout.addressesPerNetwork
             capacity.instancesPerNetwork = layout.instancesPerNetwork
             capacity.publicIPs = config.publicIPs.count
-            capacity.firstVlan = NetworkLayout.firstVLAN
-            capacity.lastVlan = layout.lastVLAN
+            capacity.firstVlan = layout.allocatableVLANs?.lowerBound
+            capacity.lastVlan = layout.allocatableVLANs?.upperBound
+            capacity.vlanRange = "\(layout.vlanRange.lowerBound)-\(layout.vlanRange.upperBound)"
         } else if config.mode == .staticMode {
             capacity.staticHosts = config.macMap.count
         }
@@ -69,7 +72,7 @@ public struct ConfigCheckReport: Sendable, Encodable {
         let c = report.capacity
         if let networks = c.networks, let per = c.addressesPerNetwork, let instances = c.instancesPerNetwork,
            let first = c.firstVlan, let last = c.lastVlan {
-            lines.append("capacity: \(networks) networks of \(per) addresses (\(instances) instances each, \(networks * instances) in all), VLAN \(first)-\(last), \(c.publicIPs ?? 0) public IPs")
+            lines.append("capacity: \(networks) groups' networks of \(per) addresses (\(instances) instances each, \(networks * instances) in all), VLAN \(first)-\(last) of VNET_VLANRANGE \(c.vlanRange ?? "\(first)-\(last)"), \(c.publicIPs ?? 0) public IPs")
         } else if let hosts = c.staticHosts {
             lines.append("capacity: \(hosts) static MAC=IP pairs")
         } else if check.isValid, check.mode == .system {

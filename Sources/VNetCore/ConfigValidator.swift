@@ -156,6 +156,9 @@ private struct ValidationRun {
                 error(.addressesPerNetwork, "'\(text)' is not a whole number")
             }
         }
+        if let text = value(.vlanRange) {
+            do { config.vlanRange = try VLANList.parseRange(text) } catch { self.error(.vlanRange, error.message) }
+        }
         if let text = value(.macPrefix) {
             if let prefix = MACPrefix(text) {
                 if prefix.high >> 8 & 1 == 1 {
@@ -338,7 +341,18 @@ private struct ValidationRun {
             error(.addressesPerNetwork, "\(perNetwork) is more than the \(subnet.size) addresses of \(subnet)")
             return
         }
-        let layout = NetworkLayout(subnet: subnet, addressesPerNetwork: perNetwork)
+        let layout = NetworkLayout(subnet: subnet, addressesPerNetwork: perNetwork, vlanRange: config.vlanRange)
+        let range = "\(config.vlanRange.lowerBound)-\(config.vlanRange.upperBound)"
+        let source = value(.vlanRange) == nil ? "the default VID range \(range) (VNET_VLANRANGE)" : "VNET_VLANRANGE \(range)"
+        let subnetVIDs = "\(layout.subnetVLANs.lowerBound)-\(layout.subnetVLANs.upperBound)"
+        if layout.allocatable.isEmpty {
+            error(value(.vlanRange) == nil ? .addressesPerNetwork : .vlanRange,
+                  "\(source) reaches none of the \(layout.networkCount) networks of \(perNetwork) in \(subnet) (their VIDs are \(subnetVIDs), network = SUBNET + (VID-2) x VNET_ADDRSPERNET); widen VNET_SUBNET, use a smaller VNET_ADDRSPERNET or set VNET_VLANRANGE within \(subnetVIDs)")
+            return
+        }
+        if let allowed = layout.allocatableVLANs, allowed.upperBound < config.vlanRange.upperBound, value(.vlanRange) != nil {
+            warning(.vlanRange, "\(subnet) reaches VID \(allowed.upperBound) only: groups get VIDs \(allowed.lowerBound)-\(allowed.upperBound) (\(allowed.count) networks)")
+        }
         if layout.networksInSubnet > UInt64(NetworkLayout.maxNetworks) {
             warning(.addressesPerNetwork, "\(subnet) holds \(layout.networksInSubnet) networks of \(perNetwork), but only \(NetworkLayout.maxNetworks) are usable (VLAN tags \(NetworkLayout.firstVLAN)-\(NetworkLayout.lastPossibleVLAN)); a larger VNET_ADDRSPERNET uses the rest")
         }

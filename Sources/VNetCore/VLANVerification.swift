@@ -215,4 +215,17 @@ public enum VLANList {
         }
         return vlans.sorted()
     }
+
+    /// One range, `FIRST-LAST` (VNET_VLANRANGE): the VIDs groups get their networks from.
+    public static func parseRange(_ text: String) throws(ClusterError) -> ClosedRange<Int> {
+        let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]),
+              bounds.allSatisfy({ $0.allSatisfy(\.isASCII) }), low <= high else {
+            throw ClusterError("'\(text)' is not a range of VIDs FIRST-LAST (like 10-4094)")
+        }
+        guard low >= NetworkLayout.firstVLAN, high <= NetworkLayout.lastPossibleVLAN else {
+            throw ClusterError("'\(text)': VIDs are \(NetworkLayout.firstVLAN)-\(NetworkLayout.lastPossibleVLAN) (0 and 1 are not used for groups, 4095 is reserved by 802.1Q)")
+        }
+        return low...high
+    }
 }

@@ -24,6 +24,8 @@ public struct VNetConfig: Sendable, Equatable {
     public var publicIPs: [IPv4Address] = []
     public var macPrefix: MACPrefix = .eucalyptusDefault
     public var cloudIP: IPv4Address?
+    /// VNET_VLANRANGE: the VIDs new groups get their networks from.
+    public var vlanRange: ClosedRange<Int> = NetworkLayout.defaultVLANRange
 
     public init(mode: NetworkMode, role: HostRole) {
         self.mode = mode
@@ -33,6 +35,6 @@ public struct VNetConfig: Sendable, Equatable {
     /// The carving of the subnet into networks, in the modes that carve it.
     public var layout: NetworkLayout? {
         guard mode.carvesNetworks, let subnet, let addressesPerNetwork else { return nil }
-        return NetworkLayout(subnet: subnet, addressesPerNetwork: addressesPerNetwork)
+        return NetworkLayout(subnet: subnet, addressesPerNetwork: addressesPerNetwork, vlanRange: vlanRange)
     }
 }

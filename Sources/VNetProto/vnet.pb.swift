@@ -1044,6 +1044,9 @@ public nonisolated struct Vnet_V1_VerifyVlan: Sendable {
   /// "" or "raw": tagged frames on packet sockets; "kernel": <iface>.<vid> and ping
   public var method: String = String()
 
+  /// every VID of VNET_VLANRANGE the subnet reaches, before any group uses it
+  public var range: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3556,7 +3559,7 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyVlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0\u{1}range\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3571,6 +3574,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.range) }()
       default: break
       }
     }
@@ -3598,6 +3602,9 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.method.isEmpty {
       try visitor.visitSingularStringField(value: self.method, fieldNumber: 7)
     }
+    if self.range != false {
+      try visitor.visitSingularBoolField(value: self.range, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3609,6 +3616,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.count != rhs.count {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.method != rhs.method {return false}
+    if lhs.range != rhs.range {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3,7 +3,7 @@ import Foundation
 import VNetCore
 import VNetProto
 
-/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]`:
+/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed | --range] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]`:
 /// every chosen host probes every other with tagged frames (no VLAN device, no address: nothing on the hosts
 /// changes), and a matrix per VID says OK, one-way or failed, with round trips; the untagged control round tells
 /// a dead link from a switch that drops tags; the likely culprit of a VID is named. Exit 1 when anything failed.
@@ -11,6 +11,8 @@ struct VerifyVLANCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "verify-vlan", abstract: "Check that tagged frames pass between every pair of hosts.")
     @Option(help: "VIDs, like 10,20-30.") var vlans: String?
     @Flag(help: "The VLANs of the active groups (MANAGED).") var managed = false
+    @Flag(help: "Every VID of VNET_VLANRANGE the subnet reaches (MANAGED): whether the switches trunk the whole range, before any group uses it.")
+    var range = false
     @Option(help: "Nodes taking part, comma-separated (default: every node).") var nodes: String?
     @Flag(inversion: .prefixedNo, help: "Whether the front end takes part (it carries every VLAN, so it is the reference every node is checked against; default: it does).")
     var frontend = true
@@ -21,7 +23,7 @@ struct VerifyVLANCommand: ParsableCommand {
     @OptionGroup var bus: BusOptions
 
     func validate() throws {
-        guard (vlans != nil) != managed else { throw ValidationError("give --vlans LIST or --managed") }
+        guard [vlans != nil, managed, range].filter({ $0 }).count == 1 else { throw ValidationError("give one of --vlans LIST, --managed or --range") }
         if let vlans { do { _ = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") } }
         guard (1...100).contains(count), probeTime >= 1, probeTime <= 60 else { throw ValidationError("--count 1-100, --probe-time 1-60 s") }
     }
@@ -30,6 +32,7 @@ struct VerifyVLANCommand: ParsableCommand {
         var request = Vnet_V1_VerifyVlan()
         request.vlans = try vlans.map { try VLANList.parse($0).map(UInt32.init) } ?? []
         request.managed = managed
+        request.range = range
         request.nodes = nodes?.split(separator: ",").map(String.init) ?? []
         request.frontend = frontend
         request.count = UInt32(count)

@@ -325,13 +325,13 @@ struct VNetCtlBusTests {
         try cluster.waitUntil(timeout: 10, "the front end and both nodes are UP") { try cluster.nodes().values.filter { $0.state == "UP" }.count == 3 }
 
         let created = try vnetctl(cluster, ["create-group", "--group", "web"])
-        #expect(created.status == 0 && created.stdout.contains("created admin/web on 10.20.0.0/26, VLAN 2"), "\(created)")
+        #expect(created.status == 0 && created.stdout.contains("created admin/web on 10.20.2.0/26, VLAN 10"), "\(created)")
         let run = try vnetctl(cluster, ["run-instance", "--id", "i-3F1A0B2C", "--node", "n1", "--group", "web", "--public-ip", "auto", "--wait", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let change = try #require(try object(run.stdout) as? [String: Any])
         let instance = try #require((change["instances"] as? [[String: Any]])?.first)
-        #expect(instance["ip"] as? String == "10.20.0.2" && instance["mac"] as? String == "d0:0d:3f:1a:0b:2c")
-        #expect(instance["vlan"] as? Int == 2 && instance["bridge"] as? String == "eucabr2" && instance["publicIp"] as? String == "203.0.113.10")
+        #expect(instance["ip"] as? String == "10.20.2.2" && instance["mac"] as? String == "d0:0d:3f:1a:0b:2c")
+        #expect(instance["vlan"] as? Int == 10 && instance["bridge"] as? String == "eucabr10" && instance["publicIp"] as? String == "203.0.113.10")
         #expect(run.stderr.contains("2/2 nodes applied"), "--wait shows progress: \(run.stderr)")
         #expect(run.stderr.split(separator: "\n").count <= 3, "progress is printed when it changes, not on every poll: \(run.stderr)")
         // After --wait returned, the affected nodes have applied it.

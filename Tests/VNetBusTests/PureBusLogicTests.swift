@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VNetBus
 import VNetAgent
-import VNetCoordinator
+@testable import VNetCoordinator
 @testable import VNetCore
 import VNetProto
 
@@ -18,6 +18,28 @@ struct PureBusLogicTests {
     ])
     func updateDecisions(revision: UInt64, previous: UInt64, held: UInt64, expected: SyncDecision) {
         #expect(SyncDecision.forUpdate(revision: revision, previousRevision: previous, held: held) == expected)
+    }
+
+    @Test func verifyVLANRangeCoversTheRangeAsFarAsTheSubnetReachesAndNamesThePiecesOfAWideOne() throws {
+        func managed(_ range: String?, mode: String = "MANAGED") throws -> VNetConfig {
+            var text = "VNET_MODE=\"\(mode)\"\nVNET_INTERFACE=\"eth0\"\nVNET_DHCPDAEMON=\"/usr/sbin/dhcpd\"\nVNET_SUBNET=\"10.20.0.0\"\nVNET_NETMASK=\"255.255.0.0\"\nVNET_DNS=\"192.0.2.53\"\nVNET_ADDRSPERNET=\"64\"\n"
+            if let range { text += "VNET_VLANRANGE=\"\(range)\"\n" }
+            return try #require(ConfigValidator.validate(text: text, role: .frontend).config)
+        }
+        #expect(try Coordinator.rangeVLANs(managed("10-12")).get() == [10, 11, 12])
+        // 10.20.0.0/16 in 64s reaches VID 1025.
+        #expect(try Coordinator.rangeVLANs(managed("1000-1100")).get() == Array(1000...1025))
+        // The default range here is VIDs 10-1025: 1016, over one verification's 512.
+        guard case .failure(let wide) = Coordinator.rangeVLANs(try managed(nil)) else { Issue.record("1016 VIDs accepted"); return }
+        #expect(wide.message.contains("VIDs 10-1025 (1016)") && wide.message.contains("--vlans 10-521; --vlans 522-1025"), "\(wide.message)")
+        guard case .failure(let novlan) = Coordinator.rangeVLANs(try managed("10-12", mode: "MANAGED-NOVLAN")) else { Issue.record("NOVLAN verified"); return }
+        #expect(novlan.message.contains("not in MANAGED mode"))
+        // A narrowed range: the stored group on VID 10 is named when the coordinator starts.
+        var allocator = try Allocator(config: try managed(nil), state: ClusterState(frontend: "fe"))
+        try allocator.createGroup(GroupID(user: "admin", name: "web"))
+        #expect(Coordinator.outsideRangeWarning(allocator) == nil)
+        let narrowed = try Allocator(config: try managed("20-30"), state: allocator.state)
+        #expect(Coordinator.outsideRangeWarning(narrowed)?.contains("admin/web (VID 10)") == true, "\(Coordinator.outsideRangeWarning(narrowed) ?? "none")")
     }
 
     @Test func aBurstOfUpdatesIsAppliedOnceAsIfTakenOneByOne() {

@@ -73,20 +73,48 @@ struct AllocatorTests {
         var allocator = try cluster(managed())
         let web = try allocator.createGroup(GroupID(user: "admin", name: "web"))
         let db = try allocator.createGroup(GroupID(user: "admin", name: "db"))
-        #expect(web.network == 0 && db.network == 1)
+        // The default VID range starts at 10 (the document's eucabr10): network 8, SUBNET + 8 x 64.
+        #expect(web.network == 8 && db.network == 9)
+        #expect(allocator.config.layout?.vlan(ofNetwork: web.network) == 10)
         let a = try allocator.runInstance(InstanceID(number: 1), on: "n1", group: web.id)
         let b = try allocator.runInstance(InstanceID(number: 2), on: "n1", group: web.id)
-        #expect(a.address?.description == "10.20.0.2")
-        #expect(b.address?.description == "10.20.0.3")
+        #expect(a.address?.description == "10.20.2.2")
+        #expect(b.address?.description == "10.20.2.3")
         try allocator.terminateInstance(a.id)
         let c = try allocator.runInstance(InstanceID(number: 3), on: "n2", group: web.id)
-        #expect(c.address?.description == "10.20.0.2")
+        #expect(c.address?.description == "10.20.2.2")
         try allocator.deleteGroup(db.id)
-        #expect(try allocator.createGroup(GroupID(user: "admin", name: "db2")).network == 1)
+        #expect(try allocator.createGroup(GroupID(user: "admin", name: "db2")).network == 9)
+    }
+
+    @Test func groupsTakeVIDsFromTheRangeAndStoredGroupsOutsideANarrowedRangeAreKept() throws {
+        var allocator = try cluster(managed([("VNET_VLANRANGE", "100-101")]))
+        let a = try allocator.createGroup(GroupID(user: "u", name: "a"))
+        let b = try allocator.createGroup(GroupID(user: "u", name: "b"))
+        let layout = try #require(allocator.config.layout)
+        #expect([a.network, b.network].map(layout.vlan(ofNetwork:)) == [100, 101])
+        // Eucalyptus' arithmetic: network = SUBNET + (VID-2) x ADDRSPERNET = 10.20.0.0 + 98 x 64.
+        #expect(layout.network(a.network).description == "10.20.24.128/26")
+        do {
+            try allocator.createGroup(GroupID(user: "u", name: "c"))
+            Issue.record("a third group got a network outside VIDs 100-101")
+        } catch {
+            #expect(error.message.contains("VIDs 100-101"))
+        }
+        #expect(allocator.groupsOutsideVLANRange.isEmpty)
+        // The range narrowed: the stored groups keep their networks, are named, and nothing new goes there.
+        let narrowed = managed([("VNET_VLANRANGE", "101-102")])
+        var resumed = try Allocator(config: narrowed, state: allocator.state)
+        #expect(resumed.state.groups[a.id]?.network == a.network)
+        #expect(resumed.groupsOutsideVLANRange == [a.id])
+        #expect(try resumed.createGroup(GroupID(user: "u", name: "d")).network == layout.networkIndex(ofVLAN: 102))
+        try resumed.deleteGroup(a.id)
+        #expect(resumed.groupsOutsideVLANRange.isEmpty)
+        #expect(throws: ClusterError.self) { try resumed.createGroup(GroupID(user: "u", name: "e")) }
     }
 
     @Test func fullNetworkAndNoFreeNetwork() throws {
-        var allocator = try cluster(managed([("VNET_SUBNET", "10.20.0.0"), ("VNET_NETMASK", "255.255.255.240"), ("VNET_ADDRSPERNET", "8")]))
+        var allocator = try cluster(managed([("VNET_SUBNET", "10.20.0.0"), ("VNET_NETMASK", "255.255.255.240"), ("VNET_ADDRSPERNET", "8"), ("VNET_VLANRANGE", "2-3")]))
         let group = try allocator.createGroup(GroupID(user: "u", name: "a"))
         _ = try allocator.createGroup(GroupID(user: "u", name: "b"))
         #expect(throws: ClusterError.self) { try allocator.createGroup(GroupID(user: "u", name: "c")) }

@@ -30,11 +30,14 @@ struct ConfigValidatorTests {
         let pairs = with(with(managedFrontend, "VNET_SUBNET", "192.168.0.0"), "VNET_ADDRSPERNET", "64")
         let report = ConfigCheckReport(ConfigValidator.validate(text: conf(pairs), role: .frontend))
         #expect(report.valid)
-        #expect(report.capacity.networks == 1024)
+        // 1024 networks of 64 (VIDs 2-1025); groups get those of the default VID range 10-4094: 1016.
+        #expect(ConfigValidator.validate(text: conf(pairs), role: .frontend).config?.layout?.networkCount == 1024)
+        #expect(report.capacity.networks == 1016)
         #expect(report.capacity.instancesPerNetwork == 61)
         #expect(report.capacity.addressesPerNetwork == 64)
-        #expect(report.capacity.firstVlan == 2)
+        #expect(report.capacity.firstVlan == 10)
         #expect(report.capacity.lastVlan == 1025)
+        #expect(report.capacity.vlanRange == "10-4094")
         #expect(report.capacity.publicIPs == 10)
         // And 256 per network gives 253 instances.
         let wide = ConfigCheckReport(ConfigValidator.validate(text: conf(with(managedFrontend, "VNET_ADDRSPERNET", "256")), role: .frontend))
@@ -48,6 +51,30 @@ struct ConfigValidatorTests {
         #expect(check.config?.layout?.networkCount == 4093)
         #expect(check.config?.layout?.lastVLAN == 4094)
         #expect(check.diagnostics.warnings.contains { $0.key == "VNET_ADDRSPERNET" && $0.message.contains("4093") })
+    }
+
+    @Test func theVIDRangeIsCheckedAndReportedWithTheGroupsItAllows() throws {
+        let pairs = with(managedFrontend, "VNET_VLANRANGE", "100-199")
+        let report = ConfigCheckReport(ConfigValidator.validate(text: conf(pairs), role: .frontend))
+        #expect(report.valid)
+        #expect(report.capacity.networks == 100 && report.capacity.firstVlan == 100 && report.capacity.lastVlan == 199)
+        let text = ConfigCheckReport.text(ConfigValidator.validate(text: conf(pairs), role: .frontend), file: "eucalyptus.conf")
+        #expect(text.contains("100 groups' networks") && text.contains("VLAN 100-199 of VNET_VLANRANGE 100-199"))
+        expectError(with(managedFrontend, "VNET_VLANRANGE", "10"), key: "VNET_VLANRANGE", "is not a range of VIDs FIRST-LAST")
+        expectError(with(managedFrontend, "VNET_VLANRANGE", "20-10"), key: "VNET_VLANRANGE", "is not a range of VIDs FIRST-LAST")
+        expectError(with(managedFrontend, "VNET_VLANRANGE", "1-100"), key: "VNET_VLANRANGE", "VIDs are 2-4094")
+        expectError(with(managedFrontend, "VNET_VLANRANGE", "10-4095"), key: "VNET_VLANRANGE", "VIDs are 2-4094")
+        // Past the subnet's last network (1024 networks: VIDs 2-1025).
+        expectError(with(managedFrontend, "VNET_VLANRANGE", "2000-2100"), key: "VNET_VLANRANGE", "their VIDs are 2-1025")
+        // A small subnet with the default range: the error says which key to set.
+        let small = with(with(with(managedFrontend, "VNET_SUBNET", "10.20.0.0"), "VNET_NETMASK", "255.255.255.0"), "VNET_ADDRSPERNET", "64")
+        expectError(small, key: "VNET_ADDRSPERNET", "the default VID range 10-4094 (VNET_VLANRANGE) reaches none of the 4 networks")
+        #expect(ConfigValidator.validate(text: conf(with(small, "VNET_VLANRANGE", "2-5")), role: .frontend).isValid)
+        // A range wider than the subnet is allowed and says what it gives.
+        let wide = ConfigValidator.validate(text: conf(with(managedFrontend, "VNET_VLANRANGE", "1000-2000")), role: .frontend)
+        #expect(wide.isValid && wide.diagnostics.warnings.contains { $0.key == "VNET_VLANRANGE" && $0.message.contains("VIDs 1000-1025") })
+        // Ignored where nothing is carved.
+        #expect(ConfigValidator.validate(text: conf(with(staticFrontend, "VNET_VLANRANGE", "10-20")), role: .frontend).diagnostics.warnings.contains { $0.key == "VNET_VLANRANGE" })
     }
 
     @Test func unknownModeListsTheFour() {

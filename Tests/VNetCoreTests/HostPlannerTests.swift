@@ -30,18 +30,18 @@ struct HostPlannerTests {
     @Test func managedNodeGetsAVLANBridgePerActiveGroup() throws {
         let states = try HostPlanner(config: config).desiredStates(for: try twoGroups())
         let n2 = try #require(states["n2"])
-        #expect(n2.vlanDevices.map(\.name) == ["eth0.2", "eth0.3"])
-        #expect(n2.bridges.map(\.name) == ["eucabr2", "eucabr3"])
-        #expect(n2.bridges.map(\.ports) == [["eth0.2"], ["eth0.3"]])
-        #expect(n2.vifs.map(\.bridge) == ["eucabr2", "eucabr3"])
+        #expect(n2.vlanDevices.map(\.name) == ["eth0.10", "eth0.11"])
+        #expect(n2.bridges.map(\.name) == ["eucabr10", "eucabr11"])
+        #expect(n2.bridges.map(\.ports) == [["eth0.10"], ["eth0.11"]])
+        #expect(n2.vifs.map(\.bridge) == ["eucabr10", "eucabr11"])
         let n1 = try #require(states["n1"])
-        #expect(n1.bridges.map(\.name) == ["eucabr2"], "n1 has no db instance, so no eucabr3")
+        #expect(n1.bridges.map(\.name) == ["eucabr10"], "n1 has no db instance, so no eucabr11")
         let fe = try #require(states["fe"])
-        #expect(fe.addresses.map(\.cidr) == ["203.0.113.10/32", "10.20.0.1/26", "10.20.0.65/26"])
-        #expect(fe.dhcpd?.interfaces == ["eth0.2", "eth0.3"])
+        #expect(fe.addresses.map(\.cidr) == ["203.0.113.10/32", "10.20.2.1/26", "10.20.2.65/26"])
+        #expect(fe.dhcpd?.interfaces == ["eth0.10", "eth0.11"])
         #expect(fe.dhcpd?.sharedNetwork == false)
         #expect(fe.firewall?.groups.map(\.chain) == ["vn-admin-web", "vn-admin-db"])
-        #expect(fe.firewall?.groups[1].rules.first?.source.description == "10.20.0.0/26", "a group source resolves to its network")
+        #expect(fe.firewall?.groups[1].rules.first?.source.description == "10.20.2.0/26", "a group source resolves to its network")
     }
 
     @Test func groupWithoutInstancesIsNotBroughtUp() throws {
@@ -99,7 +99,7 @@ struct HostPlannerTests {
         let old = try #require(try planner.desiredState(of: "n2", in: before))
         let new = try #require(try planner.desiredState(of: "n2", in: allocator.state))
         let operations = KernelPlanner.operations(from: old, to: new)
-        #expect(operations == [.requireLink("eth0"), .deleteLink("vn-00000003"), .deleteLink("eucabr3"), .deleteLink("eth0.3")])
+        #expect(operations == [.requireLink("eth0"), .deleteLink("vn-00000003"), .deleteLink("eucabr11"), .deleteLink("eth0.11")])
         let n1Before = try #require(try planner.desiredState(of: "n1", in: before))
         let n1After = try #require(try planner.desiredState(of: "n1", in: allocator.state))
         #expect(n1Before == n1After)
@@ -131,7 +131,7 @@ struct HostPlannerTests {
         let planner = HostPlanner(config: config)
         let desired = try #require(try planner.desiredState(of: "n1", in: state))
         #expect(!KernelPlanner.bringUp(desired).contains(.createTap(name: "vnet0", mac: MACPrefix.eucalyptusDefault.mac(for: InstanceID(number: 1)))))
-        #expect(KernelPlanner.bringUp(desired).contains(.attach(port: "vnet0", bridge: "eucabr2")))
+        #expect(KernelPlanner.bringUp(desired).contains(.attach(port: "vnet0", bridge: "eucabr10")))
         // Observed attached with its own host-side MAC: nothing to do.
         var observed = desired
         observed.vifs[0].mac = MACAddress("fe:54:00:12:34:56")!
@@ -147,7 +147,7 @@ struct HostPlannerTests {
         let desired = try #require(try HostPlanner(config: config).desiredState(of: "n1", in: state))
         var observed = desired
         observed.vifs[0].bridge = "elsewhere"
-        #expect(KernelPlanner.operations(from: observed, to: desired) == [.requireLink("eth0"), .attach(port: "vn-00000001", bridge: "eucabr2")])
+        #expect(KernelPlanner.operations(from: observed, to: desired) == [.requireLink("eth0"), .attach(port: "vn-00000001", bridge: "eucabr10")])
     }
 
     @Test func chainNames() {

@@ -82,11 +82,11 @@ struct VNetCtlTests {
         #expect((object["errors"] as? [Any])?.isEmpty == true)
         #expect(object["warnings"] is [Any])
         let capacity = try #require(object["capacity"] as? [String: Any])
-        #expect(capacity["networks"] as? Int == 1024)
+        #expect(capacity["networks"] as? Int == 1016)
         #expect(capacity["instancesPerNetwork"] as? Int == 61)
         #expect(capacity["addressesPerNetwork"] as? Int == 64)
         #expect(capacity["publicIPs"] as? Int == 4)
-        #expect(capacity["firstVlan"] as? Int == 2)
+        #expect(capacity["firstVlan"] as? Int == 10)
         #expect(capacity["lastVlan"] as? Int == 1025)
         #expect(capacity["staticHosts"] == nil)
     }
@@ -137,8 +137,8 @@ struct VNetCtlTests {
                               "--scenario", "\(Self.examples)/scenario.json"])
         #expect(result.status == 0, "\(result.stderr)")
         for fragment in ["== fe (front end) ==", "== node1 (node) ==", "== node2 (node) ==",
-                         "ip link add link eth0 name eth0.2 type vlan id 2", "shared-network" , "*filter", "*nat",
-                         "i-3f1a0b2c  node1  admin/web  10.20.0.2   d0:0d:3f:1a:0b:2c  2     eucabr2  203.0.113.10"] {
+                         "ip link add link eth0 name eth0.10 type vlan id 10", "shared-network" , "*filter", "*nat",
+                         "i-3f1a0b2c  node1  admin/web  10.20.2.2   d0:0d:3f:1a:0b:2c  10    eucabr10  203.0.113.10"] {
             if fragment == "shared-network" {
                 #expect(!result.stdout.contains(fragment), "MANAGED declares VLAN subnets alone")
             } else {
@@ -156,8 +156,8 @@ struct VNetCtlTests {
         #expect(hosts.count == 1)
         #expect(hosts.first?["host"] as? String == "node2")
         let operations = try #require(hosts.first?["operations"] as? [[String: Any]])
-        #expect(operations.contains { $0["op"] as? String == "createVLAN" && $0["name"] as? String == "eth0.3" && $0["vlan"] as? Int == 3 })
-        #expect(operations.contains { $0["op"] as? String == "attach" && $0["port"] as? String == "vnet0" && $0["bridge"] as? String == "eucabr3" })
+        #expect(operations.contains { $0["op"] as? String == "createVLAN" && $0["name"] as? String == "eth0.11" && $0["vlan"] as? Int == 11 })
+        #expect(operations.contains { $0["op"] as? String == "attach" && $0["port"] as? String == "vnet0" && $0["bridge"] as? String == "eucabr11" })
         #expect((object["instances"] as? [Any])?.count == 3)
     }
 

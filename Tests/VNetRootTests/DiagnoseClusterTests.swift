@@ -16,7 +16,7 @@ struct DiagnoseClusterTests {
         _ = try cluster.vnetctl(["create-group", "--group", "web"])
         let id = InstanceID("i-0000d001")!
         try cluster.launchInstance(id, on: "n1", group: "web")
-        #expect(try cluster.dhcp(id) == "10.20.0.2")
+        #expect(try cluster.dhcp(id) == "10.20.2.2")
 
         let clean = try cluster.vnetctlStatus(["diagnose", "--out", "\(cluster.directory)/clean.tar"])
         #expect(clean.0 == 0, "\(clean.1)")
@@ -48,7 +48,7 @@ struct DiagnoseClusterTests {
         #expect(read("hosts/n1/ip-link.txt").contains("mgmt0"))
         #expect(read("hosts/fe/dhcpd-state.txt").hasPrefix("stopped"))
         #expect(read("hosts/fe/dhcpd.leases").contains("server-duid"), "dhcpd's lease file is in the bundle")
-        #expect(read("hosts/fe/dhcpd.conf").contains("subnet 10.20.0.0"))
+        #expect(read("hosts/fe/dhcpd.conf").contains("subnet 10.20.2.0"))
         let key = try #require(FileManager.default.contents(atPath: "\(cluster.directory)/fe-agent/dhcpd/omapi.key"))
         #expect(!read("hosts/fe/dhcpd.conf").contains(Base64.encode(Array(key))) && read("hosts/fe/dhcpd.conf").contains("secret \"(removed from this copy)\""),
                 "the OMAPI key stays on the host")

@@ -51,8 +51,8 @@ struct HostSafetyClusterTests {
 
         for (index, id) in ids.dropLast().enumerated() {
             let address = try cluster.dhcp(id)
-            #expect(address == "10.20.0.\(index + 2)", "\(id) got \(address)")
-            #expect(cluster.ping(from: id, "10.20.0.1"), "\(id) reaches its router")
+            #expect(address == "10.20.2.\(index + 2)", "\(id) got \(address)")
+            #expect(cluster.ping(from: id, "10.20.2.1"), "\(id) reaches its router")
         }
         // The hypervisor makes the vif: attached without anyone asking (the agent retries with back-off).
         _ = try cluster.makeInstance(late, on: "n1")
@@ -60,7 +60,7 @@ struct HostSafetyClusterTests {
         while Date() < deadline, Self.nodes(cluster)["n1"]?.failures.isEmpty != true { Thread.sleep(forTimeInterval: 0.2) }
         #expect(Self.nodes(cluster)["n1"]?.failures.isEmpty == true)
         #expect(try cluster.links(cluster.nodes["n1"]!)[lateVif]?.master == "br0")
-        #expect(try cluster.dhcp(late) == "10.20.0.21")
+        #expect(try cluster.dhcp(late) == "10.20.2.21")
         let agentLog = cluster.log("n1-agent")
         #expect(agentLog.components(separatedBy: "not applied: vif \(lateVif)").count == 2, "the cause logged once, not on every retry:\n\(agentLog.suffix(2000))")
         #expect(agentLog.contains("every object of the held state is on the host now"))

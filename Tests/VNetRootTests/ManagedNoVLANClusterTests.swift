@@ -19,7 +19,7 @@ struct ManagedNoVLANClusterTests {
         let a1 = InstanceID("i-0000a001")!, a2 = InstanceID("i-0000a002")!, b1 = InstanceID("i-0000b001")!
         for (id, node, group) in [(a1, "n1", "web"), (a2, "n2", "web"), (b1, "n2", "db")] { try cluster.launchInstance(id, on: node, group: group) }
         let addressA1 = try cluster.dhcp(a1), addressA2 = try cluster.dhcp(a2), addressB1 = try cluster.dhcp(b1)
-        #expect([addressA1, addressA2, addressB1] == ["10.20.0.2", "10.20.0.3", "10.20.0.66"],
+        #expect([addressA1, addressA2, addressB1] == ["10.20.2.2", "10.20.2.3", "10.20.2.66"],
                 "DHCP: \(addressA1) \(addressA2) \(addressB1)\n\(cluster.log("fe-agent").suffix(1500))")
 
         #expect(cluster.ping(from: a1, addressA2), "same group, two nodes: reachable")

@@ -66,7 +66,7 @@ struct ManagedVLANClusterTests {
         step("kernel objects checked")
         // DHCP on each group's VLAN, from the front end's dhcpd on eth0.<vlan>.
         let addressA1 = try cluster.dhcp(a1), addressA2 = try cluster.dhcp(a2), addressB1 = try cluster.dhcp(b1), addressB2 = try cluster.dhcp(b2)
-        #expect([addressA1, addressA2, addressB1, addressB2] == ["10.20.0.2", "10.20.0.3", "10.20.0.66", "10.20.0.67"],
+        #expect([addressA1, addressA2, addressB1, addressB2] == ["10.20.2.2", "10.20.2.3", "10.20.2.66", "10.20.2.67"],
                 "\(addressA1) \(addressA2) \(addressB1) \(addressB2)\n\(cluster.log("fe-agent").suffix(1500))")
         #expect(cluster.ping(from: a1, addressA2), "same group, two nodes, over the VLAN")
         #expect(cluster.ping(from: b2, addressB1))

@@ -43,7 +43,7 @@ struct NetnsClusterScriptTests {
         let a1 = try cluster(["instance", "i-0000A001", "n1", "web"], directory: directory)
         let a2 = try cluster(["instance", "i-0000A002", "n2", "web"], directory: directory)
         let b1 = try cluster(["instance", "i-0000B001", "n2", "db"], directory: directory)
-        #expect([a1.1, a2.1, b1.1] == ["10.20.0.2", "10.20.0.3", "10.20.0.66"], "\(a1) \(a2) \(b1)")
+        #expect([a1.1, a2.1, b1.1] == ["10.20.2.2", "10.20.2.3", "10.20.2.66"], "\(a1) \(a2) \(b1)")
         #expect(try cluster(["ping", "i-0000A001", a2.1], directory: directory).0 == 0, "same group across nodes")
         #expect(try cluster(["ping", "i-0000A001", b1.1], directory: directory).0 != 0, "another group, no rule")
         #expect(try cluster(["vnetctl", "authorize", "--group", "db", "--protocol", "icmp", "--source-group", "web", "--wait"], directory: directory).0 == 0)

@@ -34,7 +34,7 @@ struct RealGuestTests {
         let lease = try #require(guest.lease, "\(lines)")
         let instances = try JSONDecoder().decode([Instance].self, from: Data(try cluster.vnetctl(["describe-instances", "--json"]).utf8))
         #expect(lease.address == instances.first { $0.id == guestID.description }?.ip, "the lease is the address the coordinator gave it: \(lines)")
-        #expect(lease.router == "10.20.0.1" && lines.contains("vnet-guest: router 10.20.0.1 answers"), "\(lines)")
+        #expect(lease.router == "10.20.2.1" && lines.contains("vnet-guest: router 10.20.2.1 answers"), "\(lines)")
 
         #expect(cluster.ping(from: a2, lease.address), "same group, another node: the guest answers")
         #expect(!cluster.ping(from: b1, lease.address), "another group: not before authorize")
@@ -49,7 +49,7 @@ struct RealGuestTests {
         _ = try cluster.vnetctl(["associate-address", "--address", "203.0.113.11", "--instance", guestID.description, "--wait"])
         #expect(cluster.pingCount(cluster.outside, "203.0.113.11", count: 2).1 >= 1, "the outside reaches the guest by its public IP")
         // The hypervisor-made vifs (veths) beside it work as before.
-        #expect(cluster.ping(from: a2, addressA2) && addressB1 == "10.20.0.66")
+        #expect(cluster.ping(from: a2, addressA2) && addressB1 == "10.20.2.66")
 
         // Terminated: its tap goes (the guest's NIC loses its backend), the others stay.
         _ = try cluster.vnetctl(["terminate-instance", "--id", guestID.description, "--wait"])
@@ -94,10 +94,10 @@ struct RealGuestTests {
         let guest = try LibvirtGuest(in: cluster.nodes["n1"]!, tap: tap, mac: MACPrefix.eucalyptusDefault.mac(for: guestID),
                                      name: guestID.description, directory: cluster.directory)
         try cluster.launchInstance(other, on: "n1", group: "web")
-        #expect(try cluster.dhcp(other) == "10.20.0.3")
+        #expect(try cluster.dhcp(other) == "10.20.2.3")
         let lines = try guest.waitUntilReady(log: "\(cluster.directory)/libvirt-\(guestID).log")
-        #expect(lines.contains("vnet-guest: bound 10.20.0.2/26 router 10.20.0.1") && lines.contains("vnet-guest: router 10.20.0.1 answers"), "\(lines)")
-        #expect(cluster.ping(from: other, "10.20.0.2"), "the libvirt guest answers on its group's network")
+        #expect(lines.contains("vnet-guest: bound 10.20.2.2/26 router 10.20.2.1") && lines.contains("vnet-guest: router 10.20.2.1 answers"), "\(lines)")
+        #expect(cluster.ping(from: other, "10.20.2.2"), "the libvirt guest answers on its group's network")
         let after = try #require(try cluster.links(cluster.nodes["n1"]!)[tap])
         #expect(after.index == before.index && after.mac == before.mac && after.master == "br0", "libvirt used the tap as it was: \(after)")
     }

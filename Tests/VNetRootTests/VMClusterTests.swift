@@ -192,7 +192,7 @@ struct VMClusterTests {
             address[id] = output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         Self.figure("3 instances DHCP'd over their VLANs in \(since(dhcp))")
-        #expect([address[a1], address[a2], address[b1]] == ["10.20.0.2", "10.20.0.3", "10.20.0.66"], "\(address)\n\(cluster.log("fe", "fe-agent").suffix(1500))")
+        #expect([address[a1], address[a2], address[b1]] == ["10.20.2.2", "10.20.2.3", "10.20.2.66"], "\(address)\n\(cluster.log("fe", "fe-agent").suffix(1500))")
         func ping(_ id: InstanceID, on node: String, _ target: String) -> Bool {
             (try? cluster.result(node, "ip netns exec i\(id.hexDigits) ping -c 1 -W 2 \(target) || ip netns exec i\(id.hexDigits) ping -c 1 -W 2 \(target)").status) == 0
         }

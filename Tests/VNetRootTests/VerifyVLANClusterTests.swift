@@ -12,6 +12,7 @@ struct VerifyVLANClusterTests {
         struct Pair: Decodable { var a: String; var b: String; var vlan: Int; var status: String; var from: String?; var to: String? }
         var hosts: [String]; var unreachable: [String]; var pairs: [Pair]; var culprits: [String: String]; var problems: String?
         var conclusions: [String]
+        var vlans: [Int]?
     }
 
     func verify(_ cluster: NamespaceCluster, _ arguments: [String], probeTime: Double = 1.5) throws -> (Int32, Result) {
@@ -21,6 +22,33 @@ struct VerifyVLANClusterTests {
         } catch let error as CommandError {
             return (error.status, try JSONDecoder().decode(Result.self, from: Data(error.stdout.utf8)))
         }
+    }
+
+    /// `--range`: the VIDs a MANAGED cluster may give its groups, checked before any group exists.
+    @Test func theWholeVIDRangeIsCheckedBeforeAnyGroupUsesIt() throws {
+        let config = """
+            VNET_MODE="MANAGED"
+            VNET_INTERFACE="eth0"
+            VNET_DHCPDAEMON="/usr/sbin/dhcpd"
+            VNET_SUBNET="10.20.0.0"
+            VNET_NETMASK="255.255.0.0"
+            VNET_DNS="192.0.2.53"
+            VNET_ADDRSPERNET="64"
+            VNET_VLANRANGE="100-103"
+
+            """
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2"], frontendConfig: config,
+                                           nodeConfig: "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n", nodeBridges: false)
+        try cluster.startDaemons()
+        var (status, result) = try verify(cluster, ["--range"])
+        #expect(status == 0 && result.vlans == [100, 101, 102, 103] && result.hosts == ["fe", "n1", "n2"], "\(result)")
+        #expect(result.pairs.count == 15 && result.pairs.allSatisfy { $0.status == "ok" }, "3 pairs on 4 VIDs and the untagged control")
+        // VID 102 not trunked to n2: the range check finds it before a group is ever given VID 102.
+        try cluster.sh(cluster.switchNS, "nft add table bridge vnettest")
+        try cluster.sh(cluster.switchNS, "nft add chain bridge vnettest portfilter { type filter hook forward priority 0 ; }")
+        _ = try cluster.runner(cluster.switchNS).run(["nft", "add rule bridge vnettest portfilter oifname p-n2 vlan id 102 drop"], input: nil)
+        (status, result) = try verify(cluster, ["--range"])
+        #expect(status == 1 && result.culprits == ["102": "n2"], "\(result.culprits) \(result.pairs.filter { $0.status != "ok" })")
     }
 
     @Test func aCleanSwitchPassesADirtyPortIsNamedADownNodeIsUnreachable() throws {
