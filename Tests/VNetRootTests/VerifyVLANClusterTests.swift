@@ -26,17 +26,8 @@ struct VerifyVLANClusterTests {
 
     /// `--range`: the VIDs a MANAGED cluster may give its groups, checked before any group exists.
     @Test func theWholeVIDRangeIsCheckedBeforeAnyGroupUsesIt() throws {
-        let config = """
-            VNET_MODE="MANAGED"
-            VNET_INTERFACE="eth0"
-            VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-            VNET_SUBNET="10.20.0.0"
-            VNET_NETMASK="255.255.0.0"
-            VNET_DNS="192.0.2.53"
-            VNET_ADDRSPERNET="64"
-            VNET_VLANRANGE="100-103"
-
-            """
+        // The MANAGED front end of the VLAN suite, its groups allowed VIDs 100-103 only.
+        let config = ManagedVLANClusterTests.frontendConfig + "VNET_VLANRANGE=\"100-103\"\n"
         let cluster = try NamespaceCluster(nodeNames: ["n1", "n2"], frontendConfig: config,
                                            nodeConfig: "VNET_MODE=\"MANAGED\"\nVNET_INTERFACE=\"eth0\"\n", nodeBridges: false)
         try cluster.startDaemons()
