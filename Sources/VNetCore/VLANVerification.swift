@@ -205,8 +205,7 @@ public enum VLANList {
     public static func parse(_ text: String) throws(ClusterError) -> [Int] {
         var vlans = Set<Int>()
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds.last!), low <= high else {
+            guard let (low, high) = bounds(item) else {
                 throw ClusterError("'\(item)' is not a VID or a range of VIDs (like 10 or 20-30)")
             }
             guard low >= 2, high <= 4094 else { throw ClusterError("'\(item)': VIDs are 2-4094") }
@@ -218,14 +217,19 @@ public enum VLANList {
 
     /// One range, `FIRST-LAST` (VNET_VLANRANGE): the VIDs groups get their networks from.
     public static func parseRange(_ text: String) throws(ClusterError) -> ClosedRange<Int> {
-        let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]),
-              bounds.allSatisfy({ $0.allSatisfy(\.isASCII) }), low <= high else {
+        guard text.contains("-"), let (low, high) = bounds(text[...]) else {
             throw ClusterError("'\(text)' is not a range of VIDs FIRST-LAST (like 10-4094)")
         }
         guard low >= NetworkLayout.firstVLAN, high <= NetworkLayout.lastPossibleVLAN else {
             throw ClusterError("'\(text)': VIDs are \(NetworkLayout.firstVLAN)-\(NetworkLayout.lastPossibleVLAN) (0 and 1 are not used for groups, 4095 is reserved by 802.1Q)")
         }
         return low...high
+    }
+
+    /// `10` or `20-30` as its two ends, in order; nil when it is neither (the ends are not checked here).
+    private static func bounds(_ item: Substring) -> (Int, Int)? {
+        let ends = item.split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(ends.count), let low = Int(ends[0]), let high = Int(ends.last!), low <= high else { return nil }
+        return (low, high)
     }
 }
