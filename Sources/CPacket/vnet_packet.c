@@ -59,7 +59,7 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
     return received;
 }
 
-int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6]) {
+int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6], int *mtu) {
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
     if (fd < 0) return -errno;
     struct ifreq request;
@@ -70,6 +70,8 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
     *ifindex = request.ifr_ifindex;
     if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
     memcpy(mac, request.ifr_hwaddr.sa_data, 6);
+    if (ioctl(fd, SIOCGIFMTU, &request) < 0) { error = errno; goto fail; }
+    *mtu = request.ifr_mtu;
     // Frames of `ethertype`, untagged at offset 12 or after an inline 802.1Q tag at offset 16.
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),

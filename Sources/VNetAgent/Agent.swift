@@ -256,15 +256,20 @@ public final class Agent {
         blank.probeID = command.probeID
         blank.nodeID = options.nodeID
         let peers = zip(command.peers, command.peerMacs).map { (name: $0, mac: MACAddress($1)) }
-        let interface = options.interface, name = options.nodeID, outbox = probeOutbox
-        let vlans = command.vlans.map(Int.init), count = Int(command.count)
-        let listen = Double(command.listenMs) / 1000, duration = Double(command.timeoutMs - command.listenMs) / 1000
+        let outbox = probeOutbox
+        let listen = Double(command.listenMs) / 1000
+        let request = VLANProbeRequest(method: method, interface: options.interface, name: options.nodeID, peers: peers,
+                                       vlans: command.vlans.map(Int.init), count: Int(command.count),
+                                       duration: Double(command.timeoutMs - command.listenMs) / 1000, listenFirst: listen,
+                                       mtu: command.mtu, expectedMTU: command.expectedMtu == 0 ? nil : Int(command.expectedMtu))
+        blank.interface = options.interface
         let report = blank
         Thread.detachNewThread {
             var report = report
             do {
-                report.results = try prober.probe(method: method, interface: interface, name: name, peers: peers, vlans: vlans, count: count,
-                                                  duration: duration, listenFirst: listen).map(\.wire)
+                let outcome = try prober.probe(request)
+                report.results = outcome.observations.map(\.wire)
+                report.interfaceMtu = UInt32(outcome.interfaceMTU ?? 0)
             } catch {
                 report.error = "\(error)"
             }

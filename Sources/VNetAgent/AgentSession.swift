@@ -468,7 +468,8 @@ public struct AgentSession: Sendable {
         guard command.peers.count == command.peerMacs.count, command.peers.count <= 4096,
               command.vlans.allSatisfy({ (2...4094).contains($0) }), (1...100).contains(command.count),
               (1...120_000).contains(command.timeoutMs), command.listenMs < command.timeoutMs,
-              let method = VLANProbeMethod(wire: command.method) else {
+              command.expectedMtu == 0 || VNetConfig.mtuRange.contains(Int(command.expectedMtu)),
+              let method = VLANProbeMethod(wire: command.method), !(command.mtu && method == .kernel) else {
             refusals.count(.malformed)
             refusal.error = "a malformed probe command"
             return out.append(.sendProbeReport(refusal))

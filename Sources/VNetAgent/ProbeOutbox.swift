@@ -20,6 +20,10 @@ extension VLANVerification.Observation {
         result.received = UInt32(received)
         result.replies = UInt32(replies)
         result.rttUs = rttMicroseconds
+        if let mtu {
+            result.mtuPassed = UInt32(mtu.passed)
+            result.mtuFailed = UInt32(mtu.failed ?? 0)
+        }
         return result
     }
 }

@@ -252,8 +252,16 @@ public final class Coordinator {
         operationCounter += 1
         let id = "verify-\(epoch)-\(operationCounter)"
         guard let method = VLANProbeMethod(wire: verify.method) else { return refuse("--method is raw or kernel") }
-        let run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: method != .kernel,
+        if verify.mtu, method == .kernel { return refuse("--mtu needs the raw method (padded frames); the kernel method pings through devices") }
+        if verify.expectedMtu != 0, !VNetConfig.mtuRange.contains(Int(verify.expectedMtu)) {
+            return refuse("--expect-mtu: an MTU is \(VNetConfig.mtuRange.lowerBound)-\(VNetConfig.mtuRange.upperBound) bytes")
+        }
+        var run = VLANVerificationRun(id: id, replyPrefix: prefix, requestID: requestID, vlans: vlans, hosts: hosts, control: method != .kernel,
                                       unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)
+        run.mtu = verify.mtu
+        run.frontend = options.frontendName
+        run.expected = verify.expectedMtu != 0 ? MTUVerification.Expectation(mtu: Int(verify.expectedMtu), source: "--expect-mtu")
+            : config.mtu.map { MTUVerification.Expectation(mtu: $0, source: "VNET_MTU") }
         var command = Vnet_V1_ProbeCommand()
         command.probeID = id
         command.vlans = vlans.map(UInt32.init)
@@ -263,6 +271,8 @@ public final class Coordinator {
         command.timeoutMs = timeout
         command.listenMs = 500
         command.method = verify.method
+        command.mtu = verify.mtu
+        command.expectedMtu = UInt32(run.expected?.mtu ?? 0)
         _ = perform(session.start(run, command))
         log.info("VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")
     }

@@ -13,6 +13,11 @@ struct VLANVerificationRun {
     let hosts: [String]
     /// Whether an untagged control round ran (not with the kernel method).
     let control: Bool
+    /// `--mtu`: the hosts searched each path's largest frame; judged against `expected` (the operator's, else
+    /// the front end's interface MTU as `frontend` reports it).
+    var mtu = false
+    var expected: MTUVerification.Expectation?
+    var frontend = ""
     var unreachable: Set<String>
     var reports: [String: Vnet_V1_ProbeReport] = [:]
     let deadline: Double
@@ -30,7 +35,8 @@ struct VLANVerificationRun {
             if !report.error.isEmpty { missing.insert(host); errors.append("\(host): \(report.error)"); continue }
             observations += report.results.map {
                 VLANVerification.Observation(host: host, peer: $0.peer, vlan: Int($0.vlan), sent: Int($0.sent), replies: Int($0.replies),
-                                             received: Int($0.received), rttMicroseconds: $0.rttUs)
+                                             received: Int($0.received), rttMicroseconds: $0.rttUs,
+                                             mtu: $0.mtuPassed == 0 ? nil : MTUSearch.Outcome(passed: Int($0.mtuPassed), failed: $0.mtuFailed == 0 ? nil : Int($0.mtuFailed)))
             }
         }
         let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations, unreachable: missing, control: control)
@@ -57,11 +63,39 @@ struct VLANVerificationRun {
             culprit.host = host
             return culprit
         }
+        if mtu { addMTU(observations, to: &verification) }
         var reply = Vnet_V1_ControlReply()
         reply.requestID = requestID
         reply.ok = true
         reply.error = errors.joined(separator: "; ")
         reply.verification = verification
         return reply
+    }
+
+    /// `--mtu`: each direction's search, each host's interface, and what the paths are held to.
+    func addMTU(_ observations: [VLANVerification.Observation], to verification: inout Vnet_V1_VlanVerification) {
+        verification.mtuPaths = observations.compactMap { observation in
+            guard let found = observation.mtu else { return nil }
+            var path = Vnet_V1_VlanMtuPath()
+            path.from = observation.host
+            path.to = observation.peer
+            path.vlan = UInt32(observation.vlan)
+            path.passed = UInt32(found.passed)
+            path.failed = UInt32(found.failed ?? 0)
+            return path
+        }
+        let interfaces = participants.compactMap { host -> MTUVerification.Interface? in
+            guard let report = reports[host], report.error.isEmpty, report.interfaceMtu > 0 else { return nil }
+            return MTUVerification.Interface(host: host, name: report.interface, mtu: Int(report.interfaceMtu))
+        }
+        verification.interfaces = interfaces.map {
+            var wire = Vnet_V1_VlanInterface()
+            wire.host = $0.host; wire.name = $0.name; wire.mtu = UInt32($0.mtu)
+            return wire
+        }
+        if let expectation = MTUVerification.expectation(configured: expected, frontend: frontend, interfaces: interfaces) {
+            verification.expectedMtu = UInt32(expectation.mtu)
+            verification.expectedMtuSource = expectation.source
+        }
     }
 }

@@ -24,6 +24,9 @@ public enum ConfKey: String, CaseIterable, Sendable {
     case cloudIP = "VNET_CLOUDIP"
     /// This project's (like Eucalyptus 3's global_min/max_network_tag): the VIDs groups get, "FIRST-LAST".
     case vlanRange = "VNET_VLANRANGE"
+    /// This project's: the MTU the instance networks are expected to carry, which `verify-vlan --mtu` holds every
+    /// path to (default: the front end's VNET_INTERFACE MTU). vnet sets no MTU itself.
+    case mtu = "VNET_MTU"
     /// This project's bus (not Eucalyptus'): where the coordinator listens, and where agents find it.
     case busListen = "VNET_BUS_LISTEN"
     case busCoordinator = "VNET_BUS_COORDINATOR"
@@ -62,6 +65,8 @@ public enum ConfKey: String, CaseIterable, Sendable {
             return managed ? .required : .ignored
         case (.vlanRange, .frontend):
             return managed ? .optional : .ignored
+        case (.mtu, .frontend):
+            return .optional  // verify-vlan --mtu runs in every mode (the untagged control is SYSTEM's network)
         case (.publicIPs, .frontend), (.cloudIP, .frontend):
             return managed ? .optional : .ignored
         case (.macPrefix, .frontend):

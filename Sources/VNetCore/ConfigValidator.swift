@@ -159,6 +159,11 @@ private struct ValidationRun {
         if let text = value(.vlanRange) {
             do { config.vlanRange = try VLANList.parseRange(text) } catch { self.error(.vlanRange, error.message) }
         }
+        if let text = value(.mtu) {
+            if let mtu = Int(text), text.allSatisfy(\.isASCII), VNetConfig.mtuRange.contains(mtu) { config.mtu = mtu } else {
+                error(.mtu, "'\(text)' is not an MTU (a whole number of bytes, \(VNetConfig.mtuRange.lowerBound)-\(VNetConfig.mtuRange.upperBound), like 1500 or 9000)")
+            }
+        }
         if let text = value(.macPrefix) {
             if let prefix = MACPrefix(text) {
                 if prefix.high >> 8 & 1 == 1 {

@@ -3,10 +3,17 @@
 /// creating a VLAN device or assigning an address.
 ///
 /// Layout: destination, source, [0x8100, TCI], EtherType 0x88B5 (IEEE "local experimental"), then the payload:
-/// "VNVP", version 1, kind (1 probe, 2 reply), VID (2), nonce (8), sequence (4), the prober's send time in
-/// nanoseconds (8), the sender's name (length byte, then UTF-8, at most 32), padded to 60 bytes. Big-endian.
+/// "VNVP", version 1, kind (1 probe, 2 reply, 3 done), VID (2), nonce (8), sequence (4), the prober's send time
+/// in nanoseconds (8), the sender's name (length byte, then UTF-8, at most 32), the size (2), padded to 60 bytes
+/// (or to the size). Big-endian.
+///
+/// The size makes a probe an MTU probe (`verify-vlan --mtu`): the frame is padded so that what follows the
+/// Ethernet header and tag (the part an interface's MTU limits) is exactly `size` bytes; a receiver believes it
+/// only when it arrived whole, and acknowledges it with a small reply carrying the same size, so the answer
+/// says which direction carried the big frame. 0: an ordinary probe (frames of earlier versions read as 0).
+/// `done`: a host's probing is over (it no longer needs answers); peers may end once every peer said so.
 public struct VLANProbe: Sendable, Equatable {
-    public enum Kind: UInt8, Sendable { case probe = 1, reply = 2 }
+    public enum Kind: UInt8, Sendable { case probe = 1, reply = 2, done = 3 }
 
     public static let etherType: UInt16 = 0x88B5
     static let magic: [UInt8] = Array("VNVP".utf8)
@@ -21,22 +28,34 @@ public struct VLANProbe: Sendable, Equatable {
     public var sequence: UInt32
     public var sentNanoseconds: UInt64
     public var sender: String
+    /// An MTU probe's size (the bytes after the Ethernet header and tag), or what an MTU reply acknowledges; 0:
+    /// an ordinary probe.
+    public var size: Int
+
+    /// The largest size a frame can say (the field's 16 bits).
+    public static let maxSize = 65535
 
     public init(destination: MACAddress, source: MACAddress, vlan: Int, kind: Kind, nonce: UInt64, sequence: UInt32,
-                sentNanoseconds: UInt64, sender: String) {
+                sentNanoseconds: UInt64, sender: String, size: Int = 0) {
         self.destination = destination; self.source = source; self.vlan = vlan; self.kind = kind
         self.nonce = nonce; self.sequence = sequence; self.sentNanoseconds = sentNanoseconds; self.sender = sender
+        self.size = size
     }
 
-    /// The echo a responder sends back: same VID, nonce, sequence and send time, to the prober.
+    /// The echo a responder sends back: same VID, nonce, sequence, send time and size, to the prober. Always a
+    /// small frame: an MTU probe's answer says the big frame arrived, it does not test the way back.
     public func reply(from mac: MACAddress, name: String) -> VLANProbe {
         VLANProbe(destination: source, source: mac, vlan: vlan, kind: .reply, nonce: nonce, sequence: sequence,
-                  sentNanoseconds: sentNanoseconds, sender: name)
+                  sentNanoseconds: sentNanoseconds, sender: name, size: size)
     }
+
+    /// The least an MTU probe from a sender of this name can be: its fields, and at least what fills the
+    /// 60-byte minimum frame untagged.
+    public static func smallestSize(sender: String) -> Int { max(46, 31 + min(sender.utf8.count, maxNameLength)) }
 
     public var frame: [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(80)
+        bytes.reserveCapacity(kind == .probe ? max(80, size + 18) : 80)
         func put(_ value: UInt64, _ count: Int) { for shift in stride(from: (count - 1) * 8, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) } }
         put(destination.value, 6)
         put(source.value, 6)
@@ -52,7 +71,11 @@ public struct VLANProbe: Sendable, Equatable {
         let name = Array(sender.utf8.prefix(Self.maxNameLength))
         bytes.append(UInt8(name.count))
         bytes += name
-        if bytes.count < 60 { bytes += [UInt8](repeating: 0, count: 60 - bytes.count) }
+        put(UInt64(size & Self.maxSize), 2)
+        // An MTU probe fills the part an MTU limits: everything after the Ethernet header (and tag).
+        let header = vlan != 0 ? 18 : 14
+        let length = kind == .probe && size > 0 ? max(60, header + size) : 60
+        if bytes.count < length { bytes += [UInt8](repeating: 0, count: length - bytes.count) }
         return bytes
     }
 
@@ -78,8 +101,12 @@ public struct VLANProbe: Sendable, Equatable {
         let nameLength = Int(frame[payload + 28])
         guard nameLength <= maxNameLength, frame.count >= payload + 29 + nameLength,
               let sender = String(validating: frame[(payload + 29)..<(payload + 29 + nameLength)], as: UTF8.self) else { return nil }
+        let sizeAt = payload + 29 + nameLength
+        let size = frame.count >= sizeAt + 2 ? Int(read(sizeAt, 2)) : 0
+        // An MTU probe counts only whole: the bytes after the Ethernet header and tag are exactly its size.
+        if kind == .probe, size > 0, frame.count - payload != size { return nil }
         return VLANProbe(destination: MACAddress(read(0, 6)), source: MACAddress(read(6, 6)), vlan: vlan, kind: kind,
                          nonce: read(payload + 8, 8), sequence: UInt32(read(payload + 16, 4)),
-                         sentNanoseconds: read(payload + 20, 8), sender: sender)
+                         sentNanoseconds: read(payload + 20, 8), sender: sender, size: size)
     }
 }

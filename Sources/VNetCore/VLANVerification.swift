@@ -13,10 +13,13 @@ public enum VLANVerification {
         public var replies: Int
         public var received: Int
         public var rttMicroseconds: [UInt64]
+        /// `--mtu`: what this host's search found towards the peer (nil: not searched, the peer never answered).
+        public var mtu: MTUSearch.Outcome?
 
-        public init(host: String, peer: String, vlan: Int, sent: Int, replies: Int, received: Int, rttMicroseconds: [UInt64] = []) {
+        public init(host: String, peer: String, vlan: Int, sent: Int, replies: Int, received: Int, rttMicroseconds: [UInt64] = [],
+                    mtu: MTUSearch.Outcome? = nil) {
             self.host = host; self.peer = peer; self.vlan = vlan; self.sent = sent; self.replies = replies
-            self.received = received; self.rttMicroseconds = rttMicroseconds
+            self.received = received; self.rttMicroseconds = rttMicroseconds; self.mtu = mtu
         }
     }
 

@@ -26,6 +26,10 @@ public struct VNetConfig: Sendable, Equatable {
     public var cloudIP: IPv4Address?
     /// VNET_VLANRANGE: the VIDs new groups get their networks from.
     public var vlanRange: ClosedRange<Int> = NetworkLayout.defaultVLANRange
+    /// VNET_MTU: what `verify-vlan --mtu` expects every path to carry; nil: the front end's interface MTU.
+    public var mtu: Int?
+    /// The MTUs VNET_MTU may give: IPv4's least (RFC 791) to what an Ethernet frame's size can say.
+    public static let mtuRange = 68...65535
 
     public init(mode: NetworkMode, role: HostRole) {
         self.mode = mode

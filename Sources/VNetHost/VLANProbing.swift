@@ -3,7 +3,38 @@ import VNetCore
 /// How an agent runs its side of a VLAN verification (the Linux prober: raw packet sockets). Called on a
 /// thread of its own, so the agent keeps heartbeating while it probes.
 public protocol VLANProbing: AnyObject, Sendable {
-    /// `peers`: every participant in the coordinator's order, this host among them.
-    func probe(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
-               duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation]
+    func probe(_ request: VLANProbeRequest) throws -> VLANProbeOutcome
+}
+
+/// One host's part of a verification, as the coordinator's probe command gave it.
+public struct VLANProbeRequest: Sendable {
+    public var method: VLANProbeMethod
+    /// The interface to probe from (VNET_INTERFACE) and this host's name.
+    public var interface: String
+    public var name: String
+    /// Every participant in the coordinator's order, this host among them.
+    public var peers: [(name: String, mac: MACAddress)]
+    public var vlans: [Int]
+    public var count: Int
+    /// Seconds of probing and answering at most, after `listenFirst` seconds of answering only.
+    public var duration: Double
+    public var listenFirst: Double
+    /// `--mtu`: also search the largest frame to each peer on each VID, trying `expectedMTU` early.
+    public var mtu: Bool
+    public var expectedMTU: Int?
+
+    public init(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int],
+                count: Int, duration: Double, listenFirst: Double, mtu: Bool = false, expectedMTU: Int? = nil) {
+        self.method = method; self.interface = interface; self.name = name; self.peers = peers; self.vlans = vlans
+        self.count = count; self.duration = duration; self.listenFirst = listenFirst; self.mtu = mtu; self.expectedMTU = expectedMTU
+    }
+}
+
+/// What a host found: each peer on each VID, and its interface's MTU (nil when it could not be read).
+public struct VLANProbeOutcome: Sendable {
+    public var observations: [VLANVerification.Observation]
+    public var interfaceMTU: Int?
+    public init(observations: [VLANVerification.Observation], interfaceMTU: Int? = nil) {
+        self.observations = observations; self.interfaceMTU = interfaceMTU
+    }
 }

@@ -13,6 +13,11 @@ import VNetCore
 /// no peer still needs this host, so it ends `linger` later (time for one more round's answers, should one of
 /// its replies have been lost). A clean fleet therefore reports in a fraction of the window; a failing pair
 /// keeps it open to the end, since silence cannot be told from slowness sooner.
+///
+/// With `mtu`, each peer and VID that answered is also searched for the largest frame that reaches it
+/// (`MTUSearch`: padded probes, small acknowledgements), big frames paced to `mtuBytesPerSecond`. A peer may
+/// still be searching after this host heard all its ordinary probes, so here a host ends only once it is done
+/// itself and every peer has said it is done too (a `done` frame on every VID, twice).
 public final class VLANProbeSession {
     public struct Peer: Sendable {
         public var name: String
@@ -26,20 +31,26 @@ public final class VLANProbeSession {
     let descriptor: Int32
     let ifindex: Int32
     public let mac: MACAddress
+    /// The interface's MTU: the largest MTU probe this host can send.
+    public let interfaceMTU: Int
     let nonce = UInt64.random(in: 1...UInt64.max)
     /// When (CLOCK_MONOTONIC, ns) every peer had answered on every VID during the last run; nil if some never did.
     public private(set) var completedAt: UInt64?
+    /// How fast MTU probes go out: a fleet searching at once must not overrun its peers' receive buffers
+    /// (4 MiB each), where a dropped big frame would read as a small MTU.
+    public var mtuBytesPerSecond: Double = 200e6
 
     /// Opens the socket on `interface`; throws with the reason (no such interface, no CAP_NET_RAW).
     public init(interface: String, name: String) throws {
         if let problem = NameRules.interfaceNameProblem(interface) { throw Failure(description: "interface: \(problem)") }
         self.name = name
-        var index: Int32 = 0
+        var index: Int32 = 0, mtu: Int32 = 0
         var bytes = [UInt8](repeating: 0, count: 6)
-        let result = interface.withCString { vnet_probe_open($0, VLANProbe.etherType, &index, &bytes) }
+        let result = interface.withCString { vnet_probe_open($0, VLANProbe.etherType, &index, &bytes, &mtu) }
         guard result >= 0 else { throw Failure(description: "cannot open a packet socket on \(interface): \(String(cString: strerror(-result)))") }
         descriptor = result
         ifindex = index
+        interfaceMTU = Int(mtu)
         mac = MACAddress(bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
     }
 
@@ -53,7 +64,7 @@ public final class VLANProbeSession {
     struct Key: Hashable { var peer: String; var vlan: Int }
 
     public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double, probeAt: UInt64? = nil,
-                    linger: Double = 0.05) -> [VLANVerification.Observation] {
+                    linger: Double = 0.05, mtu: Bool = false, expectedMTU: Int? = nil) -> [VLANVerification.Observation] {
         let peers = allPeers.filter { $0.name != name && $0.mac != mac }
         let peerNames = Set(peers.map(\.name))
         var heard: Set<Key> = []
@@ -75,7 +86,25 @@ public final class VLANProbeSession {
         }
         for vlan in all { schedule.append((at, vlan, nil)); at += 50_000 }
         var next = 0
-        var buffer = [UInt8](repeating: 0, count: 2048)
+        // The MTU search: its probes wait in a queue and leave paced; `done` frames announce this host's end.
+        var search = MTUSearch(ceiling: min(interfaceMTU, VLANProbe.maxSize - 4), floor: VLANProbe.smallestSize(sender: name),
+                               preferred: [1500] + (expectedMTU.map { [$0] } ?? []))
+        var queue: [MTUSearch.Probe] = [], queued = 0
+        var nextBigAt: UInt64 = 0
+        var finishedPeers: Set<String> = []
+        var announced = false
+        let peerByName = Dictionary(peers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var buffer = [UInt8](repeating: 0, count: mtu ? 65536 : 2048)
+        /// This host needs no more answers: said on every VID (whichever of them reaches a peer), twice.
+        func announce() {
+            for _ in 0..<2 {
+                for vlan in all {
+                    sequence &+= 1
+                    send(VLANProbe(destination: Self.broadcast, source: mac, vlan: vlan, kind: .done, nonce: nonce, sequence: sequence,
+                                   sentNanoseconds: monotonicNanoseconds(), sender: name))
+                }
+            }
+        }
         while true {
             let now = monotonicNanoseconds()
             if now >= deadline { break }
@@ -89,7 +118,21 @@ public final class VLANProbeSession {
                 send(probe)
                 if let peer = item.peer { sent[Key(peer: peer.name, vlan: item.vlan), default: 0] += 1 }
             }
-            let wait = next < schedule.count ? max(0, Int((schedule[next].at - min(schedule[next].at, now)) / 1_000_000)) : 5
+            if mtu {
+                queue += search.tick(now: Double(now) / 1e9)
+                while queued < queue.count, nextBigAt <= monotonicNanoseconds() {
+                    let item = queue[queued]
+                    queued += 1
+                    guard let peer = peerByName[item.target.peer] else { continue }
+                    sequence &+= 1
+                    send(VLANProbe(destination: peer.mac, source: mac, vlan: item.target.vlan, kind: .probe, nonce: nonce, sequence: sequence,
+                                   sentNanoseconds: monotonicNanoseconds(), sender: name, size: item.size))
+                    nextBigAt = monotonicNanoseconds() + UInt64(Double(item.size + 18) / mtuBytesPerSecond * 1e9)
+                }
+                if queued == queue.count { queue = []; queued = 0 }
+            }
+            let nextAt = min(next < schedule.count ? schedule[next].at : UInt64.max, queued < queue.count ? nextBigAt : UInt64.max)
+            let wait = nextAt == UInt64.max ? 5 : Int((nextAt - min(nextAt, now)) / 1_000_000)
             _ = vnet_probe_wait(descriptor, Int32(min(5, wait) + 1))
             while true {
                 var type: Int32 = 0, tagged: Int32 = 0, tci: UInt16 = 0
@@ -102,19 +145,37 @@ public final class VLANProbeSession {
                 let key = Key(peer: frame.sender, vlan: frame.vlan)
                 switch frame.kind {
                 case .probe:
-                    received[key, default: []].insert(frame.sequence)
                     send(frame.reply(from: mac, name: name))
+                    guard frame.size == 0 else { continue }
+                    received[key, default: []].insert(frame.sequence)
                     if peerNames.contains(frame.sender), all.contains(frame.vlan) { heard.insert(key) }
                 case .reply:
-                    guard frame.nonce == nonce else { continue }
-                    if replies[key, default: []].insert(frame.sequence).inserted {
-                        rtts[key, default: []].append((monotonicNanoseconds() &- frame.sentNanoseconds) / 1000)
-                        if replies.count == peers.count * all.count, completedAt == nil { completedAt = monotonicNanoseconds() }
+                    guard frame.nonce == nonce, peerNames.contains(frame.sender), all.contains(frame.vlan) else { continue }
+                    let arrived = monotonicNanoseconds()
+                    let target = MTUSearch.Target(peer: frame.sender, vlan: frame.vlan)
+                    if frame.size > 0 {
+                        if mtu { queue += search.acknowledged(target, size: frame.size, now: Double(arrived) / 1e9) }
+                        continue
                     }
+                    if replies[key, default: []].insert(frame.sequence).inserted {
+                        let roundTrip = arrived &- frame.sentNanoseconds
+                        rtts[key, default: []].append(roundTrip / 1000)
+                        if replies.count == peers.count * all.count, completedAt == nil { completedAt = arrived }
+                        if mtu { queue += search.start(target, now: Double(arrived) / 1e9, roundTrip: Double(roundTrip) / 1e9) }
+                    }
+                case .done:
+                    if peerNames.contains(frame.sender) { finishedPeers.insert(frame.sender) }
                 }
             }
-            if doneAt == nil, completedAt != nil, !peers.isEmpty, heard.count == peers.count * all.count {
-                doneAt = monotonicNanoseconds() + UInt64(linger * 1e9)
+            guard doneAt == nil, completedAt != nil, !peers.isEmpty else { continue }
+            if !mtu {
+                if heard.count == peers.count * all.count { doneAt = monotonicNanoseconds() + UInt64(linger * 1e9) }
+            } else if search.finished, queued == queue.count {
+                if !announced {
+                    announced = true
+                    announce()
+                }
+                if finishedPeers.isSuperset(of: peerNames) { doneAt = monotonicNanoseconds() + UInt64(linger * 1e9) }
             }
         }
         return peers.flatMap { peer in
@@ -122,9 +183,11 @@ public final class VLANProbeSession {
                 let key = Key(peer: peer.name, vlan: vlan)
                 return VLANVerification.Observation(host: name, peer: peer.name, vlan: vlan, sent: sent[key] ?? 0,
                                                     replies: replies[key]?.count ?? 0, received: received[key]?.count ?? 0,
-                                                    rttMicroseconds: rtts[key] ?? [])
+                                                    rttMicroseconds: rtts[key] ?? [],
+                                                    mtu: search.outcome(MTUSearch.Target(peer: peer.name, vlan: vlan)))
             }
         }
+
     }
 
     func send(_ probe: VLANProbe) {
@@ -140,14 +203,17 @@ let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
 public final class LinuxVLANProber: VLANProbing {
     public init() {}
 
-    public func probe(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int], count: Int,
-                      duration: Double, listenFirst: Double) throws -> [VLANVerification.Observation] {
-        if method == .kernel {
-            return try KernelVLANCheck().run(interface: interface, name: name, hosts: peers.map(\.name), vlans: vlans, count: count,
-                                             listenFirst: listenFirst, duration: duration)
+    public func probe(_ request: VLANProbeRequest) throws -> VLANProbeOutcome {
+        if request.method == .kernel {
+            return VLANProbeOutcome(observations: try KernelVLANCheck().run(interface: request.interface, name: request.name, hosts: request.peers.map(\.name),
+                                                                            vlans: request.vlans, count: request.count, listenFirst: request.listenFirst,
+                                                                            duration: request.duration))
         }
-        let session = try VLANProbeSession(interface: interface, name: name)
-        return session.run(peers: peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: vlans, count: count,
-                           duration: duration, probeAt: monotonicNanoseconds() + UInt64(listenFirst * 1e9))
+        let session = try VLANProbeSession(interface: request.interface, name: request.name)
+        let observations = session.run(peers: request.peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: request.vlans,
+                                       count: request.count, duration: request.duration,
+                                       probeAt: monotonicNanoseconds() + UInt64(request.listenFirst * 1e9), mtu: request.mtu,
+                                       expectedMTU: request.expectedMTU)
+        return VLANProbeOutcome(observations: observations, interfaceMTU: session.interfaceMTU)
     }
 }

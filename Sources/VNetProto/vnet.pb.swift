@@ -1047,6 +1047,12 @@ public nonisolated struct Vnet_V1_VerifyVlan: Sendable {
   /// every VID of VNET_VLANRANGE the subnet reaches, before any group uses it
   public var range: Bool = false
 
+  /// also find the largest frame each direction carries on each VID (raw method)
+  public var mtu: Bool = false
+
+  /// what every path should carry; 0: VNET_MTU, else the front end's interface MTU
+  public var expectedMtu: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1310,6 +1316,56 @@ public nonisolated struct Vnet_V1_VlanVerification: Sendable {
   public var pairs: [Vnet_V1_VlanPair] = []
 
   public var culprits: [Vnet_V1_VlanCulprit] = []
+
+  /// With mtu: every direction's largest frame per VID, each host's interface, and what was expected.
+  public var mtuPaths: [Vnet_V1_VlanMtuPath] = []
+
+  public var interfaces: [Vnet_V1_VlanInterface] = []
+
+  /// 0: no host reported its MTU
+  public var expectedMtu: UInt32 = 0
+
+  public var expectedMtuSource: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sizes count what an MTU does: the bytes after the Ethernet header and 802.1Q tag.
+public nonisolated struct Vnet_V1_VlanMtuPath: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var from: String = String()
+
+  public var to: String = String()
+
+  /// 0: untagged
+  public var vlan: UInt32 = 0
+
+  /// the largest size that arrived
+  public var passed: UInt32 = 0
+
+  /// the smallest that did not; 0: the sender's own MTU arrived
+  public var failed: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_VlanInterface: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var host: String = String()
+
+  public var name: String = String()
+
+  public var mtu: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1595,6 +1651,12 @@ public nonisolated struct Vnet_V1_ProbeCommand: Sendable {
   /// as VerifyVlan.method
   public var method: String = String()
 
+  /// also search each peer's and VID's largest frame (MTUSearch)
+  public var mtu: Bool = false
+
+  /// a size tried first, beside 1500 and the interface's own MTU; 0: none
+  public var expectedMtu: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1613,6 +1675,11 @@ public nonisolated struct Vnet_V1_ProbeReport: Sendable {
 
   /// the probe could not run (no packet socket, ...)
   public var error: String = String()
+
+  /// the interface probed from, and its MTU
+  public var interface: String = String()
+
+  public var interfaceMtu: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1640,6 +1707,12 @@ public nonisolated struct Vnet_V1_ProbeResult: Sendable {
   public var replies: UInt32 = 0
 
   public var rttUs: [UInt64] = []
+
+  /// with mtu: the largest size that reached the peer (0: not searched)
+  public var mtuPassed: UInt32 = 0
+
+  /// the smallest that did not; 0: this host's own MTU did
+  public var mtuFailed: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3559,7 +3632,7 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyVlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0\u{1}range\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0\u{1}range\0\u{1}mtu\0\u{3}expected_mtu\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3575,6 +3648,8 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.method) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.range) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.mtu) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
       default: break
       }
     }
@@ -3605,6 +3680,12 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if self.range != false {
       try visitor.visitSingularBoolField(value: self.range, fieldNumber: 8)
     }
+    if self.mtu != false {
+      try visitor.visitSingularBoolField(value: self.mtu, fieldNumber: 9)
+    }
+    if self.expectedMtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expectedMtu, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3617,6 +3698,8 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.method != rhs.method {return false}
     if lhs.range != rhs.range {return false}
+    if lhs.mtu != rhs.mtu {return false}
+    if lhs.expectedMtu != rhs.expectedMtu {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4121,7 +4204,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VlanVerification"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0\u{3}mtu_paths\0\u{1}interfaces\0\u{3}expected_mtu\0\u{3}expected_mtu_source\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4134,6 +4217,10 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.unreachable) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.pairs) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.culprits) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.mtuPaths) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.interfaces) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.expectedMtuSource) }()
       default: break
       }
     }
@@ -4155,6 +4242,18 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if !self.culprits.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.culprits, fieldNumber: 5)
     }
+    if !self.mtuPaths.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.mtuPaths, fieldNumber: 6)
+    }
+    if !self.interfaces.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.interfaces, fieldNumber: 7)
+    }
+    if self.expectedMtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expectedMtu, fieldNumber: 8)
+    }
+    if !self.expectedMtuSource.isEmpty {
+      try visitor.visitSingularStringField(value: self.expectedMtuSource, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4164,6 +4263,100 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if lhs.unreachable != rhs.unreachable {return false}
     if lhs.pairs != rhs.pairs {return false}
     if lhs.culprits != rhs.culprits {return false}
+    if lhs.mtuPaths != rhs.mtuPaths {return false}
+    if lhs.interfaces != rhs.interfaces {return false}
+    if lhs.expectedMtu != rhs.expectedMtu {return false}
+    if lhs.expectedMtuSource != rhs.expectedMtuSource {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanMtuPath: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanMtuPath"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}vlan\0\u{1}passed\0\u{1}failed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.passed) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.failed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 3)
+    }
+    if self.passed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.passed, fieldNumber: 4)
+    }
+    if self.failed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.failed, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanMtuPath, rhs: Vnet_V1_VlanMtuPath) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.passed != rhs.passed {return false}
+    if lhs.failed != rhs.failed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanInterface: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanInterface"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}name\0\u{1}mtu\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.mtu) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.mtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mtu, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanInterface, rhs: Vnet_V1_VlanInterface) -> Bool {
+    if lhs.host != rhs.host {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.mtu != rhs.mtu {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4699,7 +4892,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0\u{1}mtu\0\u{3}expected_mtu\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4715,6 +4908,8 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.peerMacs) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.listenMs) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.mtu) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
       default: break
       }
     }
@@ -4745,6 +4940,12 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if !self.method.isEmpty {
       try visitor.visitSingularStringField(value: self.method, fieldNumber: 8)
     }
+    if self.mtu != false {
+      try visitor.visitSingularBoolField(value: self.mtu, fieldNumber: 9)
+    }
+    if self.expectedMtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expectedMtu, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4757,6 +4958,8 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.peerMacs != rhs.peerMacs {return false}
     if lhs.listenMs != rhs.listenMs {return false}
     if lhs.method != rhs.method {return false}
+    if lhs.mtu != rhs.mtu {return false}
+    if lhs.expectedMtu != rhs.expectedMtu {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4764,7 +4967,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0\u{1}error\0\u{1}interface\0\u{3}interface_mtu\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4776,6 +4979,8 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.results) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.interface) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.interfaceMtu) }()
       default: break
       }
     }
@@ -4794,6 +4999,12 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
     }
+    if !self.interface.isEmpty {
+      try visitor.visitSingularStringField(value: self.interface, fieldNumber: 5)
+    }
+    if self.interfaceMtu != 0 {
+      try visitor.visitSingularUInt32Field(value: self.interfaceMtu, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4802,6 +5013,8 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.results != rhs.results {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.interface != rhs.interface {return false}
+    if lhs.interfaceMtu != rhs.interfaceMtu {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4809,7 +5022,7 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}vlan\0\u{1}sent\0\u{1}received\0\u{3}rtt_p50_us\0\u{3}rtt_p99_us\0\u{1}replies\0\u{3}rtt_us\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}vlan\0\u{1}sent\0\u{1}received\0\u{3}rtt_p50_us\0\u{3}rtt_p99_us\0\u{1}replies\0\u{3}rtt_us\0\u{3}mtu_passed\0\u{3}mtu_failed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4825,6 +5038,8 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.rttP99Us) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.replies) }()
       case 8: try { try decoder.decodeRepeatedUInt64Field(value: &self.rttUs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.mtuPassed) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.mtuFailed) }()
       default: break
       }
     }
@@ -4855,6 +5070,12 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.rttUs.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.rttUs, fieldNumber: 8)
     }
+    if self.mtuPassed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mtuPassed, fieldNumber: 9)
+    }
+    if self.mtuFailed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mtuFailed, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4867,6 +5088,8 @@ nonisolated extension Vnet_V1_ProbeResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.rttP99Us != rhs.rttP99Us {return false}
     if lhs.replies != rhs.replies {return false}
     if lhs.rttUs != rhs.rttUs {return false}
+    if lhs.mtuPassed != rhs.mtuPassed {return false}
+    if lhs.mtuFailed != rhs.mtuFailed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -21,6 +21,9 @@ struct ProbeCommand: ParsableCommand {
     var listenFirst = 0.5
     @Option(name: .customLong("probe-at"), help: "Start probing at this CLOCK_MONOTONIC time in ns (several probers on one machine, for benchmarks).")
     var probeAt: UInt64?
+    @Flag(help: "Also find the largest frame that reaches each peer on each VID (padded probes; every peer must run with --mtu).")
+    var mtu = false
+    @Option(name: .customLong("expect-mtu"), help: "With --mtu: a size to try early, beside 1500 and the interface's MTU.") var expectMTU: Int?
     @Flag(help: "Print the observations as JSON.") var json = false
 
     func run() throws {
@@ -38,15 +41,18 @@ struct ProbeCommand: ParsableCommand {
             throw ExitCode(3)
         }
         guard (0...30).contains(listenFirst) else { throw ValidationError("--listen-first 0-30 s") }
+        if let expectMTU, !mtu || !VNetConfig.mtuRange.contains(expectMTU) { throw ValidationError("--expect-mtu goes with --mtu, and is 68-65535") }
         let observations = session.run(peers: parsed, vlans: list, count: count, duration: duration,
-                                       probeAt: probeAt ?? monotonicNanoseconds() + UInt64(listenFirst * 1e9))
+                                       probeAt: probeAt ?? monotonicNanoseconds() + UInt64(listenFirst * 1e9), mtu: mtu, expectedMTU: expectMTU)
         if json {
-            try printJSON(ProbeReport(host: name, mac: session.mac.description, completedAtMonotonicNanoseconds: session.completedAt, observations: observations))
+            try printJSON(ProbeReport(host: name, mac: session.mac.description, interfaceMTU: session.interfaceMTU,
+                                      completedAtMonotonicNanoseconds: session.completedAt, observations: observations))
         } else {
-            print("this host: \(name) \(session.mac) on \(interface)")
+            print("this host: \(name) \(session.mac) on \(interface), MTU \(session.interfaceMTU)")
             for observation in observations {
                 let vid = observation.vlan == 0 ? "untagged" : "vlan \(observation.vlan)"
-                print("\(observation.peer)  \(vid)  sent \(observation.sent)  replies \(observation.replies)  their probes heard \(observation.received)")
+                let found = observation.mtu.map { "  largest frame that arrives \($0.passed)" + ($0.failed.map { ", not \($0)" } ?? " (this host's MTU)") } ?? ""
+                print("\(observation.peer)  \(vid)  sent \(observation.sent)  replies \(observation.replies)  their probes heard \(observation.received)\(found)")
             }
         }
     }
@@ -57,6 +63,7 @@ struct ProbeCommand: ParsableCommand {
 struct ProbeReport: Codable {
     var host: String
     var mac: String
+    var interfaceMTU: Int?
     var completedAtMonotonicNanoseconds: UInt64?
     var observations: [VLANVerification.Observation]
 }

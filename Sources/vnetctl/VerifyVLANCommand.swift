@@ -3,7 +3,8 @@ import Foundation
 import VNetCore
 import VNetProto
 
-/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed | --range] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]`:
+/// `vnetctl verify-vlan [--vlans 10,20-30 | --managed | --range] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]
+/// [--mtu [--expect-mtu N]]`:
 /// every chosen host probes every other with tagged frames (no VLAN device, no address: nothing on the hosts
 /// changes), and a matrix per VID says OK, one-way or failed, with round trips; the untagged control round tells
 /// a dead link from a switch that drops tags; the likely culprit of a VID is named. Exit 1 when anything failed.
@@ -20,12 +21,21 @@ struct VerifyVLANCommand: ParsableCommand {
     @Option(name: .customLong("probe-time"), help: "Seconds the hosts probe and answer at most (each ends sooner once every peer has answered it and heard it on every VID).") var probeTime = 3.0
     @Option(help: "raw (tagged frames on packet sockets, changes nothing; the default) or kernel (the document's manual check: <iface>.<vid> devices with test addresses, ping, removed again; needs 802.1Q).")
     var method = VLANProbeMethod.raw
+    @Flag(help: "Also find the largest frame each direction carries on each VID (padded probes), against each host's interface MTU and the expected MTU.")
+    var mtu = false
+    @Option(name: .customLong("expect-mtu"), help: "The MTU every path should carry (default: VNET_MTU, else the front end's interface MTU).")
+    var expectMTU: Int?
     @OptionGroup var bus: BusOptions
 
     func validate() throws {
         guard [vlans != nil, managed, range].filter({ $0 }).count == 1 else { throw ValidationError("give one of --vlans LIST, --managed or --range") }
         if let vlans { do { _ = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") } }
         guard (1...100).contains(count), probeTime >= 1, probeTime <= 60 else { throw ValidationError("--count 1-100, --probe-time 1-60 s") }
+        if mtu, method == .kernel { throw ValidationError("--mtu needs the raw method (padded frames); the kernel method pings through devices") }
+        if let expectMTU {
+            guard mtu else { throw ValidationError("--expect-mtu goes with --mtu") }
+            guard VNetConfig.mtuRange.contains(expectMTU) else { throw ValidationError("--expect-mtu: an MTU is \(VNetConfig.mtuRange.lowerBound)-\(VNetConfig.mtuRange.upperBound) bytes") }
+        }
     }
 
     func run() throws {
@@ -38,21 +48,26 @@ struct VerifyVLANCommand: ParsableCommand {
         request.count = UInt32(count)
         request.timeoutMs = UInt32(probeTime * 1000)
         request.method = method.wire
+        request.mtu = mtu
+        request.expectedMtu = UInt32(expectMTU ?? 0)
         if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for up to \(probeTime) s (after 0.5 s for every host to listen; a clean fleet is done sooner)...\n".utf8)) }
         var options = bus
         options.timeout = max(bus.timeout, probeTime + 10)
         let reply = try options.call(.verifyVlan(request))
         let result = reply.verification
-        let failed = result.pairs.contains { $0.status != "ok" }
+        let mtuFindings = mtu ? Self.mtuFindings(result) : []
+        let failed = result.pairs.contains { $0.status != "ok" } || !mtuFindings.isEmpty
         let advice = VLANVerification.advice(pairs: result.pairs.filter { $0.status != "unreachable" }.map { (Int($0.vlan), $0.status == "ok") },
                                              method: method)
         let conclusions = VLANVerification.conclusions(hosts: result.hosts, vlans: result.vlans.map(Int.init), pairs: result.pairs.map(Self.pair),
                                                        culprits: Dictionary(result.culprits.map { (Int($0.vlan), $0.host) }, uniquingKeysWith: { a, _ in a }),
                                                        unreachable: Set(result.unreachable), control: method != .kernel)
         if bus.json {
-            try Output.json(VerificationView(result, problems: reply.error, conclusions: conclusions, advice: advice))
+            try Output.json(VerificationView(result, problems: reply.error, conclusions: conclusions, advice: advice,
+                                             mtu: mtu ? MTUView(result, findings: mtuFindings) : nil))
         } else {
-            Output.text(Self.render(result) + conclusions.map { "conclusion: \($0)\n" }.joined() + advice.map { "note: \($0)\n" }.joined()
+            Output.text(Self.render(result) + (mtu ? Self.renderMTU(result, findings: mtuFindings) : "")
+                        + conclusions.map { "conclusion: \($0)\n" }.joined() + advice.map { "note: \($0)\n" }.joined()
                         + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
         }
         if failed { throw CommandFailure(code: 1, message: "") }
@@ -67,6 +82,44 @@ struct VerifyVLANCommand: ParsableCommand {
         default: .failed
         }
         return VLANVerification.Pair(a: wire.a, b: wire.b, vlan: Int(wire.vlan), status: status)
+    }
+
+    static func paths(_ result: Vnet_V1_VlanVerification) -> [MTUVerification.Path] {
+        result.mtuPaths.map { MTUVerification.Path(from: $0.from, to: $0.to, vlan: Int($0.vlan), passed: Int($0.passed), failed: $0.failed == 0 ? nil : Int($0.failed)) }
+    }
+
+    static func interfaces(_ result: Vnet_V1_VlanVerification) -> [MTUVerification.Interface] {
+        result.interfaces.map { MTUVerification.Interface(host: $0.host, name: $0.name, mtu: Int($0.mtu)) }
+    }
+
+    static func mtuFindings(_ result: Vnet_V1_VlanVerification) -> [String] {
+        guard result.expectedMtu > 0 else { return [] }
+        return MTUVerification.findings(paths: paths(result), interfaces: interfaces(result),
+                                        expected: .init(mtu: Int(result.expectedMtu), source: result.expectedMtuSource))
+    }
+
+    /// The interfaces, then per VID only the directions short of what they should carry (all of them: --json).
+    static func renderMTU(_ result: Vnet_V1_VlanVerification, findings: [String]) -> String {
+        guard result.expectedMtu > 0 else { return "MTU: no host reported its interface MTU\n" }
+        var out = "MTU (expected \(result.expectedMtu): \(result.expectedMtuSource))\n"
+        var rows = [["HOST", "INTERFACE", "MTU"]]
+        for interface in result.interfaces { rows.append([interface.host, interface.name, String(interface.mtu)]) }
+        out += table(rows)
+        let all = paths(result)
+        let mtus = Dictionary(interfaces(result).map { ($0.host, $0.mtu) }, uniquingKeysWith: { a, _ in a })
+        let short = all.filter { MTUVerification.isShort($0, expected: Int(result.expectedMtu), mtus: mtus) }
+        if short.isEmpty {
+            let smallest = all.map(\.passed).min()
+            out += all.isEmpty ? "no path was searched (no pair answered)\n"
+                : "every direction on every VID passes what its ends allow (\(all.count) directions searched; smallest that passes: \(smallest!))\n"
+        } else {
+            var rows = [["VID", "FROM -> TO", "PASSES", "NOT"]]
+            for path in short.sorted(by: { ($0.vlan, $0.from, $0.to) < ($1.vlan, $1.from, $1.to) }) {
+                rows.append([path.vlan == 0 ? "untagged" : String(path.vlan), "\(path.from) -> \(path.to)", String(path.passed), path.failed.map(String.init) ?? "-"])
+            }
+            out += "short paths (largest frame that passes, smallest that does not):\n" + table(rows)
+        }
+        return out + findings.map { "mtu: \($0)\n" }.joined()
     }
 
     static func render(_ result: Vnet_V1_VlanVerification) -> String {
@@ -89,11 +142,28 @@ struct VerifyVLANCommand: ParsableCommand {
     }
 }
 
+/// `--mtu --json`: every direction searched, each host's interface, the expectation and the findings.
+struct MTUView: Encodable {
+    var expected: Int?, expectedSource: String?
+    var interfaces: [MTUVerification.Interface]
+    var paths: [MTUVerification.Path]
+    var findings: [String]
+    init(_ result: Vnet_V1_VlanVerification, findings: [String]) {
+        expected = result.expectedMtu == 0 ? nil : Int(result.expectedMtu)
+        expectedSource = result.expectedMtuSource.isEmpty ? nil : result.expectedMtuSource
+        interfaces = VerifyVLANCommand.interfaces(result)
+        paths = VerifyVLANCommand.paths(result)
+        self.findings = findings
+    }
+}
+
 struct VerificationView: Encodable {
     struct Pair: Encodable { var a: String, b: String, vlan: Int, status: String, from: String?, to: String?, rttP50Us: UInt64?, rttP99Us: UInt64? }
     var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?
     var conclusions: [String], advice: [String]
-    init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String]) {
+    var mtu: MTUView?
+    init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String], mtu: MTUView? = nil) {
+        self.mtu = mtu
         self.advice = advice
         self.conclusions = conclusions
         vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable

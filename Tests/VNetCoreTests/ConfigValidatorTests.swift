@@ -53,6 +53,17 @@ struct ConfigValidatorTests {
         #expect(check.diagnostics.warnings.contains { $0.key == "VNET_ADDRSPERNET" && $0.message.contains("4093") })
     }
 
+    @Test func theExpectedMTUIsAWholeNumberOfBytes() throws {
+        #expect(ConfigValidator.validate(text: conf(with(managedFrontend, "VNET_MTU", "9000")), role: .frontend).config?.mtu == 9000)
+        #expect(ConfigValidator.validate(text: conf(managedFrontend), role: .frontend).config?.mtu == nil, "unset: the front end's interface MTU")
+        #expect(ConfigValidator.validate(text: conf(with(staticFrontend, "VNET_MTU", "1500")), role: .frontend).config?.mtu == 1500, "every mode")
+        for bad in ["9k", "67", "65536", "-1", "1500.0"] {
+            expectError(with(managedFrontend, "VNET_MTU", bad), key: "VNET_MTU", "is not an MTU (a whole number of bytes, 68-65535")
+        }
+        let node = ConfigValidator.validate(text: conf([("VNET_MODE", "MANAGED"), ("VNET_INTERFACE", "eth0"), ("VNET_MTU", "9000")]), role: .node)
+        #expect(node.isValid && node.diagnostics.warnings.contains { $0.key == "VNET_MTU" }, "front-end configuration, ignored on a node")
+    }
+
     @Test func theVIDRangeIsCheckedAndReportedWithTheGroupsItAllows() throws {
         let pairs = with(managedFrontend, "VNET_VLANRANGE", "100-199")
         let report = ConfigCheckReport(ConfigValidator.validate(text: conf(pairs), role: .frontend))

@@ -17,7 +17,9 @@ struct VMClusterTests {
     struct Group: Decodable { var name: String; var vlan: Int? }
     struct Verification: Decodable {
         struct Pair: Decodable { var a: String, b: String, vlan: Int, status: String }
+        struct MTU: Decodable { var expected: Int?; var interfaces: [MTUVerification.Interface]; var paths: [MTUVerification.Path]; var findings: [String] }
         var pairs: [Pair], culprits: [String: String], advice: [String]
+        var mtu: MTU?
     }
 
     static func figure(_ text: String) { FileHandle.standardError.write(Data("lane4: \(text)\n".utf8)) }
@@ -147,6 +149,30 @@ struct VMClusterTests {
         let cut = try verify("--vlans 100")
         #expect(cut.status == 1 && cut.result.advice.first?.contains("NICs drop VIDs") == true, "\(cut.result.advice)")
         _ = try cluster.onSwitch(["nft", "delete table bridge lane4"])
+
+        // --mtu through real NICs: jumbo frames on every NIC and switch port (taps), VIDs no device registers
+        // (the probe's promiscuous membership gets big tagged frames past the filtering NICs too). Then n2's
+        // switch port at 1500: the bridge drops what it would send towards n2 over that; n2's own frames pass.
+        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 9000") }
+        for port in ["p-fe", "p-n1", "p-n2"] { _ = try cluster.onSwitch(["ip", "link", "set", port, "mtu", "9000"]) }
+        let jumbo = try verify("--vlans 100,200 --mtu")
+        let jumboMTU = try #require(jumbo.result.mtu)
+        #expect(jumbo.status == 0 && jumboMTU.findings.isEmpty && jumboMTU.expected == 9000, "\(jumboMTU.findings)")
+        #expect(jumboMTU.paths.count == 18 && jumboMTU.paths.allSatisfy { $0.passed == 9000 && $0.failed == nil },
+                "6 directions on 2 VIDs and untagged: \(jumboMTU.paths.filter { $0.passed != 9000 })")
+        Self.figure("verify-vlan --mtu, 3 hosts x 2 VIDs, jumbo frames everywhere: \(jumbo.seconds)")
+        _ = try cluster.onSwitch(["ip", "link", "set", "p-n2", "mtu", "1500"])
+        let narrow = try verify("--vlans 100,200 --mtu")
+        let narrowMTU = try #require(narrow.result.mtu)
+        #expect(narrow.status == 1 && narrow.result.pairs.allSatisfy { $0.status == "ok" }, "small frames pass everywhere")
+        for path in narrowMTU.paths {
+            // Linux lets a frame a tag's 4 bytes (and a tagged one its tag) over a port's MTU: 1500-1504 pass.
+            #expect(path.to == "n2" ? ((1500...1504).contains(path.passed) && path.failed == path.passed + 1) : (path.passed == 9000 && path.failed == nil), "\(path)")
+        }
+        #expect(narrowMTU.findings.contains { $0.hasPrefix("VID 100: frames towards n2 pass at most 150") && $0.contains("(frames from n2 pass)") }, "\(narrowMTU.findings)")
+        Self.figure("verify-vlan --mtu, 3 hosts x 2 VIDs, n2's port at 1500: \(narrow.seconds)")
+        for port in ["p-fe", "p-n1", "p-n2"] { _ = try cluster.onSwitch(["ip", "link", "set", port, "mtu", "1500"]) }
+        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 1500") }
 
         // MANAGED end to end: each group its VLAN, eth0.<vlan> and eucabr<vlan> on the nodes, DHCP per VLAN.
         _ = try vnetctl("create-group --group web")

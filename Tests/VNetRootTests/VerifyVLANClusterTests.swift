@@ -10,9 +10,14 @@ import VNetLinux
 struct VerifyVLANClusterTests {
     struct Result: Decodable {
         struct Pair: Decodable { var a: String; var b: String; var vlan: Int; var status: String; var from: String?; var to: String? }
+        struct MTU: Decodable {
+            var expected: Int?, expectedSource: String?
+            var interfaces: [MTUVerification.Interface], paths: [MTUVerification.Path], findings: [String]
+        }
         var hosts: [String]; var unreachable: [String]; var pairs: [Pair]; var culprits: [String: String]; var problems: String?
         var conclusions: [String]
         var vlans: [Int]?
+        var mtu: MTU?
     }
 
     func verify(_ cluster: NamespaceCluster, _ arguments: [String], probeTime: Double = 1.5) throws -> (Int32, Result) {
@@ -41,6 +46,60 @@ struct VerifyVLANClusterTests {
         (status, result) = try verify(cluster, ["--range"])
         #expect(status == 1 && result.culprits == ["102": "n2"], "\(result.culprits) \(result.pairs.filter { $0.status != "ok" })")
     }
+
+    /// `--mtu`: jumbo frames everywhere, then one switch port at 1500 (a veth's MTU drops what does not fit, as a
+    /// switch port configured for 1500 does), then one host's own interface at 1500.
+    @Test func theLargestFramePerVIDFindsAShortPortAndDifferingInterfaces() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])
+        for port in ["p-fe", "p-n1", "p-n2", "p-n3"] { try cluster.sh(cluster.switchNS, "ip link set \(port) mtu 9000") }
+        for namespace in [cluster.frontEnd] + cluster.nodes.values { try cluster.sh(namespace, "ip link set eth0 mtu 9000") }
+        try cluster.startDaemons()
+        var started = Date()
+        var (status, result) = try verify(cluster, ["--vlans", "10,20", "--mtu"], probeTime: 8)
+        let clean = try #require(result.mtu, "\(result)")
+        #expect(status == 0 && clean.findings.isEmpty, "\(clean.findings)")
+        #expect(clean.expected == 9000 && clean.expectedSource == "fe's eth0 MTU (VNET_MTU unset)", "\(String(describing: clean.expectedSource))")
+        #expect(clean.interfaces.count == 4 && clean.interfaces.allSatisfy { $0.mtu == 9000 && $0.name == "eth0" }, "\(clean.interfaces)")
+        #expect(clean.paths.count == 36 && clean.paths.allSatisfy { $0.passed == 9000 && $0.failed == nil }, "4 hosts, 12 directions, 3 VIDs with the untagged: \(clean.paths.filter { $0.passed != 9000 })")
+        #expect(Date().timeIntervalSince(started) < 5, "a clean --mtu ends early: \(Date().timeIntervalSince(started)) s of an 8.5 s window")
+
+        // n3's switch port at 1500: every direction to or from n3 passes about 1500, not a byte more, on every VID.
+        // Linux lets a frame 4 bytes (a tag's) over the MTU through a veth or bridge port, so 1504 may pass.
+        try cluster.sh(cluster.switchNS, "ip link set p-n3 mtu 1500")
+        started = Date()
+        (status, result) = try verify(cluster, ["--vlans", "10,20", "--mtu"], probeTime: 8)
+        let short = try #require(result.mtu)
+        #expect(status == 1 && result.pairs.allSatisfy { $0.status == "ok" }, "small frames pass: the matrix is clean, the MTU is not")
+        for path in short.paths {
+            let touches = path.from == "n3" || path.to == "n3"
+            #expect(touches ? ((1500...1504).contains(path.passed) && path.failed == path.passed + 1) : (path.passed == 9000 && path.failed == nil), "\(path)")
+        }
+        for vid in ["untagged", "VID 10", "VID 20"] {
+            #expect(short.findings.contains { $0.hasPrefix("\(vid): n3's side passes at most 150") && $0.contains("to and from every other host") }, "\(vid): \(short.findings)")
+        }
+        let text = try cluster.vnetctlStatus(["verify-vlan", "--vlans", "20", "--mtu", "--probe-time", "8"])
+        #expect(text.0 == 1 && text.1.contains("n3 -> fe") && text.1.contains("mtu: VID 20: n3's side passes at most 150"), "\(text.1)")
+        VerifyVLANClusterTests.figure(String(format: "--mtu, 4 hosts x 2 VIDs, one port short: %.2f s", Date().timeIntervalSince(started)))
+
+        // n2's own interface at 1500, its port back to 9000 too: the differing MTUs are named; held to 1500 nothing is short.
+        try cluster.sh(cluster.switchNS, "ip link set p-n3 mtu 9000")
+        try cluster.sh(cluster.nodes["n2"]!, "ip link set eth0 mtu 1500")
+        (status, result) = try verify(cluster, ["--vlans", "10", "--mtu"], probeTime: 8)
+        let differing = try #require(result.mtu)
+        #expect(status == 1)
+        #expect(differing.findings.contains { $0.hasPrefix("interface MTUs differ: 9000 on fe (eth0), n1 (eth0), n3 (eth0); 1500 on n2 (eth0)") }, "\(differing.findings)")
+        #expect(differing.findings.contains("n2: eth0 MTU 1500, below the expected 9000 (fe's eth0 MTU (VNET_MTU unset))"), "\(differing.findings)")
+        #expect(differing.paths.filter { $0.from == "n2" }.allSatisfy { $0.passed == 1500 && $0.failed == nil }, "n2 sends what its MTU allows")
+        (status, result) = try verify(cluster, ["--vlans", "10", "--mtu", "--expect-mtu", "1500"], probeTime: 8)
+        #expect(status == 1 && result.mtu?.findings.count == 1 && result.mtu?.expectedSource == "--expect-mtu", "\(String(describing: result.mtu?.findings))")
+        // Bad input changes nothing and says why.
+        let refused = try cluster.vnetctlResult(["verify-vlan", "--vlans", "10", "--mtu", "--method", "kernel"])
+        #expect(refused.status != 0 && refused.errors.contains("--mtu needs the raw method"), "\(refused.errors)")
+        let range = try cluster.vnetctlResult(["verify-vlan", "--vlans", "10", "--mtu", "--expect-mtu", "70000"])
+        #expect(range.status != 0 && range.errors.contains("an MTU is 68-65535"), "\(range.errors)")
+    }
+
+    static func figure(_ text: String) { FileHandle.standardError.write(Data("verify-vlan: \(text)\n".utf8)) }
 
     @Test func aCleanSwitchPassesADirtyPortIsNamedADownNodeIsUnreachable() throws {
         let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])

@@ -19,8 +19,8 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
 /// (inline after an 802.1Q tag or not; the kernel usually strips the tag and reports it in the aux data).
 /// The interface is promiscuous while the socket is open (a membership the kernel drops with the socket), so a
 /// NIC that filters VIDs it has no VLAN device for still delivers the probes.
-/// Fills the interface's index and MAC. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
-int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6]);
+/// Fills the interface's index, MAC and MTU. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
+int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6], int *mtu);
 
 /// Sends one whole Ethernet frame on the socket's interface. Returns 0 or -errno.
 int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length);
