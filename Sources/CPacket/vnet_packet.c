@@ -87,9 +87,9 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
     int on = 1;
     if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
     // A fleet probing at once sends each host a burst of probes and replies; the default buffer (about 300
-    // frames) overflows while the prober waits for a CPU. 4 MiB: forced where CAP_NET_ADMIN allows, else as
-    // much as net.core.rmem_max lets.
-    int size = 4 << 20;
+    // frames) overflows while the prober waits for a CPU, and MTU probes are up to 64 KiB each. 16 MiB: forced
+    // where CAP_NET_ADMIN allows, else as much as net.core.rmem_max lets; memory is taken only as frames wait.
+    int size = 16 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
     struct sockaddr_ll address;
     memset(&address, 0, sizeof(address));
@@ -108,6 +108,77 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
     membership.mr_type = PACKET_MR_PROMISC;
     if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
     // What arrived before the filter was attached is dropped.
+    unsigned char scratch[1];
+    while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
+    return fd;
+fail:
+    close(fd);
+    return -error;
+}
+
+// Classic BPF over whole frames (SOCK_RAW): IPv4 UDP from port 67 to port 68, first fragment, at offset 14
+// (untagged, or the tag already stripped by the kernel) or 18 (an 802.1Q tag still inline).
+static struct sock_filter dhcp_frame_filter[] = {
+    /* 0 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 9),          // else 11: tagged?
+    /* untagged (or the tag stripped): the IP header at 14 */
+    /* 2 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),
+    /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 20),
+    /* 4 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 20),
+    /* 5 */ BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 18, 0),
+    /* 6 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),
+    /* 7 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 14),
+    /* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 67, 0, 15),
+    /* 9 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),
+    /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 68, 12, 13),
+    /* an 802.1Q tag inline: the IP header at 18 */
+    /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_8021Q, 0, 12),
+    /* 12 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 16),
+    /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 10),
+    /* 14 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 27),
+    /* 15 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 8),
+    /* 16 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 24),
+    /* 17 */ BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 6, 0),
+    /* 18 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 18),
+    /* 19 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 18),
+    /* 20 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 67, 0, 3),
+    /* 21 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 20),
+    /* 22 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 68, 0, 1),
+    /* 23 */ BPF_STMT(BPF_RET | BPF_K, 0xffff),
+    /* 24 */ BPF_STMT(BPF_RET | BPF_K, 0),
+};
+
+int vnet_dhcp_scan_open(const char *interface, int *ifindex, uint8_t mac[6]) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) return -errno;
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
+    int error = 0;
+    if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
+    *ifindex = request.ifr_ifindex;
+    if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
+    memcpy(mac, request.ifr_hwaddr.sa_data, 6);
+    struct sock_fprog program = {
+        .len = sizeof(dhcp_frame_filter) / sizeof(dhcp_frame_filter[0]),
+        .filter = dhcp_frame_filter,
+    };
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) < 0) { error = errno; goto fail; }
+    int on = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = *ifindex;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    // Promiscuous while open, as the VLAN probe: offers tagged with a VID no device registered, and offers a
+    // server unicasts to the made-up client MAC, pass a NIC's filters.
+    struct packet_mreq membership;
+    memset(&membership, 0, sizeof(membership));
+    membership.mr_ifindex = *ifindex;
+    membership.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
     unsigned char scratch[1];
     while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
     return fd;

@@ -14,4 +14,27 @@ public enum DHCPDiscover {
         message.append(255)
         return message
     }
+
+    /// The same DISCOVER as a whole Ethernet frame, for a raw socket that sends it on a VID without a VLAN
+    /// device: from `source` (the host's own MAC, so a switch with port security learns nothing new) to
+    /// ff:ff:ff:ff:ff:ff, [802.1Q tag], IPv4 0.0.0.0 -> 255.255.255.255, UDP 68 -> 67 (no UDP checksum, as
+    /// IPv4 allows), asking for `client`'s address.
+    public static func frame(source: MACAddress, client: MACAddress, vlan: Int, transaction: UInt32) -> [UInt8] {
+        let message = bytes(mac: client, transaction: transaction)
+        var frame: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff] + source.bytes
+        if vlan != 0 { frame += [0x81, 0x00, UInt8(vlan >> 8 & 0x0f), UInt8(vlan & 0xff)] }
+        frame += [0x08, 0x00]
+        let total = 20 + 8 + message.count
+        var ip: [UInt8] = [0x45, 0x10, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0,
+                           0, 0, 0, 0, 255, 255, 255, 255]
+        var sum: UInt32 = 0
+        for index in stride(from: 0, to: 20, by: 2) { sum += UInt32(ip[index]) << 8 | UInt32(ip[index + 1]) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        let checksum = ~UInt16(sum)
+        ip[10] = UInt8(checksum >> 8)
+        ip[11] = UInt8(checksum & 0xff)
+        let udpLength = 8 + message.count
+        frame += ip + [0, 68, 0, 67, UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0] + message
+        return frame
+    }
 }

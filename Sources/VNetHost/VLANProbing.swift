@@ -22,19 +22,24 @@ public struct VLANProbeRequest: Sendable {
     /// `--mtu`: also search the largest frame to each peer on each VID, trying `expectedMTU` early.
     public var mtu: Bool
     public var expectedMTU: Int?
+    /// `--dhcp`: also ask for DHCP offers on every VID and untagged, and report every server reply seen.
+    public var dhcp: Bool
 
     public init(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int],
-                count: Int, duration: Double, listenFirst: Double, mtu: Bool = false, expectedMTU: Int? = nil) {
+                count: Int, duration: Double, listenFirst: Double, mtu: Bool = false, expectedMTU: Int? = nil, dhcp: Bool = false) {
         self.method = method; self.interface = interface; self.name = name; self.peers = peers; self.vlans = vlans
         self.count = count; self.duration = duration; self.listenFirst = listenFirst; self.mtu = mtu; self.expectedMTU = expectedMTU
+        self.dhcp = dhcp
     }
 }
 
-/// What a host found: each peer on each VID, and its interface's MTU (nil when it could not be read).
+/// What a host found: each peer on each VID, its interface's MTU (nil when it could not be read), and with
+/// `dhcp` the DHCP server replies it saw.
 public struct VLANProbeOutcome: Sendable {
     public var observations: [VLANVerification.Observation]
     public var interfaceMTU: Int?
-    public init(observations: [VLANVerification.Observation], interfaceMTU: Int? = nil) {
-        self.observations = observations; self.interfaceMTU = interfaceMTU
+    public var dhcpServers: [RogueDHCP.Sighting]
+    public init(observations: [VLANVerification.Observation], interfaceMTU: Int? = nil, dhcpServers: [RogueDHCP.Sighting] = []) {
+        self.observations = observations; self.interfaceMTU = interfaceMTU; self.dhcpServers = dhcpServers
     }
 }

@@ -17,7 +17,7 @@ import VNetCore
 /// With `mtu`, each peer and VID that answered is also searched for the largest frame that reaches it
 /// (`MTUSearch`: padded probes, small acknowledgements), big frames paced to `mtuBytesPerSecond`. A peer may
 /// still be searching after this host heard all its ordinary probes, so here a host ends only once it is done
-/// itself and every peer has said it is done too (a `done` frame on every VID, twice).
+/// itself and every peer has said it is done too (a `done` frame on every VID, every 100 ms until it ends).
 public final class VLANProbeSession {
     public struct Peer: Sendable {
         public var name: String
@@ -38,7 +38,7 @@ public final class VLANProbeSession {
     public private(set) var completedAt: UInt64?
     /// How fast MTU probes go out: a fleet searching at once must not overrun its peers' receive buffers
     /// (4 MiB each), where a dropped big frame would read as a small MTU.
-    public var mtuBytesPerSecond: Double = 200e6
+    public var mtuBytesPerSecond: Double = 100e6
 
     /// Opens the socket on `interface`; throws with the reason (no such interface, no CAP_NET_RAW).
     public init(interface: String, name: String) throws {
@@ -89,20 +89,17 @@ public final class VLANProbeSession {
         // The MTU search: its probes wait in a queue and leave paced; `done` frames announce this host's end.
         var search = MTUSearch(ceiling: min(interfaceMTU, VLANProbe.maxSize - 4), floor: VLANProbe.smallestSize(sender: name),
                                preferred: [1500] + (expectedMTU.map { [$0] } ?? []))
-        var queue: [MTUSearch.Probe] = [], queued = 0
-        var nextBigAt: UInt64 = 0
+        var outbox = MTUOutbox(bytesPerSecond: mtuBytesPerSecond)
         var finishedPeers: Set<String> = []
-        var announced = false
+        var announcedAt: UInt64?
         let peerByName = Dictionary(peers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var buffer = [UInt8](repeating: 0, count: mtu ? 65536 : 2048)
-        /// This host needs no more answers: said on every VID (whichever of them reaches a peer), twice.
+        /// This host needs no more answers: said on every VID (whichever of them reaches a peer).
         func announce() {
-            for _ in 0..<2 {
-                for vlan in all {
-                    sequence &+= 1
-                    send(VLANProbe(destination: Self.broadcast, source: mac, vlan: vlan, kind: .done, nonce: nonce, sequence: sequence,
-                                   sentNanoseconds: monotonicNanoseconds(), sender: name))
-                }
+            for vlan in all {
+                sequence &+= 1
+                send(VLANProbe(destination: Self.broadcast, source: mac, vlan: vlan, kind: .done, nonce: nonce, sequence: sequence,
+                               sentNanoseconds: monotonicNanoseconds(), sender: name))
             }
         }
         while true {
@@ -119,19 +116,17 @@ public final class VLANProbeSession {
                 if let peer = item.peer { sent[Key(peer: peer.name, vlan: item.vlan), default: 0] += 1 }
             }
             if mtu {
-                queue += search.tick(now: Double(now) / 1e9)
-                while queued < queue.count, nextBigAt <= monotonicNanoseconds() {
-                    let item = queue[queued]
-                    queued += 1
+                outbox.add(search.tick(now: Double(now) / 1e9))
+                while let item = outbox.next(at: monotonicNanoseconds(), search: search) {
                     guard let peer = peerByName[item.target.peer] else { continue }
                     sequence &+= 1
+                    let at = monotonicNanoseconds()
                     send(VLANProbe(destination: peer.mac, source: mac, vlan: item.target.vlan, kind: .probe, nonce: nonce, sequence: sequence,
-                                   sentNanoseconds: monotonicNanoseconds(), sender: name, size: item.size))
-                    nextBigAt = monotonicNanoseconds() + UInt64(Double(item.size + 18) / mtuBytesPerSecond * 1e9)
+                                   sentNanoseconds: at, sender: name, size: item.size))
+                    search.sent(item, at: Double(at) / 1e9)
                 }
-                if queued == queue.count { queue = []; queued = 0 }
             }
-            let nextAt = min(next < schedule.count ? schedule[next].at : UInt64.max, queued < queue.count ? nextBigAt : UInt64.max)
+            let nextAt = min(next < schedule.count ? schedule[next].at : UInt64.max, outbox.isEmpty ? UInt64.max : outbox.nextAt)
             let wait = nextAt == UInt64.max ? 5 : Int((nextAt - min(nextAt, now)) / 1_000_000)
             _ = vnet_probe_wait(descriptor, Int32(min(5, wait) + 1))
             while true {
@@ -154,14 +149,21 @@ public final class VLANProbeSession {
                     let arrived = monotonicNanoseconds()
                     let target = MTUSearch.Target(peer: frame.sender, vlan: frame.vlan)
                     if frame.size > 0 {
-                        if mtu { queue += search.acknowledged(target, size: frame.size, now: Double(arrived) / 1e9) }
+                        if mtu {
+                            outbox.add(search.acknowledged(target, size: frame.size, now: Double(arrived) / 1e9,
+                                                         roundTrip: Double(arrived &- frame.sentNanoseconds) / 1e9))
+                        }
                         continue
                     }
+                    let roundTrip = arrived &- frame.sentNanoseconds
                     if replies[key, default: []].insert(frame.sequence).inserted {
-                        let roundTrip = arrived &- frame.sentNanoseconds
                         rtts[key, default: []].append(roundTrip / 1000)
                         if replies.count == peers.count * all.count, completedAt == nil { completedAt = arrived }
-                        if mtu { queue += search.start(target, now: Double(arrived) / 1e9, roundTrip: Double(roundTrip) / 1e9) }
+                    }
+                    if mtu {
+                        // The peer answers on this VID: its search can start, timed by every round trip seen.
+                        search.sample(roundTrip: Double(roundTrip) / 1e9)
+                        outbox.add(search.start(target, now: Double(arrived) / 1e9))
                     }
                 case .done:
                     if peerNames.contains(frame.sender) { finishedPeers.insert(frame.sender) }
@@ -170,9 +172,10 @@ public final class VLANProbeSession {
             guard doneAt == nil, completedAt != nil, !peers.isEmpty else { continue }
             if !mtu {
                 if heard.count == peers.count * all.count { doneAt = monotonicNanoseconds() + UInt64(linger * 1e9) }
-            } else if search.finished, queued == queue.count {
-                if !announced {
-                    announced = true
+            } else if search.finished {
+                // Said again every 100 ms: a peer's receive buffer may be full of big frames when it is said.
+                if announcedAt.map({ monotonicNanoseconds() - $0 >= 100_000_000 }) ?? true {
+                    announcedAt = monotonicNanoseconds()
                     announce()
                 }
                 if finishedPeers.isSuperset(of: peerNames) { doneAt = monotonicNanoseconds() + UInt64(linger * 1e9) }
@@ -196,6 +199,41 @@ public final class VLANProbeSession {
     }
 }
 
+/// MTU probes waiting to leave, paced to a byte rate (bursts of up to 1 ms's worth). A probe the search no
+/// longer waits for (answered, given up, or its search over) is dropped when its turn comes, and one already
+/// waiting is not queued again: a retry of a probe that never left would only lengthen the queue.
+struct MTUOutbox {
+    let bytesPerSecond: Double
+    private var waiting: [MTUSearch.Probe] = []
+    private var head = 0
+    private var queued: Set<MTUSearch.Probe> = []
+    /// When the next frame may leave (CLOCK_MONOTONIC ns).
+    private(set) var nextAt: UInt64 = 0
+
+    init(bytesPerSecond: Double) { self.bytesPerSecond = bytesPerSecond }
+
+    var isEmpty: Bool { head == waiting.count }
+    var count: Int { waiting.count - head }
+
+    mutating func add(_ probes: [MTUSearch.Probe]) {
+        for probe in probes where queued.insert(probe).inserted { waiting.append(probe) }
+    }
+
+    /// The next probe to send at `now`, if its turn has come; stale ones are skipped.
+    mutating func next(at now: UInt64, search: MTUSearch) -> MTUSearch.Probe? {
+        while head < waiting.count, nextAt <= now {
+            let probe = waiting[head]
+            head += 1
+            queued.remove(probe)
+            if head == waiting.count { waiting = []; head = 0 }
+            guard search.isPending(probe) else { continue }
+            nextAt = max(nextAt, now &- 1_000_000) + UInt64(Double(probe.size + 18) / bytesPerSecond * 1e9)
+            return probe
+        }
+        return nil
+    }
+}
+
 let PACKET_OUTGOING_TYPE: Int32 = 4   // linux/if_packet.h PACKET_OUTGOING
 let PACKET_OTHERHOST_TYPE: Int32 = 3  // PACKET_OTHERHOST
 
@@ -204,16 +242,44 @@ public final class LinuxVLANProber: VLANProbing {
     public init() {}
 
     public func probe(_ request: VLANProbeRequest) throws -> VLANProbeOutcome {
-        if request.method == .kernel {
-            return VLANProbeOutcome(observations: try KernelVLANCheck().run(interface: request.interface, name: request.name, hosts: request.peers.map(\.name),
-                                                                            vlans: request.vlans, count: request.count, listenFirst: request.listenFirst,
-                                                                            duration: request.duration))
+        // The DHCP check runs beside the VLAN check, on a socket and thread of its own, from the moment probing
+        // starts; both are waited for (should the VLAN check throw, the scan's thread ends on its own).
+        let start = monotonicNanoseconds() + UInt64(request.listenFirst * 1e9)
+        let sightings = SightingsBox()
+        let scanned = DispatchSemaphore(value: 0)
+        if request.dhcp {
+            let interface = request.interface, name = request.name, vlans = request.vlans
+            let duration = min(request.duration, Self.dhcpListening)
+            Thread.detachNewThread {
+                sightings.result = Result { try DHCPServerScan(interface: interface, name: name).run(vlans: vlans, duration: duration, start: start) }
+                scanned.signal()
+            }
         }
-        let session = try VLANProbeSession(interface: request.interface, name: request.name)
-        let observations = session.run(peers: request.peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: request.vlans,
-                                       count: request.count, duration: request.duration,
-                                       probeAt: monotonicNanoseconds() + UInt64(request.listenFirst * 1e9), mtu: request.mtu,
-                                       expectedMTU: request.expectedMTU)
-        return VLANProbeOutcome(observations: observations, interfaceMTU: session.interfaceMTU)
+        var outcome: VLANProbeOutcome
+        if request.method == .kernel {
+            outcome = VLANProbeOutcome(observations: try KernelVLANCheck().run(interface: request.interface, name: request.name, hosts: request.peers.map(\.name),
+                                                                               vlans: request.vlans, count: request.count, listenFirst: request.listenFirst,
+                                                                               duration: request.duration))
+        } else {
+            let session = try VLANProbeSession(interface: request.interface, name: request.name)
+            let observations = session.run(peers: request.peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: request.vlans,
+                                           count: request.count, duration: request.duration, probeAt: start, mtu: request.mtu,
+                                           expectedMTU: request.expectedMTU)
+            outcome = VLANProbeOutcome(observations: observations, interfaceMTU: session.interfaceMTU)
+        }
+        if request.dhcp {
+            scanned.wait()
+            outcome.dhcpServers = try sightings.result.get()
+        }
+        return outcome
     }
+
+    /// How long the DHCP check listens (at most the probe window): ISC dhcpd offers a second after a DISCOVER
+    /// when it pings the address first (ping-check), and the last DISCOVER goes out a second after the first.
+    public static let dhcpListening = 2.5
+}
+
+/// The DHCP check's result, handed from its thread (written before the semaphore is signalled, read after).
+final class SightingsBox: @unchecked Sendable {
+    var result: Result<[RogueDHCP.Sighting], any Error> = .success([])
 }

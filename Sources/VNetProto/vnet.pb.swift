@@ -1053,6 +1053,9 @@ public nonisolated struct Vnet_V1_VerifyVlan: Sendable {
   /// what every path should carry; 0: VNET_MTU, else the front end's interface MTU
   public var expectedMtu: UInt32 = 0
 
+  /// also ask for DHCP offers on each VID and name every server not the front end's
+  public var dhcp: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1326,6 +1329,43 @@ public nonisolated struct Vnet_V1_VlanVerification: Sendable {
   public var expectedMtu: UInt32 = 0
 
   public var expectedMtuSource: String = String()
+
+  /// With dhcp: every DHCP server seen, per VID, with the hosts that saw it.
+  public var dhcpChecked: Bool = false
+
+  public var dhcpServers: [Vnet_V1_VlanDhcpServer] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vnet_V1_VlanDhcpServer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0: untagged
+  public var vlan: UInt32 = 0
+
+  public var mac: UInt64 = 0
+
+  /// the packet's source
+  public var ip: UInt32 = 0
+
+  /// option 54; 0: absent
+  public var identifier: UInt32 = 0
+
+  public var seenBy: [String] = []
+
+  /// it offered to one of the check's made-up clients
+  public var answeredProbe: Bool = false
+
+  /// the front end's own dhcpd
+  public var allowed: Bool = false
+
+  /// the VID carries instances in this mode
+  public var instanceNetwork: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1657,6 +1697,9 @@ public nonisolated struct Vnet_V1_ProbeCommand: Sendable {
   /// a size tried first, beside 1500 and the interface's own MTU; 0: none
   public var expectedMtu: UInt32 = 0
 
+  /// also send DHCPDISCOVERs on each VID and report the servers that answer
+  public var dhcp: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1680,6 +1723,32 @@ public nonisolated struct Vnet_V1_ProbeReport: Sendable {
   public var interface: String = String()
 
   public var interfaceMtu: UInt32 = 0
+
+  public var dhcpServers: [Vnet_V1_DhcpSighting] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A DHCP server reply one host saw (RogueDHCP.Sighting).
+public nonisolated struct Vnet_V1_DhcpSighting: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var vlan: UInt32 = 0
+
+  public var serverMac: UInt64 = 0
+
+  public var serverIp: UInt32 = 0
+
+  /// 0: absent
+  public var identifier: UInt32 = 0
+
+  public var offered: UInt32 = 0
+
+  public var client: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3632,7 +3701,7 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyVlan"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0\u{1}range\0\u{1}mtu\0\u{3}expected_mtu\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}managed\0\u{1}nodes\0\u{1}frontend\0\u{1}count\0\u{3}timeout_ms\0\u{1}method\0\u{1}range\0\u{1}mtu\0\u{3}expected_mtu\0\u{1}dhcp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3650,6 +3719,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
       case 8: try { try decoder.decodeSingularBoolField(value: &self.range) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.mtu) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.dhcp) }()
       default: break
       }
     }
@@ -3686,6 +3756,9 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if self.expectedMtu != 0 {
       try visitor.visitSingularUInt32Field(value: self.expectedMtu, fieldNumber: 10)
     }
+    if self.dhcp != false {
+      try visitor.visitSingularBoolField(value: self.dhcp, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3700,6 +3773,7 @@ nonisolated extension Vnet_V1_VerifyVlan: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.range != rhs.range {return false}
     if lhs.mtu != rhs.mtu {return false}
     if lhs.expectedMtu != rhs.expectedMtu {return false}
+    if lhs.dhcp != rhs.dhcp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4204,7 +4278,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VlanVerification"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0\u{3}mtu_paths\0\u{1}interfaces\0\u{3}expected_mtu\0\u{3}expected_mtu_source\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0\u{3}mtu_paths\0\u{1}interfaces\0\u{3}expected_mtu\0\u{3}expected_mtu_source\0\u{3}dhcp_checked\0\u{3}dhcp_servers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4221,6 +4295,8 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.interfaces) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.expectedMtuSource) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.dhcpChecked) }()
+      case 11: try { try decoder.decodeRepeatedMessageField(value: &self.dhcpServers) }()
       default: break
       }
     }
@@ -4254,6 +4330,12 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if !self.expectedMtuSource.isEmpty {
       try visitor.visitSingularStringField(value: self.expectedMtuSource, fieldNumber: 9)
     }
+    if self.dhcpChecked != false {
+      try visitor.visitSingularBoolField(value: self.dhcpChecked, fieldNumber: 10)
+    }
+    if !self.dhcpServers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.dhcpServers, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4267,6 +4349,73 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if lhs.interfaces != rhs.interfaces {return false}
     if lhs.expectedMtu != rhs.expectedMtu {return false}
     if lhs.expectedMtuSource != rhs.expectedMtuSource {return false}
+    if lhs.dhcpChecked != rhs.dhcpChecked {return false}
+    if lhs.dhcpServers != rhs.dhcpServers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanDhcpServer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanDhcpServer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlan\0\u{1}mac\0\u{1}ip\0\u{1}identifier\0\u{3}seen_by\0\u{3}answered_probe\0\u{1}allowed\0\u{3}instance_network\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.mac) }()
+      case 3: try { try decoder.decodeSingularFixed32Field(value: &self.ip) }()
+      case 4: try { try decoder.decodeSingularFixed32Field(value: &self.identifier) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.seenBy) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.answeredProbe) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.allowed) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.instanceNetwork) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 1)
+    }
+    if self.mac != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mac, fieldNumber: 2)
+    }
+    if self.ip != 0 {
+      try visitor.visitSingularFixed32Field(value: self.ip, fieldNumber: 3)
+    }
+    if self.identifier != 0 {
+      try visitor.visitSingularFixed32Field(value: self.identifier, fieldNumber: 4)
+    }
+    if !self.seenBy.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.seenBy, fieldNumber: 5)
+    }
+    if self.answeredProbe != false {
+      try visitor.visitSingularBoolField(value: self.answeredProbe, fieldNumber: 6)
+    }
+    if self.allowed != false {
+      try visitor.visitSingularBoolField(value: self.allowed, fieldNumber: 7)
+    }
+    if self.instanceNetwork != false {
+      try visitor.visitSingularBoolField(value: self.instanceNetwork, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanDhcpServer, rhs: Vnet_V1_VlanDhcpServer) -> Bool {
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.mac != rhs.mac {return false}
+    if lhs.ip != rhs.ip {return false}
+    if lhs.identifier != rhs.identifier {return false}
+    if lhs.seenBy != rhs.seenBy {return false}
+    if lhs.answeredProbe != rhs.answeredProbe {return false}
+    if lhs.allowed != rhs.allowed {return false}
+    if lhs.instanceNetwork != rhs.instanceNetwork {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4892,7 +5041,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0\u{1}mtu\0\u{3}expected_mtu\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0\u{1}mtu\0\u{3}expected_mtu\0\u{1}dhcp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4910,6 +5059,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 8: try { try decoder.decodeSingularStringField(value: &self.method) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.mtu) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.dhcp) }()
       default: break
       }
     }
@@ -4946,6 +5096,9 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if self.expectedMtu != 0 {
       try visitor.visitSingularUInt32Field(value: self.expectedMtu, fieldNumber: 10)
     }
+    if self.dhcp != false {
+      try visitor.visitSingularBoolField(value: self.dhcp, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4960,6 +5113,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.method != rhs.method {return false}
     if lhs.mtu != rhs.mtu {return false}
     if lhs.expectedMtu != rhs.expectedMtu {return false}
+    if lhs.dhcp != rhs.dhcp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4967,7 +5121,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0\u{1}error\0\u{1}interface\0\u{3}interface_mtu\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{3}node_id\0\u{1}results\0\u{1}error\0\u{1}interface\0\u{3}interface_mtu\0\u{3}dhcp_servers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4981,6 +5135,7 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.interface) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.interfaceMtu) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.dhcpServers) }()
       default: break
       }
     }
@@ -5005,6 +5160,9 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if self.interfaceMtu != 0 {
       try visitor.visitSingularUInt32Field(value: self.interfaceMtu, fieldNumber: 6)
     }
+    if !self.dhcpServers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.dhcpServers, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5015,6 +5173,62 @@ nonisolated extension Vnet_V1_ProbeReport: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.error != rhs.error {return false}
     if lhs.interface != rhs.interface {return false}
     if lhs.interfaceMtu != rhs.interfaceMtu {return false}
+    if lhs.dhcpServers != rhs.dhcpServers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_DhcpSighting: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DhcpSighting"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlan\0\u{3}server_mac\0\u{3}server_ip\0\u{1}identifier\0\u{1}offered\0\u{1}client\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.serverMac) }()
+      case 3: try { try decoder.decodeSingularFixed32Field(value: &self.serverIp) }()
+      case 4: try { try decoder.decodeSingularFixed32Field(value: &self.identifier) }()
+      case 5: try { try decoder.decodeSingularFixed32Field(value: &self.offered) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.client) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 1)
+    }
+    if self.serverMac != 0 {
+      try visitor.visitSingularUInt64Field(value: self.serverMac, fieldNumber: 2)
+    }
+    if self.serverIp != 0 {
+      try visitor.visitSingularFixed32Field(value: self.serverIp, fieldNumber: 3)
+    }
+    if self.identifier != 0 {
+      try visitor.visitSingularFixed32Field(value: self.identifier, fieldNumber: 4)
+    }
+    if self.offered != 0 {
+      try visitor.visitSingularFixed32Field(value: self.offered, fieldNumber: 5)
+    }
+    if self.client != 0 {
+      try visitor.visitSingularUInt64Field(value: self.client, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_DhcpSighting, rhs: Vnet_V1_DhcpSighting) -> Bool {
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.serverMac != rhs.serverMac {return false}
+    if lhs.serverIp != rhs.serverIp {return false}
+    if lhs.identifier != rhs.identifier {return false}
+    if lhs.offered != rhs.offered {return false}
+    if lhs.client != rhs.client {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

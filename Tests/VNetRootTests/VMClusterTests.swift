@@ -153,7 +153,9 @@ struct VMClusterTests {
         // --mtu through real NICs: jumbo frames on every NIC and switch port (taps), VIDs no device registers
         // (the probe's promiscuous membership gets big tagged frames past the filtering NICs too). Then n2's
         // switch port at 1500: the bridge drops what it would send towards n2 over that; n2's own frames pass.
-        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 9000") }
+        // The control plane's route stays at 1500: the short port would otherwise swallow the larger TCP segments
+        // towards n2 (a black hole, the very trouble --mtu finds) and take n2 off the bus.
+        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 9000 && ip route replace 10.99.0.0/24 dev eth0 mtu 1500") }
         for port in ["p-fe", "p-n1", "p-n2"] { _ = try cluster.onSwitch(["ip", "link", "set", port, "mtu", "9000"]) }
         let jumbo = try verify("--vlans 100,200 --mtu")
         let jumboMTU = try #require(jumbo.result.mtu)
@@ -172,7 +174,7 @@ struct VMClusterTests {
         #expect(narrowMTU.findings.contains { $0.hasPrefix("VID 100: frames towards n2 pass at most 150") && $0.contains("(frames from n2 pass)") }, "\(narrowMTU.findings)")
         Self.figure("verify-vlan --mtu, 3 hosts x 2 VIDs, n2's port at 1500: \(narrow.seconds)")
         for port in ["p-fe", "p-n1", "p-n2"] { _ = try cluster.onSwitch(["ip", "link", "set", port, "mtu", "1500"]) }
-        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 1500") }
+        for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 1500 && ip route replace 10.99.0.0/24 dev eth0") }
 
         // MANAGED end to end: each group its VLAN, eth0.<vlan> and eucabr<vlan> on the nodes, DHCP per VLAN.
         _ = try vnetctl("create-group --group web")

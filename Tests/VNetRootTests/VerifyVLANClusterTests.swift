@@ -53,6 +53,10 @@ struct VerifyVLANClusterTests {
         let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])
         for port in ["p-fe", "p-n1", "p-n2", "p-n3"] { try cluster.sh(cluster.switchNS, "ip link set \(port) mtu 9000") }
         for namespace in [cluster.frontEnd] + cluster.nodes.values { try cluster.sh(namespace, "ip link set eth0 mtu 9000") }
+        // The control plane's route held to 1500: the short port below would otherwise swallow an agent's larger
+        // TCP segments to the coordinator (a black hole, the very trouble --mtu finds) and take it off the bus.
+        try cluster.sh(cluster.frontEnd, "ip route replace 10.99.0.0/24 dev eth0 mtu 1500")
+        for namespace in cluster.nodes.values { try cluster.sh(namespace, "ip route replace 10.99.0.0/24 dev br0 mtu 1500") }
         try cluster.startDaemons()
         var started = Date()
         var (status, result) = try verify(cluster, ["--vlans", "10,20", "--mtu"], probeTime: 8)

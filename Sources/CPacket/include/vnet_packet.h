@@ -22,6 +22,12 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
 /// Fills the interface's index, MAC and MTU. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
 int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6], int *mtu);
 
+/// A non-blocking raw AF_PACKET socket on one interface (SOCK_RAW, PACKET_AUXDATA on, promiscuous while open)
+/// that the kernel filters down to DHCP server replies (IPv4 UDP 67 -> 68), tagged inline or not: the
+/// rogue-DHCP check sends its DISCOVERs on it (vnet_probe_send) and reads the replies (vnet_probe_receive).
+/// Fills the interface's index and MAC. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
+int vnet_dhcp_scan_open(const char *interface, int *ifindex, uint8_t mac[6]);
+
 /// Sends one whole Ethernet frame on the socket's interface. Returns 0 or -errno.
 int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length);
 
