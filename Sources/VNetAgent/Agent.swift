@@ -261,7 +261,8 @@ public final class Agent {
         let request = VLANProbeRequest(method: method, interface: options.interface, name: options.nodeID, peers: peers,
                                        vlans: command.vlans.map(Int.init), count: Int(command.count),
                                        duration: Double(command.timeoutMs - command.listenMs) / 1000, listenFirst: listen,
-                                       mtu: command.mtu, expectedMTU: command.expectedMtu == 0 ? nil : Int(command.expectedMtu))
+                                       mtu: command.mtu, expectedMTU: command.expectedMtu == 0 ? nil : Int(command.expectedMtu),
+                                       dhcp: command.dhcp)
         blank.interface = options.interface
         let report = blank
         Thread.detachNewThread {
@@ -270,6 +271,7 @@ public final class Agent {
                 let outcome = try prober.probe(request)
                 report.results = outcome.observations.map(\.wire)
                 report.interfaceMtu = UInt32(outcome.interfaceMTU ?? 0)
+                report.dhcpServers = outcome.dhcpServers.map(\.wire)
             } catch {
                 report.error = "\(error)"
             }

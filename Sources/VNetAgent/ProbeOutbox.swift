@@ -28,6 +28,19 @@ extension VLANVerification.Observation {
     }
 }
 
+extension RogueDHCP.Sighting {
+    var wire: Vnet_V1_DhcpSighting {
+        var wire = Vnet_V1_DhcpSighting()
+        wire.vlan = UInt32(vlan)
+        wire.serverMac = serverMAC.value
+        wire.serverIp = serverIP.value
+        wire.identifier = identifier?.value ?? 0
+        wire.offered = offered.value
+        wire.client = client.value
+        return wire
+    }
+}
+
 /// The MAC of an interface, from sysfs (nil when it cannot be read).
 func interfaceMAC(_ name: String) -> MACAddress? {
     guard NameRules.interfaceNameProblem(name) == nil,

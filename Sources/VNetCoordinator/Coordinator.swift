@@ -260,6 +260,9 @@ public final class Coordinator {
                                       unreachable: unreachable, deadline: now + Double(timeout) / 1000 + 3)
         run.mtu = verify.mtu
         run.frontend = options.frontendName
+        run.dhcp = verify.dhcp
+        run.mode = config.mode
+        run.allowedDHCPServers = Set([session.interfaceMACs[options.frontendName]].compactMap { $0 }.filter { $0 != 0 }.map(MACAddress.init))
         run.expected = verify.expectedMtu != 0 ? MTUVerification.Expectation(mtu: Int(verify.expectedMtu), source: "--expect-mtu")
             : config.mtu.map { MTUVerification.Expectation(mtu: $0, source: "VNET_MTU") }
         var command = Vnet_V1_ProbeCommand()
@@ -272,6 +275,7 @@ public final class Coordinator {
         command.listenMs = 500
         command.method = verify.method
         command.mtu = verify.mtu
+        command.dhcp = verify.dhcp
         command.expectedMtu = UInt32(run.expected?.mtu ?? 0)
         _ = perform(session.start(run, command))
         log.info("VLAN verification \(id): \(run.participants.count) hosts, VIDs \(vlans.map(String.init).joined(separator: ",")); unreachable: \(unreachable.sorted().joined(separator: ", "))")

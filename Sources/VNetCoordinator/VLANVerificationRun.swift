@@ -18,6 +18,10 @@ struct VLANVerificationRun {
     var mtu = false
     var expected: MTUVerification.Expectation?
     var frontend = ""
+    /// `--dhcp`: the hosts asked for DHCP offers; servers are judged against the front end's MACs in `mode`.
+    var dhcp = false
+    var allowedDHCPServers: Set<MACAddress> = []
+    var mode = NetworkMode.system
     var unreachable: Set<String>
     var reports: [String: Vnet_V1_ProbeReport] = [:]
     let deadline: Double
@@ -64,12 +68,39 @@ struct VLANVerificationRun {
             return culprit
         }
         if mtu { addMTU(observations, to: &verification) }
+        if dhcp { addDHCP(to: &verification) }
         var reply = Vnet_V1_ControlReply()
         reply.requestID = requestID
         reply.ok = true
         reply.error = errors.joined(separator: "; ")
         reply.verification = verification
         return reply
+    }
+
+    /// `--dhcp`: every server seen, once per VID and MAC, with who saw it and whether it may serve there.
+    func addDHCP(to verification: inout Vnet_V1_VlanVerification) {
+        verification.dhcpChecked = true
+        let sightings = participants.flatMap { host -> [(host: String, sighting: RogueDHCP.Sighting)] in
+            guard let report = reports[host], report.error.isEmpty else { return [] }
+            return report.dhcpServers.compactMap { wire in
+                guard wire.vlan <= 4094 else { return nil }
+                return (host, RogueDHCP.Sighting(vlan: Int(wire.vlan), serverMAC: MACAddress(wire.serverMac), serverIP: IPv4Address(wire.serverIp),
+                                                 identifier: wire.identifier == 0 ? nil : IPv4Address(wire.identifier),
+                                                 offered: IPv4Address(wire.offered), client: MACAddress(wire.client)))
+            }
+        }
+        verification.dhcpServers = RogueDHCP.judge(sightings: sightings, allowed: allowedDHCPServers, mode: mode).map { server in
+            var wire = Vnet_V1_VlanDhcpServer()
+            wire.vlan = UInt32(server.vlan)
+            wire.mac = server.mac.value
+            wire.ip = server.ip.value
+            wire.identifier = server.identifier?.value ?? 0
+            wire.seenBy = server.seenBy
+            wire.answeredProbe = server.answeredProbe
+            wire.allowed = server.allowed
+            wire.instanceNetwork = server.instanceNetwork
+            return wire
+        }
     }
 
     /// `--mtu`: each direction's search, each host's interface, and what the paths are held to.

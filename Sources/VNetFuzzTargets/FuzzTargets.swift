@@ -5,10 +5,11 @@ import VNetProto
 
 /// Every parser that reads what others wrote, as fuzz targets: eucalyptus.conf (parse and validate, both
 /// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames,
-/// iptables-preload files, dhcpd's OMAPI answers and its lease file. Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
+/// iptables-preload files, dhcpd's OMAPI answers and its lease file, DHCP server replies as whole frames (the
+/// rogue-DHCP check). Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
 /// harness in Fuzz/ (coverage-guided), so both exercise exactly the same code.
 public enum FuzzTargets {
-    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases"]
+    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases", "dhcp-frame"]
 
     /// Feeds one input to `target`; true when the parser accepted it as valid. `variant` picks between the
     /// ways a target can be read (a config's role, a probe frame with its tag stripped by the kernel).
@@ -31,6 +32,8 @@ public enum FuzzTargets {
             _ = message.isSigned(by: [1, 2, 3])
             _ = OMAPISession.host(in: message)
             return true
+        case "dhcp-frame":
+            return RogueDHCP.Sighting.parse(frame: input, strippedVLAN: variant % 3 == 0 ? variant % 4095 : nil) != nil
         case "leases":
             let kept = DHCPDLeaseFile.removingHostDeclarations(String(decoding: input, as: UTF8.self))
             return DHCPDLeaseFile.removingHostDeclarations(kept) == kept
@@ -72,6 +75,10 @@ public enum FuzzTargets {
             return [[0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 255, 255, 255, 255] + udp + bootp]
         case "probe":
             return [0, 10].map { VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: $0, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1").frame }
+                + [VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: 20, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1", size: 200).frame]
+        case "dhcp-frame":
+            // A server's offer, tagged, from the "dhcp" corpus's packet (its options: an ACK with a server id).
+            return corpus("dhcp").map { [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0, 20, 0x08, 0x00] + $0 }
         case "omapi":
             var answer = OMAPIMessage(opcode: .update, handle: 9, values: [("result", OMAPIMessage.bigEndian(0))],
                                       object: [("name", Array("node-10.0.0.5".utf8)), ("hardware-address", [0xd0, 0x0d, 0, 0, 1, 5]), ("ip-address", [10, 0, 0, 5])])

@@ -4,7 +4,7 @@ import VNetCore
 import VNetProto
 
 /// `vnetctl verify-vlan [--vlans 10,20-30 | --managed | --range] [--nodes A,B] [--no-frontend] [--count N] [--probe-time S]
-/// [--mtu [--expect-mtu N]]`:
+/// [--mtu [--expect-mtu N]] [--dhcp]`:
 /// every chosen host probes every other with tagged frames (no VLAN device, no address: nothing on the hosts
 /// changes), and a matrix per VID says OK, one-way or failed, with round trips; the untagged control round tells
 /// a dead link from a switch that drops tags; the likely culprit of a VID is named. Exit 1 when anything failed.
@@ -25,12 +25,17 @@ struct VerifyVLANCommand: ParsableCommand {
     var mtu = false
     @Option(name: .customLong("expect-mtu"), help: "The MTU every path should carry (default: VNET_MTU, else the front end's interface MTU).")
     var expectMTU: Int?
+    @Flag(help: "Also ask for DHCP offers on each VID (a made-up client, never accepted) and name every server other than the front end's dhcpd.")
+    var dhcp = false
     @OptionGroup var bus: BusOptions
 
     func validate() throws {
         guard [vlans != nil, managed, range].filter({ $0 }).count == 1 else { throw ValidationError("give one of --vlans LIST, --managed or --range") }
         if let vlans { do { _ = try VLANList.parse(vlans) } catch { throw ValidationError("--vlans: \(error.message)") } }
         guard (1...100).contains(count), probeTime >= 1, probeTime <= 60 else { throw ValidationError("--count 1-100, --probe-time 1-60 s") }
+        if dhcp, probeTime < 3 {
+            throw ValidationError("--dhcp listens 2.5 s for offers (ISC dhcpd waits a second before it offers): --probe-time 3 or more")
+        }
         if mtu, method == .kernel { throw ValidationError("--mtu needs the raw method (padded frames); the kernel method pings through devices") }
         if let expectMTU {
             guard mtu else { throw ValidationError("--expect-mtu goes with --mtu") }
@@ -50,13 +55,16 @@ struct VerifyVLANCommand: ParsableCommand {
         request.method = method.wire
         request.mtu = mtu
         request.expectedMtu = UInt32(expectMTU ?? 0)
+        request.dhcp = dhcp
         if !bus.json { FileHandle.standardError.write(Data("verify-vlan: probing for up to \(probeTime) s (after 0.5 s for every host to listen; a clean fleet is done sooner)...\n".utf8)) }
         var options = bus
         options.timeout = max(bus.timeout, probeTime + 10)
         let reply = try options.call(.verifyVlan(request))
         let result = reply.verification
         let mtuFindings = mtu ? Self.mtuFindings(result) : []
-        let failed = result.pairs.contains { $0.status != "ok" } || !mtuFindings.isEmpty
+        let servers = Self.servers(result)
+        let dhcpFindings = dhcp ? RogueDHCP.findings(servers, hosts: result.hosts.filter { !result.unreachable.contains($0) }) : []
+        let failed = result.pairs.contains { $0.status != "ok" } || !mtuFindings.isEmpty || servers.contains(where: \.rogue)
         let advice = VLANVerification.advice(pairs: result.pairs.filter { $0.status != "unreachable" }.map { (Int($0.vlan), $0.status == "ok") },
                                              method: method)
         let conclusions = VLANVerification.conclusions(hosts: result.hosts, vlans: result.vlans.map(Int.init), pairs: result.pairs.map(Self.pair),
@@ -64,9 +72,11 @@ struct VerifyVLANCommand: ParsableCommand {
                                                        unreachable: Set(result.unreachable), control: method != .kernel)
         if bus.json {
             try Output.json(VerificationView(result, problems: reply.error, conclusions: conclusions, advice: advice,
-                                             mtu: mtu ? MTUView(result, findings: mtuFindings) : nil))
+                                             mtu: mtu ? MTUView(result, findings: mtuFindings) : nil,
+                                             dhcp: dhcp ? DHCPView(servers: servers, findings: dhcpFindings) : nil))
         } else {
             Output.text(Self.render(result) + (mtu ? Self.renderMTU(result, findings: mtuFindings) : "")
+                        + (dhcp ? Self.renderDHCP(servers, findings: dhcpFindings) : "")
                         + conclusions.map { "conclusion: \($0)\n" }.joined() + advice.map { "note: \($0)\n" }.joined()
                         + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
         }
@@ -82,6 +92,25 @@ struct VerifyVLANCommand: ParsableCommand {
         default: .failed
         }
         return VLANVerification.Pair(a: wire.a, b: wire.b, vlan: Int(wire.vlan), status: status)
+    }
+
+    static func servers(_ result: Vnet_V1_VlanVerification) -> [RogueDHCP.Server] {
+        result.dhcpServers.map {
+            RogueDHCP.Server(vlan: Int($0.vlan), mac: MACAddress($0.mac), ip: IPv4Address($0.ip), identifier: $0.identifier == 0 ? nil : IPv4Address($0.identifier),
+                             seenBy: $0.seenBy, answeredProbe: $0.answeredProbe, allowed: $0.allowed, instanceNetwork: $0.instanceNetwork)
+        }
+    }
+
+    /// Every DHCP server seen, per VID, then one line per server that is not the front end's.
+    static func renderDHCP(_ servers: [RogueDHCP.Server], findings: [String]) -> String {
+        guard !servers.isEmpty else { return "DHCP: no server answered on any VID\n" }
+        var rows = [["VID", "SERVER MAC", "ADDRESS", "SEEN BY", "WHAT"]]
+        for server in servers {
+            let what = server.allowed ? "the front end's" : server.rogue ? "ROGUE" : "other (not an instance network)"
+            rows.append([server.vlan == 0 ? "untagged" : String(server.vlan), server.mac.description, (server.identifier ?? server.ip).description,
+                         server.seenBy.joined(separator: ","), what])
+        }
+        return "DHCP servers:\n" + table(rows) + findings.map { "dhcp: \($0)\n" }.joined()
     }
 
     static func paths(_ result: Vnet_V1_VlanVerification) -> [MTUVerification.Path] {
@@ -157,13 +186,31 @@ struct MTUView: Encodable {
     }
 }
 
+/// `--dhcp --json`: every server seen and the findings.
+struct DHCPView: Encodable {
+    struct Server: Encodable {
+        var vlan: Int, mac: String, ip: String, identifier: String?, seenBy: [String], answeredProbe: Bool, allowed: Bool, instanceNetwork: Bool, rogue: Bool
+    }
+    var servers: [Server]
+    var findings: [String]
+    init(servers: [RogueDHCP.Server], findings: [String]) {
+        self.servers = servers.map {
+            Server(vlan: $0.vlan, mac: $0.mac.description, ip: $0.ip.description, identifier: $0.identifier?.description, seenBy: $0.seenBy,
+                   answeredProbe: $0.answeredProbe, allowed: $0.allowed, instanceNetwork: $0.instanceNetwork, rogue: $0.rogue)
+        }
+        self.findings = findings
+    }
+}
+
 struct VerificationView: Encodable {
     struct Pair: Encodable { var a: String, b: String, vlan: Int, status: String, from: String?, to: String?, rttP50Us: UInt64?, rttP99Us: UInt64? }
     var vlans: [Int], hosts: [String], unreachable: [String], pairs: [Pair], culprits: [String: String], problems: String?
     var conclusions: [String], advice: [String]
     var mtu: MTUView?
-    init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String], mtu: MTUView? = nil) {
+    var dhcp: DHCPView?
+    init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String], mtu: MTUView? = nil, dhcp: DHCPView? = nil) {
         self.mtu = mtu
+        self.dhcp = dhcp
         self.advice = advice
         self.conclusions = conclusions
         vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable

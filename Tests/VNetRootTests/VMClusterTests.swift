@@ -18,8 +18,13 @@ struct VMClusterTests {
     struct Verification: Decodable {
         struct Pair: Decodable { var a: String, b: String, vlan: Int, status: String }
         struct MTU: Decodable { var expected: Int?; var interfaces: [MTUVerification.Interface]; var paths: [MTUVerification.Path]; var findings: [String] }
+        struct DHCP: Decodable {
+            struct Server: Decodable { var vlan: Int; var mac: String; var seenBy: [String]; var allowed: Bool; var rogue: Bool }
+            var servers: [Server]; var findings: [String]
+        }
         var pairs: [Pair], culprits: [String: String], advice: [String]
         var mtu: MTU?
+        var dhcp: DHCP?
     }
 
     static func figure(_ text: String) { FileHandle.standardError.write(Data("lane4: \(text)\n".utf8)) }
@@ -238,6 +243,27 @@ struct VMClusterTests {
         #expect(cluster.onOutside(["ping", "-c", "2", "-W", "2", "203.0.113.10"]).0, "the outside reaches a1 by its public IP")
         _ = try vnetctl("disassociate-address --address 203.0.113.10 --wait --wait-timeout 60")
         #expect(!cluster.onOutside(["ping", "-c", "1", "-W", "2", "203.0.113.10"]).0, "not after disassociate-address")
+        // A rogue DHCP server on an instance VLAN: a1 (on n1, VLAN web) runs its own dhcpd answering anyone. Its
+        // offers go out tagged through n1's NIC; --dhcp names it on VID web, seen by the front end and n2.
+        try """
+            ddns-update-style none;
+            subnet 10.20.2.0 netmask 255.255.255.192 { range 10.20.2.50 10.20.2.60; }
+
+            """.write(toFile: cluster.sharePath("n1", "rogue.conf"), atomically: true, encoding: .utf8)
+        try cluster.run("n1", "touch /tmp/rogue.leases && ip netns exec i\(a1.hexDigits) /usr/sbin/dhcpd -4 -q -cf /vnet-vm/rogue.conf -lf /tmp/rogue.leases -pf /tmp/rogue.pid eth0")
+        let rogueCheck = try verify("--managed --dhcp")
+        let dhcpReport = try #require(rogueCheck.result.dhcp)
+        let a1MAC = MACPrefix.eucalyptusDefault.mac(for: a1).description
+        let rogue = dhcpReport.servers.first { $0.mac == a1MAC }
+        #expect(rogueCheck.status == 1 && rogue?.vlan == web && rogue?.rogue == true, "\(dhcpReport.servers)")
+        let seenBy = Set(rogue?.seenBy ?? [])
+        #expect(seenBy.isSuperset(of: ["fe", "n2"]), "through the filtering NIC of fe and the other of n2: \(seenBy)")
+        #expect(dhcpReport.findings.contains { $0.hasPrefix("VID \(web): a DHCP server other than the front end's offers addresses to unknown clients: \(a1MAC)") },
+                "\(dhcpReport.findings)")
+        #expect(!dhcpReport.servers.contains { $0.rogue && $0.mac != a1MAC }, "only a1 is rogue: \(dhcpReport.servers)")
+        Self.figure("verify-vlan --managed --dhcp, a rogue dhcpd on VLAN \(web): \(rogueCheck.seconds)")
+        try cluster.run("n1", "kill $(cat /tmp/rogue.pid)")
+
         Self.figure("MANAGED checks after the VMs were up: \(since(clock))")
     }
 }

@@ -18,6 +18,63 @@ struct VerifyVLANClusterTests {
         var conclusions: [String]
         var vlans: [Int]?
         var mtu: MTU?
+        struct DHCP: Decodable {
+            struct Server: Decodable { var vlan: Int; var mac: String; var ip: String; var seenBy: [String]; var answeredProbe: Bool; var allowed: Bool; var rogue: Bool }
+            var servers: [Server]; var findings: [String]
+        }
+        var dhcp: DHCP?
+    }
+
+    /// A rogue DHCP server: ISC dhcpd in an "instance" namespace on `node`'s bridge, answering anyone (a range
+    /// of the documentation network), as an instance running its own server would. Stopped with the returned
+    /// process (and with the namespace).
+    static func rogueDHCPServer(on node: ScratchNamespace, bridge: String, in cluster: NamespaceCluster, vlan: Int? = nil) throws -> (ScratchNamespace, Process, String) {
+        let instance = try ScratchNamespace()
+        try cluster.sh(node, "ip link add vrogue type veth peer name eth0 netns \(instance.name)")
+        try cluster.sh(node, "ip link set vrogue master \(bridge)")
+        try cluster.sh(node, "ip link set vrogue up")
+        try cluster.sh(instance, "ip link set lo up")
+        try cluster.sh(instance, "ip link set eth0 up")
+        try cluster.sh(instance, "ip address add 192.0.2.1/24 dev eth0")
+        let mac = try #require(try cluster.links(instance)["eth0"]?.mac?.description)
+        let conf = "\(cluster.directory)/rogue-dhcpd.conf", leases = "\(cluster.directory)/rogue-dhcpd.leases"
+        try "ddns-update-style none;\nsubnet 192.0.2.0 netmask 255.255.255.0 { range 192.0.2.100 192.0.2.200; }\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: leases, contents: nil)
+        let process = try NamespaceFixtures.launchTool(["/usr/sbin/dhcpd", "-4", "-f", "-cf", conf, "-lf", leases, "-pf", "\(cluster.directory)/rogue-dhcpd.pid", "eth0"],
+                                                       in: instance, log: "\(cluster.directory)/rogue-dhcpd.log")
+        return (instance, process, mac)
+    }
+
+    /// `--dhcp` on the flat network (MANAGED-NOVLAN: the untagged network is the instances'): nothing but the
+    /// front end's dhcpd may answer; a second dhcpd in an instance namespace on n1's bridge is named, with the
+    /// hosts that saw it, and exit 1.
+    @Test func aRogueDHCPServerOnTheInstanceNetworkIsNamed() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2", "n3"])
+        try cluster.startDaemons()
+        var (status, result) = try verify(cluster, ["--vlans", "10", "--dhcp"], probeTime: 3)
+        #expect(status == 0 && result.dhcp?.servers.isEmpty == true, "no server but the front end's (which has no instances to serve): \(String(describing: result.dhcp))")
+        let (_, rogue, mac) = try Self.rogueDHCPServer(on: cluster.nodes["n1"]!, bridge: "br0", in: cluster)
+        defer { rogue.terminate(); rogue.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !((try? String(contentsOfFile: "\(cluster.directory)/rogue-dhcpd.log", encoding: .utf8)) ?? "").contains("Sending on") {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        (status, result) = try verify(cluster, ["--vlans", "10", "--dhcp"], probeTime: 3)
+        let servers = try #require(result.dhcp?.servers)
+        #expect(status == 1, "a rogue server exits 1")
+        let found = try #require(servers.first { $0.mac == mac }, "\(servers)")
+        #expect(found.vlan == 0 && found.rogue && !found.allowed && found.answeredProbe && found.ip == "192.0.2.1", "\(found)")
+        #expect(found.seenBy == ["fe", "n2", "n3"], "every host on the wire but n1, whose own socket sees the offers leave: \(found.seenBy)")
+        #expect(!servers.contains { $0.vlan == 10 }, "its offers are untagged")
+        #expect(result.dhcp?.findings.contains { $0.hasPrefix("untagged: a DHCP server other than the front end's offers addresses to unknown clients: \(mac) (192.0.2.1), seen by fe, n2, n3; not seen by n1, which it may sit behind") } == true,
+                "\(String(describing: result.dhcp?.findings))")
+        let text = try cluster.vnetctlStatus(["verify-vlan", "--vlans", "10", "--dhcp"])
+        #expect(text.0 == 1 && text.1.contains("ROGUE") && text.1.contains("dhcp: untagged: a DHCP server other than the front end's"), "\(text.1)")
+        // Nothing was taken: the rogue server handed out no lease (no REQUEST followed its offers).
+        let leases = (try? String(contentsOfFile: "\(cluster.directory)/rogue-dhcpd.leases", encoding: .utf8)) ?? ""
+        #expect(!leases.contains("binding state active"), "\(leases)")
+        let short = try cluster.vnetctlResult(["verify-vlan", "--vlans", "10", "--dhcp", "--probe-time", "1.5"])
+        #expect(short.status != 0 && short.errors.contains("--dhcp listens"), "\(short.errors)")
     }
 
     func verify(_ cluster: NamespaceCluster, _ arguments: [String], probeTime: Double = 1.5) throws -> (Int32, Result) {
