@@ -187,6 +187,42 @@ fail:
     return -error;
 }
 
+int vnet_lldp_open(const char *interface, int *ifindex) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(0x88cc));
+    if (fd < 0) return -errno;
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
+    int error = 0;
+    if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
+    *ifindex = request.ifr_ifindex;
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(0x88cc);
+    address.sll_ifindex = *ifindex;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    // The three group addresses LLDP is sent to (nearest bridge, nearest non-TPMR bridge, nearest customer
+    // bridge): a NIC that filters multicast passes them while this socket is open; the kernel takes the
+    // memberships back with the socket.
+    static const uint8_t groups[3][6] = {
+        {0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}, {0x01, 0x80, 0xc2, 0x00, 0x00, 0x03}, {0x01, 0x80, 0xc2, 0x00, 0x00, 0x00},
+    };
+    for (int index = 0; index < 3; index++) {
+        struct packet_mreq membership;
+        memset(&membership, 0, sizeof(membership));
+        membership.mr_ifindex = *ifindex;
+        membership.mr_type = PACKET_MR_MULTICAST;
+        membership.mr_alen = 6;
+        memcpy(membership.mr_address, groups[index], 6);
+        if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
+    }
+    return fd;
+fail:
+    close(fd);
+    return -error;
+}
+
 int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length) {
     struct sockaddr_ll address;
     memset(&address, 0, sizeof(address));

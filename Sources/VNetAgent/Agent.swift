@@ -25,6 +25,8 @@ public struct AgentOptions: Sendable {
     public var coordinatorPublicKey: String?
     /// Runs this host's side of VLAN verifications; nil: the agent answers that it cannot.
     public var prober: VLANProbing?
+    /// What the host hears of its switch port (LLDP on VNET_INTERFACE), for the inventory; nil: nothing.
+    public var neighbors: NeighborDiscovery?
     /// Whether the agent keeps metrics (it is served them with `--metrics`).
     public var metrics = false
     /// The host's VNET_MODE and the role the agent was started with, said at registration: a coordinator of
@@ -122,6 +124,8 @@ public final class Agent {
 
     public func run() {
         var nextMetrics = 0.0
+        var nextNeighborCheck = 0.0
+        var heardNeighbors: [LLDPNeighbor] = []
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
             if ready[0] { perform(session.handle(.received(drain(subscriber, frames: 2), fromPublisher: true, at: monotonicSeconds()))) }
@@ -129,6 +133,15 @@ public final class Agent {
             for result in worker.take() { finished(result) }
             for report in probeOutbox.take() { perform(session.handle(.probeFinished(report, at: monotonicSeconds()))) }
             let now = monotonicSeconds()
+            // A switch port heard, changed or gone is reported at once, not at the next inventory.
+            if let neighbors = options.neighbors, now >= nextNeighborCheck {
+                nextNeighborCheck = now + 0.5
+                let heard = neighbors.neighbors().map(\.neighbor)
+                if heard != heardNeighbors {
+                    heardNeighbors = heard
+                    perform(session.handle(.neighborsChanged(at: now)))
+                }
+            }
             perform(session.handle(.tick(at: now)))
             if metrics.isEnabled, now >= nextMetrics {
                 refreshMetrics()
@@ -236,6 +249,9 @@ public final class Agent {
         inventory.failures = session.failures.sorted().map(\.wire)
         inventory.links = facts.links.map(\.wire)
         inventory.addresses = facts.addresses
+        inventory.neighbors = (options.neighbors?.neighbors() ?? []).map {
+            $0.neighbor.wire(interface: $0.interface, ageMilliseconds: UInt32(clamping: Int($0.age * 1000)))
+        }
         inventory.dhcpdState = dhcpdState
         inventory.iptablesRules = UInt32(clamping: iptablesRules)
         inventory.learned = reportedLearned.map { learned in

@@ -99,6 +99,8 @@ public struct AgentSession: Sendable {
         /// What `checkHost` found.
         case hostChecked(daemonDown: Bool, learnedChanged: Bool, at: Double)
         case probeFinished(Vnet_V1_ProbeReport, at: Double)
+        /// The switch port heard on the interface (LLDP) changed: the coordinator is told at once.
+        case neighborsChanged(at: Double)
     }
 
     public let settings: Settings
@@ -170,6 +172,9 @@ public struct AgentSession: Sendable {
                 nextReconcile = now + settings.reconcileInterval
                 reapply(.repair, &out)
             }
+        case .neighborsChanged(let now):
+            nextInventory = now + settings.inventoryInterval
+            out.append(.sendInventory(drift: []))
         case .probeFinished(let report, let now):
             let seconds = probe.map { now - $0.started } ?? 0
             probe = nil

@@ -261,6 +261,7 @@ public final class Coordinator {
         run.mtu = verify.mtu
         run.frontend = options.frontendName
         run.dhcp = verify.dhcp
+        run.ports = Dictionary(uniqueKeysWithValues: hosts.compactMap { host in session.reports[host]?.neighbors.first.map { (host, $0) } })
         run.mode = config.mode
         run.allowedDHCPServers = Set([session.interfaceMACs[options.frontendName]].compactMap { $0 }.filter { $0 != 0 }.map(MACAddress.init))
         run.expected = verify.expectedMtu != 0 ? MTUVerification.Expectation(mtu: Int(verify.expectedMtu), source: "--expect-mtu")

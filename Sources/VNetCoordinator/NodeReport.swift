@@ -12,6 +12,8 @@ struct NodeReport {
     var learned: [LearnedAddress] = []
     var links: [HostLink] = []
     var addresses: [String] = []
+    /// The switch port(s) heard on VNET_INTERFACE (LLDP), with how long ago (ms) as of the inventory.
+    var neighbors: [Vnet_V1_LldpNeighbor] = []
     /// The revision `failures` are about, and the failures (from apply results and inventories, the newer wins).
     var failedRevision: UInt64 = 0
     var failures: [ApplyReport.Failure] = []
@@ -28,6 +30,7 @@ struct NodeReport {
         }
         links = inventory.links.prefix(4096).compactMap(HostLink.init(wire:))
         addresses = inventory.addresses.prefix(4096).filter { $0.utf8.count <= 64 }
+        neighbors = inventory.neighbors.prefix(16).filter { LLDPNeighbor(wire: $0) != nil && NameRules.interfaceNameProblem($0.interface) == nil }
         update(revision: inventory.appliedRevision, failures: inventory.failures)
     }
 
@@ -51,5 +54,6 @@ struct NodeReport {
         info.failures = failures.map(\.wire)
         info.links = links.map(\.wire)
         info.addresses = addresses
+        info.neighbors = neighbors
     }
 }

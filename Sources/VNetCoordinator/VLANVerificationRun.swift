@@ -19,6 +19,8 @@ struct VLANVerificationRun {
     var expected: MTUVerification.Expectation?
     var frontend = ""
     /// `--dhcp`: the hosts asked for DHCP offers; servers are judged against the front end's MACs in `mode`.
+    /// The switch port each host's agent last heard (LLDP), to name culprits by.
+    var ports: [String: Vnet_V1_LldpNeighbor] = [:]
     var dhcp = false
     var allowedDHCPServers: Set<MACAddress> = []
     var mode = NetworkMode.system
@@ -66,6 +68,14 @@ struct VLANVerificationRun {
             culprit.vlan = UInt32(vlan)
             culprit.host = host
             return culprit
+        }
+        verification.ports = hosts.compactMap { host in
+            ports[host].map { neighbor in
+                var port = Vnet_V1_VlanHostPort()
+                port.host = host
+                port.neighbor = neighbor
+                return port
+            }
         }
         if mtu { addMTU(observations, to: &verification) }
         if dhcp { addDHCP(to: &verification) }

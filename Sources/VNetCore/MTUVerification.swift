@@ -51,14 +51,27 @@ public enum MTUVerification {
         min(expected, mtus[path.from] ?? expected, mtus[path.to] ?? expected)
     }
 
+    /// What a port's LLDP maximum frame size says against the largest payload measured; nil when it announces
+    /// none. Switches differ in counting a tag, and Linux lets 4 bytes over: within 4 bytes agrees.
+    public static func announcement(of port: LLDPNeighbor, passes largest: Int, tagged: Bool) -> String? {
+        guard let size = port.maxFrameSize, let payload = port.payload(tagged: tagged) else { return nil }
+        let said = "\(port.label) announces a maximum frame size of \(size) (LLDP), a payload of about \(payload)"
+        if abs(payload - largest) <= 4 { return "\(said): as measured" }
+        return payload > largest ? "\(said), more than passes: something between the port and the hosts drops the rest"
+            : "\(said), less than passes: its announcement is out of date"
+    }
+
     public static func isShort(_ path: Path, expected: Int, mtus: [String: Int]) -> Bool {
         path.failed != nil && path.passed < limit(path, expected: expected, mtus: mtus)
     }
 
     static func vid(_ vlan: Int) -> String { vlan == 0 ? "untagged" : "VID \(vlan)" }
 
-    public static func findings(paths: [Path], interfaces: [Interface], expected: Expectation) -> [String] {
+    /// `ports`: the switch port each host heard (LLDP): culprits are named with it, and where it announces its
+    /// maximum frame size, the finding says whether that agrees with what passes.
+    public static func findings(paths: [Path], interfaces: [Interface], expected: Expectation, ports: [String: LLDPNeighbor] = [:]) -> [String] {
         var out: [String] = []
+        func named(_ host: String) -> String { ports[host].map { "\(host) (\($0.label))" } ?? host }
         let mtus = Dictionary(interfaces.map { ($0.host, $0.mtu) }, uniquingKeysWith: { a, _ in a })
         let byHost = Dictionary(interfaces.map { ($0.host, $0) }, uniquingKeysWith: { a, _ in a })
         let sizes = Set(interfaces.map(\.mtu))
@@ -102,10 +115,11 @@ public enum MTUVerification {
                 let mine = short.filter { bothWays != nil ? ($0.from == host || $0.to == host) : towards != nil ? $0.to == host : $0.from == host }
                 let largest = mine.map(\.passed).max()!
                 let fromPass = !short.contains { $0.from == host }, towardsPass = !short.contains { $0.to == host }
-                let what = bothWays != nil ? "\(host)'s side passes at most \(largest) to and from every other host"
-                    : towards != nil ? "frames towards \(host) pass at most \(largest) from every other host" + (fromPass ? " (frames from \(host) pass)" : "")
-                    : "frames from \(host) pass at most \(largest) to every other host" + (towardsPass ? " (frames towards \(host) pass)" : "")
-                out.append("\(vid(vlan)): \(what), while paths between others pass \(expected.mtu): \(host)'s switch port (or its link) has the smaller MTU; e.g. \(describe(mine[0]))")
+                let what = bothWays != nil ? "\(named(host))'s side passes at most \(largest) to and from every other host"
+                    : towards != nil ? "frames towards \(named(host)) pass at most \(largest) from every other host" + (fromPass ? " (frames from \(host) pass)" : "")
+                    : "frames from \(named(host)) pass at most \(largest) to every other host" + (towardsPass ? " (frames towards \(host) pass)" : "")
+                let announced = ports[host].flatMap { announcement(of: $0, passes: largest, tagged: vlan != 0) }.map { "; \($0)" } ?? ""
+                out.append("\(vid(vlan)): \(what), while paths between others pass \(expected.mtu): \(host)'s switch port (or its link) has the smaller MTU; e.g. \(describe(mine[0]))\(announced)")
                 for path in short where !mine.contains(path) { out.append("\(vid(vlan)): \(describe(path))") }
             } else {
                 let sides = hosts.count == 2 ? " (with two hosts either side may be the short one)" : ""

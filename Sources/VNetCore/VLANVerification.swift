@@ -67,8 +67,11 @@ public enum VLANVerification {
     /// up), several such hosts, a VID carried nowhere, pairs that fail between hosts that each pass with others,
     /// a host nothing reaches even untagged, and the limit of two hosts (either side may be the one). Hosts
     /// that took no part are left out.
+    /// `ports`: the switch port each host heard (LLDP): hosts are named with it ("n3 (sw1 Eth1/7)"), and where
+    /// a culprit's port announces its VLANs, the conclusion says whether the announcement agrees.
     public static func conclusions(hosts: [String], vlans: [Int], pairs: [Pair], culprits: [Int: String], unreachable: Set<String> = [],
-                                   control: Bool = true) -> [String] {
+                                   control: Bool = true, ports: [String: LLDPNeighbor] = [:]) -> [String] {
+        func named(_ host: String) -> String { ports[host].map { "\(host) (\($0.label))" } ?? host }
         let present = hosts.filter { !unreachable.contains($0) }.sorted()
         guard present.count >= 2 else { return [] }
         let taking = pairs.filter { !unreachable.contains($0.a) && !unreachable.contains($0.b) }
@@ -85,7 +88,7 @@ public enum VLANVerification {
                 for host in present {
                     let mine = untagged.filter { $0.a == host || $0.b == host }
                     if !mine.isEmpty, mine.allSatisfy({ !$0.status.isOK }) {
-                        out.append("\(host): nothing passes to or from it, untagged either: its link or cabling, not VLAN tagging")
+                        out.append("\(named(host)): nothing passes to or from it, untagged either: its link or cabling, not VLAN tagging")
                     }
                 }
             }
@@ -97,8 +100,9 @@ public enum VLANVerification {
             if present.count == 2 {
                 out.append("VID \(vlan) fails between \(present[0]) and \(present[1]) (\(failing[0].status)): with two hosts either side may drop it; a third host tells which (the front end takes part unless --no-frontend)")
             } else if let host = culprits[vlan] {
-                out.append("VID \(vlan): \(host) fails with every other host while they pass among themselves: \(host)'s side drops it, its switch port not carrying VID \(vlan) or its NIC filtering it"
-                           + (control ? "; untagged frames pass to and from \(host), so its link is up" : ""))
+                out.append("VID \(vlan): \(named(host)) fails with every other host while they pass among themselves: \(host)'s side drops it, its switch port not carrying VID \(vlan) or its NIC filtering it"
+                           + (control ? "; untagged frames pass to and from \(host), so its link is up" : "")
+                           + (ports[host].flatMap { announcement(of: $0, vlan: vlan, passes: false) }.map { "; \($0)" } ?? ""))
             } else if failing.count == judged.count {
                 out.append("VID \(vlan) fails between every pair: it is not carried between any of these hosts (not allowed on the trunks, or every port drops it); no single host is to blame")
             } else {
@@ -107,13 +111,25 @@ public enum VLANVerification {
                     return !mine.isEmpty && mine.allSatisfy { !$0.status.isOK }
                 }
                 if suspects.count > 1 {
-                    out.append("VID \(vlan): \(suspects.joined(separator: ", ")) each fail with every other host: look at each one's switch port")
+                    out.append("VID \(vlan): \(suspects.map(named).joined(separator: ", ")) each fail with every other host: look at each one's switch port")
                 } else {
                     out.append("VID \(vlan): \(failing.map(name).joined(separator: ", ")) fail though each of these hosts passes with others: the path between them (a trunk between switches?) may not carry it")
                 }
             }
         }
         return out
+    }
+
+    /// What a port's LLDP says of `vlan` against what was measured (`passes`): nil when it announces no VLANs.
+    public static func announcement(of port: LLDPNeighbor, vlan: Int, passes: Bool) -> String? {
+        guard !port.vlans.isEmpty else { return nil }
+        let list = port.vlans.keys.sorted().map(String.init).joined(separator: ",")
+        switch (port.vlans[vlan] != nil, passes) {
+        case (false, false): return "\(port.label) announces VLANs \(list) (LLDP), not \(vlan): the switch's configuration says the same"
+        case (true, false): return "yet \(port.label) announces VLAN \(vlan) (LLDP): the NIC, or something between it and the port, drops it"
+        case (false, true): return "\(port.label) announces VLANs \(list) (LLDP), not \(vlan), though \(vlan) passes: its announcement is incomplete"
+        case (true, true): return nil
+        }
     }
 
     /// `control: false` when no untagged round was run (the kernel method): pairs are judged on their VIDs alone.

@@ -6,10 +6,10 @@ import VNetProto
 /// Every parser that reads what others wrote, as fuzz targets: eucalyptus.conf (parse and validate, both
 /// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames,
 /// iptables-preload files, dhcpd's OMAPI answers and its lease file, DHCP server replies as whole frames (the
-/// rogue-DHCP check). Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
+/// rogue-DHCP check), LLDP frames (the switch port). Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
 /// harness in Fuzz/ (coverage-guided), so both exercise exactly the same code.
 public enum FuzzTargets {
-    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases", "dhcp-frame"]
+    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases", "dhcp-frame", "lldp"]
 
     /// Feeds one input to `target`; true when the parser accepted it as valid. `variant` picks between the
     /// ways a target can be read (a config's role, a probe frame with its tag stripped by the kernel).
@@ -32,6 +32,11 @@ public enum FuzzTargets {
             _ = message.isSigned(by: [1, 2, 3])
             _ = OMAPISession.host(in: message)
             return true
+        case "lldp":
+            guard let neighbor = LLDPNeighbor.parse(input) else { return false }
+            _ = neighbor.label
+            // What the agent sends must read back the same at the coordinator.
+            return LLDPNeighbor(wire: neighbor.wire(interface: "eth0", ageMilliseconds: 1)) == neighbor
         case "dhcp-frame":
             return RogueDHCP.Sighting.parse(frame: input, strippedVLAN: variant % 3 == 0 ? variant % 4095 : nil) != nil
         case "leases":
@@ -76,6 +81,9 @@ public enum FuzzTargets {
         case "probe":
             return [0, 10].map { VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: $0, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1").frame }
                 + [VLANProbe(destination: MACAddress(2), source: MACAddress(3), vlan: 20, kind: .probe, nonce: 7, sequence: 1, sentNanoseconds: 5, sender: "h1", size: 200).frame]
+        case "lldp":
+            return [LLDPNeighbor(chassisID: "52:54:00:12:34:56", portID: "Eth1/7", ttl: 120, systemName: "sw1", portDescription: "to n3",
+                                 portVLAN: 1, vlans: [20: "v200"], maxFrameSize: 1518).frame(source: MACAddress(0x5254_0012_3457))]
         case "dhcp-frame":
             // A server's offer, tagged, from the "dhcp" corpus's packet (its options: an ACK with a server id).
             return corpus("dhcp").map { [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0, 20, 0x08, 0x00] + $0 }

@@ -43,3 +43,19 @@ public struct VLANProbeOutcome: Sendable {
         self.observations = observations; self.interfaceMTU = interfaceMTU; self.dhcpServers = dhcpServers
     }
 }
+
+/// What a host hears of the switch port its interface is plugged into (LLDP), for the inventory.
+public protocol NeighborDiscovery: AnyObject, Sendable {
+    /// Every neighbor heard and not expired (its TTL), newest first.
+    func neighbors() -> [HeardNeighbor]
+}
+
+/// A neighbor as heard on an interface, and how long ago (seconds).
+public struct HeardNeighbor: Sendable, Equatable {
+    public var interface: String
+    public var neighbor: LLDPNeighbor
+    public var age: Double
+    public init(interface: String, neighbor: LLDPNeighbor, age: Double) {
+        self.interface = interface; self.neighbor = neighbor; self.age = age
+    }
+}

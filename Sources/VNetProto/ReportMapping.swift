@@ -44,6 +44,38 @@ extension HostLink {
     }
 }
 
+extension LLDPNeighbor {
+    /// As an inventory carries it: where it was heard and how long ago.
+    public func wire(interface: String, ageMilliseconds: UInt32) -> Vnet_V1_LldpNeighbor {
+        var out = Vnet_V1_LldpNeighbor()
+        out.interface = interface
+        out.chassisID = chassisID
+        out.portID = portID
+        out.systemName = systemName ?? ""
+        out.portDescription = portDescription ?? ""
+        out.ttl = UInt32(ttl)
+        out.portVlan = UInt32(portVLAN ?? 0)
+        let sorted = vlans.keys.sorted()
+        out.vlans = sorted.map(UInt32.init)
+        out.vlanNames = sorted.map { vlans[$0] ?? "" }
+        out.maxFrameSize = UInt32(maxFrameSize ?? 0)
+        out.ageMs = ageMilliseconds
+        return out
+    }
+
+    /// nil when a field is unusable (the agent parsed it from the wire; the coordinator checks again).
+    public init?(wire: Vnet_V1_LldpNeighbor) {
+        let texts = [wire.chassisID, wire.portID, wire.systemName, wire.portDescription] + wire.vlanNames
+        guard !wire.chassisID.isEmpty, !wire.portID.isEmpty, texts.allSatisfy({ $0.utf8.count <= 255 }),
+              wire.vlans.count == wire.vlanNames.count, wire.vlans.count <= 4094, wire.vlans.allSatisfy({ (1...4094).contains($0) }),
+              wire.portVlan <= 4094, wire.ttl <= 65535, wire.maxFrameSize <= 65535 else { return nil }
+        self.init(chassisID: wire.chassisID, portID: wire.portID, ttl: Int(wire.ttl), systemName: wire.systemName.isEmpty ? nil : wire.systemName,
+                  portDescription: wire.portDescription.isEmpty ? nil : wire.portDescription, portVLAN: wire.portVlan == 0 ? nil : Int(wire.portVlan),
+                  vlans: Dictionary(zip(wire.vlans.map(Int.init), wire.vlanNames), uniquingKeysWith: { a, _ in a }),
+                  maxFrameSize: wire.maxFrameSize == 0 ? nil : Int(wire.maxFrameSize))
+    }
+}
+
 extension HostRole {
     public var wire: Vnet_V1_Role { self == .frontend ? .frontend : .node }
     public init?(wire: Vnet_V1_Role) {

@@ -478,6 +478,47 @@ public nonisolated struct Vnet_V1_Inventory: Sendable {
   /// every IPv4 address on the host, "ADDRESS/PREFIX DEVICE"
   public var addresses: [String] = []
 
+  /// the switch port(s) heard on VNET_INTERFACE (LLDP)
+  public var neighbors: [Vnet_V1_LldpNeighbor] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A switch port as its LLDP announces it (LLDPNeighbor in the core).
+public nonisolated struct Vnet_V1_LldpNeighbor: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// where it was heard
+  public var interface: String = String()
+
+  public var chassisID: String = String()
+
+  public var portID: String = String()
+
+  public var systemName: String = String()
+
+  public var portDescription: String = String()
+
+  public var ttl: UInt32 = 0
+
+  /// 802.1 port VLAN ID; 0: not announced
+  public var portVlan: UInt32 = 0
+
+  /// 802.1 VLAN names: the VIDs the port announces, sorted
+  public var vlans: [UInt32] = []
+
+  public var vlanNames: [String] = []
+
+  /// 802.3; 0: not announced
+  public var maxFrameSize: UInt32 = 0
+
+  /// since it was last heard
+  public var ageMs: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1335,9 +1376,35 @@ public nonisolated struct Vnet_V1_VlanVerification: Sendable {
 
   public var dhcpServers: [Vnet_V1_VlanDhcpServer] = []
 
+  /// The switch port each host is plugged into, where its agent heard LLDP: culprits are named by it.
+  public var ports: [Vnet_V1_VlanHostPort] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Vnet_V1_VlanHostPort: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var host: String = String()
+
+  public var neighbor: Vnet_V1_LldpNeighbor {
+    get {_neighbor ?? Vnet_V1_LldpNeighbor()}
+    set {_neighbor = newValue}
+  }
+  /// Returns true if `neighbor` has been explicitly set.
+  public var hasNeighbor: Bool {self._neighbor != nil}
+  /// Clears the value of `neighbor`. Subsequent reads from it will return its default value.
+  public mutating func clearNeighbor() {self._neighbor = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _neighbor: Vnet_V1_LldpNeighbor? = nil
 }
 
 public nonisolated struct Vnet_V1_VlanDhcpServer: Sendable {
@@ -1583,6 +1650,12 @@ public nonisolated struct Vnet_V1_NodeInfo: @unchecked Sendable {
   public var applyingRevision: UInt64 {
     get {_storage._applyingRevision}
     set {_uniqueStorage()._applyingRevision = newValue}
+  }
+
+  /// from the node's last inventory
+  public var neighbors: [Vnet_V1_LldpNeighbor] {
+    get {_storage._neighbors}
+    set {_uniqueStorage()._neighbors = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2471,7 +2544,7 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Inventory"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{2}\u{2}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{c}\u{3}\u{1}\u{c}\u{b}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}applied_revision\0\u{2}\u{2}drift\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{1}learned\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{2}\u{2}neighbors\0\u{c}\u{3}\u{1}\u{c}\u{b}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2488,6 +2561,7 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.failures) }()
       case 9: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
       case 10: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.neighbors) }()
       default: break
       }
     }
@@ -2521,6 +2595,9 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.addresses.isEmpty {
       try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 10)
     }
+    if !self.neighbors.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.neighbors, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2534,6 +2611,87 @@ nonisolated extension Vnet_V1_Inventory: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.failures != rhs.failures {return false}
     if lhs.links != rhs.links {return false}
     if lhs.addresses != rhs.addresses {return false}
+    if lhs.neighbors != rhs.neighbors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_LldpNeighbor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LldpNeighbor"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}interface\0\u{3}chassis_id\0\u{3}port_id\0\u{3}system_name\0\u{3}port_description\0\u{1}ttl\0\u{3}port_vlan\0\u{1}vlans\0\u{3}vlan_names\0\u{3}max_frame_size\0\u{3}age_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.interface) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.chassisID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.portID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.systemName) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.portDescription) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.ttl) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.portVlan) }()
+      case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.vlans) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.vlanNames) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.maxFrameSize) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.ageMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.interface.isEmpty {
+      try visitor.visitSingularStringField(value: self.interface, fieldNumber: 1)
+    }
+    if !self.chassisID.isEmpty {
+      try visitor.visitSingularStringField(value: self.chassisID, fieldNumber: 2)
+    }
+    if !self.portID.isEmpty {
+      try visitor.visitSingularStringField(value: self.portID, fieldNumber: 3)
+    }
+    if !self.systemName.isEmpty {
+      try visitor.visitSingularStringField(value: self.systemName, fieldNumber: 4)
+    }
+    if !self.portDescription.isEmpty {
+      try visitor.visitSingularStringField(value: self.portDescription, fieldNumber: 5)
+    }
+    if self.ttl != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ttl, fieldNumber: 6)
+    }
+    if self.portVlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.portVlan, fieldNumber: 7)
+    }
+    if !self.vlans.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.vlans, fieldNumber: 8)
+    }
+    if !self.vlanNames.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.vlanNames, fieldNumber: 9)
+    }
+    if self.maxFrameSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxFrameSize, fieldNumber: 10)
+    }
+    if self.ageMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ageMs, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_LldpNeighbor, rhs: Vnet_V1_LldpNeighbor) -> Bool {
+    if lhs.interface != rhs.interface {return false}
+    if lhs.chassisID != rhs.chassisID {return false}
+    if lhs.portID != rhs.portID {return false}
+    if lhs.systemName != rhs.systemName {return false}
+    if lhs.portDescription != rhs.portDescription {return false}
+    if lhs.ttl != rhs.ttl {return false}
+    if lhs.portVlan != rhs.portVlan {return false}
+    if lhs.vlans != rhs.vlans {return false}
+    if lhs.vlanNames != rhs.vlanNames {return false}
+    if lhs.maxFrameSize != rhs.maxFrameSize {return false}
+    if lhs.ageMs != rhs.ageMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4278,7 +4436,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VlanVerification"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0\u{3}mtu_paths\0\u{1}interfaces\0\u{3}expected_mtu\0\u{3}expected_mtu_source\0\u{3}dhcp_checked\0\u{3}dhcp_servers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlans\0\u{1}hosts\0\u{1}unreachable\0\u{1}pairs\0\u{1}culprits\0\u{3}mtu_paths\0\u{1}interfaces\0\u{3}expected_mtu\0\u{3}expected_mtu_source\0\u{3}dhcp_checked\0\u{3}dhcp_servers\0\u{1}ports\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4297,6 +4455,7 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
       case 9: try { try decoder.decodeSingularStringField(value: &self.expectedMtuSource) }()
       case 10: try { try decoder.decodeSingularBoolField(value: &self.dhcpChecked) }()
       case 11: try { try decoder.decodeRepeatedMessageField(value: &self.dhcpServers) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
       default: break
       }
     }
@@ -4336,6 +4495,9 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if !self.dhcpServers.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.dhcpServers, fieldNumber: 11)
     }
+    if !self.ports.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ports, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4351,6 +4513,46 @@ nonisolated extension Vnet_V1_VlanVerification: SwiftProtobuf.Message, SwiftProt
     if lhs.expectedMtuSource != rhs.expectedMtuSource {return false}
     if lhs.dhcpChecked != rhs.dhcpChecked {return false}
     if lhs.dhcpServers != rhs.dhcpServers {return false}
+    if lhs.ports != rhs.ports {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanHostPort: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanHostPort"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}host\0\u{1}neighbor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.host) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._neighbor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.host.isEmpty {
+      try visitor.visitSingularStringField(value: self.host, fieldNumber: 1)
+    }
+    try { if let v = self._neighbor {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanHostPort, rhs: Vnet_V1_VlanHostPort) -> Bool {
+    if lhs.host != rhs.host {return false}
+    if lhs._neighbor != rhs._neighbor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4693,7 +4895,7 @@ nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0\u{3}applying_revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0\u{3}applying_revision\0\u{1}neighbors\0")
 
   fileprivate class _StorageClass {
     var _nodeID: String = String()
@@ -4713,6 +4915,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _interface: String = String()
     var _bridge: String = String()
     var _applyingRevision: UInt64 = 0
+    var _neighbors: [Vnet_V1_LldpNeighbor] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4740,6 +4943,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       _interface = source._interface
       _bridge = source._bridge
       _applyingRevision = source._applyingRevision
+      _neighbors = source._neighbors
     }
   }
 
@@ -4775,6 +4979,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._interface) }()
         case 16: try { try decoder.decodeSingularStringField(value: &_storage._bridge) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._applyingRevision) }()
+        case 18: try { try decoder.decodeRepeatedMessageField(value: &_storage._neighbors) }()
         default: break
         }
       }
@@ -4834,6 +5039,9 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       if _storage._applyingRevision != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._applyingRevision, fieldNumber: 17)
       }
+      if !_storage._neighbors.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._neighbors, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4860,6 +5068,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._interface != rhs_storage._interface {return false}
         if _storage._bridge != rhs_storage._bridge {return false}
         if _storage._applyingRevision != rhs_storage._applyingRevision {return false}
+        if _storage._neighbors != rhs_storage._neighbors {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -91,6 +91,10 @@ struct AgentCommand: ParsableCommand {
                 let home = ConfFile.parse(text).last("EUCALYPTUS")?.value
                 let preload = iptablesPreload ?? home.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/var/run/eucalyptus/net/iptables-preload" }
                 options.prober = LinuxVLANProber()
+                do { options.neighbors = try LLDPListener(interface: options.interface) } catch {
+                    // Not fatal: the switch port is only for reports (no CAP_NET_RAW, or no such interface yet).
+                    FileHandle.standardError.write(Data("vnet-agent: not listening for LLDP: \(error)\n".utf8))
+                }
                 hostBackend = LinuxBackend(stateFile: "\(stateDir)/linux-backend.pb",
                                            dhcpd: DHCPDManager(runner: ProcessRunner(), settings: dhcpd), preloadPath: preload,
                                            interface: options.interface, bridge: options.bridge)

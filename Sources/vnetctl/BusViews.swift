@@ -34,6 +34,26 @@ struct LinkView: Encodable {
     static let header = ["LINK", "KIND", "MASTER", "STATE", "OWNER"]
 }
 
+/// A switch port a host heard on an interface (LLDP).
+struct SwitchPortView: Encodable {
+    var interface: String, label: String, chassisId: String, portId: String, systemName: String?, portDescription: String?
+    var portVlan: Int?, vlans: [Int], maxFrameSize: Int?, ttl: Int, heardMsAgo: UInt32
+    init?(_ wire: Vnet_V1_LldpNeighbor) {
+        guard let neighbor = LLDPNeighbor(wire: wire) else { return nil }
+        interface = wire.interface; label = neighbor.label; chassisId = neighbor.chassisID; portId = neighbor.portID
+        systemName = neighbor.systemName; portDescription = neighbor.portDescription; portVlan = neighbor.portVLAN
+        vlans = neighbor.vlans.keys.sorted(); maxFrameSize = neighbor.maxFrameSize; ttl = neighbor.ttl; heardMsAgo = wire.ageMs
+    }
+    var text: String {
+        var facts = ["chassis \(chassisId)", "port \(portId)"]
+        if let portDescription { facts.append("\"\(portDescription)\"") }
+        if let portVlan { facts.append("PVID \(portVlan)") }
+        if !vlans.isEmpty { facts.append("VLANs " + vlans.map(String.init).joined(separator: ",")) }
+        if let maxFrameSize { facts.append("max frame \(maxFrameSize)") }
+        return "\(label) on \(interface) (\(facts.joined(separator: ", ")); heard \(String(format: "%.1f", Double(heardMsAgo) / 1000)) s before the last inventory)"
+    }
+}
+
 struct NodeView: Encodable {
     var id: String, address: String?, state: String, heartbeatAgeMs: UInt64?, desiredRevision: UInt64, appliedRevision: UInt64
     /// The revision the host is applying now (its heartbeats go on meanwhile); nil: none.
@@ -43,6 +63,8 @@ struct NodeView: Encodable {
     var failedRevision: UInt64?, failures: [FailureView]
     /// With `--detail` (or `describe-node`): the host as its last inventory listed it.
     var interface: String?, bridge: String?, links: [LinkView]?, addresses: [String]?
+    /// With `--detail`: the switch port(s) the host heard on VNET_INTERFACE (LLDP).
+    var switchPorts: [SwitchPortView]?
     init(_ info: Vnet_V1_NodeInfo, detail: Bool = false) {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
         heartbeatAgeMs = HostLiveness(rawValue: info.state) == .new ? nil : info.heartbeatAgeMs
@@ -55,6 +77,7 @@ struct NodeView: Encodable {
         if detail {
             interface = info.interface.isEmpty ? nil : info.interface; bridge = info.bridge.isEmpty ? nil : info.bridge
             links = info.links.map(LinkView.init); addresses = info.addresses
+            switchPorts = info.neighbors.compactMap(SwitchPortView.init)
         }
     }
     var row: [String] {
@@ -82,6 +105,9 @@ struct NodeView: Encodable {
             lines += table([LinkView.header] + links.map(\.row)).split(separator: "\n").map { "    " + $0 }
         }
         if let addresses, !addresses.isEmpty { lines.append("  addresses: " + addresses.joined(separator: ", ")) }
+        if let switchPorts {
+            lines += switchPorts.isEmpty ? ["  switch port: none heard (no LLDP on VNET_INTERFACE)"] : switchPorts.map { "  switch port: " + $0.text }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

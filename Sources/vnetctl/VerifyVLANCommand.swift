@@ -61,7 +61,8 @@ struct VerifyVLANCommand: ParsableCommand {
         options.timeout = max(bus.timeout, probeTime + 10)
         let reply = try options.call(.verifyVlan(request))
         let result = reply.verification
-        let mtuFindings = mtu ? Self.mtuFindings(result) : []
+        let ports = Self.ports(result)
+        let mtuFindings = mtu ? Self.mtuFindings(result, ports: ports) : []
         let servers = Self.servers(result)
         let dhcpFindings = dhcp ? RogueDHCP.findings(servers, hosts: result.hosts.filter { !result.unreachable.contains($0) }) : []
         let failed = result.pairs.contains { $0.status != "ok" } || !mtuFindings.isEmpty || servers.contains(where: \.rogue)
@@ -69,13 +70,13 @@ struct VerifyVLANCommand: ParsableCommand {
                                              method: method)
         let conclusions = VLANVerification.conclusions(hosts: result.hosts, vlans: result.vlans.map(Int.init), pairs: result.pairs.map(Self.pair),
                                                        culprits: Dictionary(result.culprits.map { (Int($0.vlan), $0.host) }, uniquingKeysWith: { a, _ in a }),
-                                                       unreachable: Set(result.unreachable), control: method != .kernel)
+                                                       unreachable: Set(result.unreachable), control: method != .kernel, ports: ports)
         if bus.json {
             try Output.json(VerificationView(result, problems: reply.error, conclusions: conclusions, advice: advice,
                                              mtu: mtu ? MTUView(result, findings: mtuFindings) : nil,
                                              dhcp: dhcp ? DHCPView(servers: servers, findings: dhcpFindings) : nil))
         } else {
-            Output.text(Self.render(result) + (mtu ? Self.renderMTU(result, findings: mtuFindings) : "")
+            Output.text(Self.render(result) + Self.renderPorts(ports) + (mtu ? Self.renderMTU(result, findings: mtuFindings) : "")
                         + (dhcp ? Self.renderDHCP(servers, findings: dhcpFindings) : "")
                         + conclusions.map { "conclusion: \($0)\n" }.joined() + advice.map { "note: \($0)\n" }.joined()
                         + (reply.error.isEmpty ? "" : "problems: \(reply.error)\n"))
@@ -121,10 +122,19 @@ struct VerifyVLANCommand: ParsableCommand {
         result.interfaces.map { MTUVerification.Interface(host: $0.host, name: $0.name, mtu: Int($0.mtu)) }
     }
 
-    static func mtuFindings(_ result: Vnet_V1_VlanVerification) -> [String] {
+    static func mtuFindings(_ result: Vnet_V1_VlanVerification, ports: [String: LLDPNeighbor]) -> [String] {
         guard result.expectedMtu > 0 else { return [] }
         return MTUVerification.findings(paths: paths(result), interfaces: interfaces(result),
-                                        expected: .init(mtu: Int(result.expectedMtu), source: result.expectedMtuSource))
+                                        expected: .init(mtu: Int(result.expectedMtu), source: result.expectedMtuSource), ports: ports)
+    }
+
+    /// Each host's switch port, as its agent heard it (LLDP).
+    static func ports(_ result: Vnet_V1_VlanVerification) -> [String: LLDPNeighbor] {
+        Dictionary(result.ports.compactMap { port in LLDPNeighbor(wire: port.neighbor).map { (port.host, $0) } }, uniquingKeysWith: { a, _ in a })
+    }
+
+    static func renderPorts(_ ports: [String: LLDPNeighbor]) -> String {
+        ports.isEmpty ? "" : "switch ports (LLDP): " + ports.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.label)" }.joined(separator: ", ") + "\n"
     }
 
     /// The interfaces, then per VID only the directions short of what they should carry (all of them: --json).
@@ -208,9 +218,12 @@ struct VerificationView: Encodable {
     var conclusions: [String], advice: [String]
     var mtu: MTUView?
     var dhcp: DHCPView?
+    /// Host -> its switch port's label ("sw1 Eth1/7"), where its agent heard LLDP.
+    var switchPorts: [String: String]
     init(_ result: Vnet_V1_VlanVerification, problems: String, conclusions: [String], advice: [String], mtu: MTUView? = nil, dhcp: DHCPView? = nil) {
         self.mtu = mtu
         self.dhcp = dhcp
+        switchPorts = VerifyVLANCommand.ports(result).mapValues(\.label)
         self.advice = advice
         self.conclusions = conclusions
         vlans = result.vlans.map(Int.init); hosts = result.hosts; unreachable = result.unreachable

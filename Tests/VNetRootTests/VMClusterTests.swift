@@ -22,7 +22,8 @@ struct VMClusterTests {
             struct Server: Decodable { var vlan: Int; var mac: String; var seenBy: [String]; var allowed: Bool; var rogue: Bool }
             var servers: [Server]; var findings: [String]
         }
-        var pairs: [Pair], culprits: [String: String], advice: [String]
+        var pairs: [Pair], culprits: [String: String], advice: [String], conclusions: [String]
+        var switchPorts: [String: String]
         var mtu: MTU?
         var dhcp: DHCP?
     }
@@ -35,6 +36,20 @@ struct VMClusterTests {
                                             .init(name: "n2", nic: ",ctrl_vlan=off", mac: "52:54:00:00:04:03")])
         try cluster.waitUntilReady()
         Self.figure(String(format: "3 VMs up (boot to command server) after %.1f s", cluster.readyAfter))
+        // The switch announces each port (Debian's lldpd on the taps: sw1, Eth1/1-3), as a real switch would:
+        // LLDP's multicast group must get past each virtio NIC's receive filter into the guest.
+        try "configure system hostname sw1\nconfigure lldp tx-interval 1\n"
+            .appending(["fe", "n1", "n2"].enumerated().map { "configure ports p-\($1) lldp portidsubtype local Eth1/\($0 + 1)\n" }.joined())
+            .write(toFile: "\(cluster.directory)/lldpd.conf", atomically: true, encoding: .utf8)
+        let lldpd = try NamespaceFixtures.launchTool(["/usr/sbin/lldpd", "-d", "-k", "-u", "\(cluster.directory)/lldpd.sock", "-I", "p-fe,p-n1,p-n2",
+                                                      "-O", "\(cluster.directory)/lldpd.conf"], in: cluster.switchNS, log: "\(cluster.directory)/lldpd.log")
+        defer {
+            // lldpd forks, and ignores SIGTERM as Foundation starts it: every process in the switch namespace but qemu.
+            let pids = (try? cluster.onSwitch(["ip", "netns", "pids", cluster.switchNS.name])) ?? ""
+            let qemus = Set(cluster.qemus.values.map(\.processIdentifier))
+            for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) where !qemus.contains(pid) { kill(pid, SIGKILL) }
+            lldpd.waitUntilExit()
+        }
         let clock = Date()
         func since(_ start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
 
@@ -135,8 +150,19 @@ struct VMClusterTests {
                 _ = try cluster.onSwitch(["nft", "add rule bridge lane4 portfilter \(direction) \(port) vlan id \(vid) drop"])
             }
         }
+        // Every host's switch port, heard through its NIC (LLDP), reported at once.
+        struct Ports: Decodable { struct Port: Decodable { var label: String }; var id: String; var switchPorts: [Port]? }
+        var heard: [String: String] = [:]
+        for _ in 0..<60 where heard.count < 3 {
+            let nodes = (try? JSONDecoder().decode([Ports].self, from: Data(((try? vnetctl("nodes --detail --json"))?.output ?? "").utf8))) ?? []
+            heard = Dictionary(nodes.compactMap { node in node.switchPorts?.first.map { (node.id, $0.label) } }, uniquingKeysWith: { a, _ in a })
+            if heard.count < 3 { Thread.sleep(forTimeInterval: 0.5) }
+        }
+        #expect(heard == ["fe": "sw1 Eth1/1", "n1": "sw1 Eth1/2", "n2": "sw1 Eth1/3"], "LLDP through the virtio NICs: \(heard)")
         let dirty = try verify("--vlans 100,200")
         #expect(dirty.status == 1)
+        #expect(dirty.result.conclusions.contains { $0.hasPrefix("VID 100: n1 (sw1 Eth1/2) fails with every other host") }, "\(dirty.result.conclusions)")
+        #expect(dirty.result.switchPorts == heard)
         #expect(dirty.result.culprits == ["100": "n1", "200": "n2"], "\(dirty.result.culprits) \(dirty.result.pairs)")
         // Exactly the pairs with the dirty port fail.
         func failingExactlyWith(_ host: String, _ result: Verification, _ vlan: Int) -> Bool {
@@ -176,7 +202,7 @@ struct VMClusterTests {
             // Linux lets a frame a tag's 4 bytes (and a tagged one its tag) over a port's MTU: 1500-1504 pass.
             #expect(path.to == "n2" ? ((1500...1504).contains(path.passed) && path.failed == path.passed + 1) : (path.passed == 9000 && path.failed == nil), "\(path)")
         }
-        #expect(narrowMTU.findings.contains { $0.hasPrefix("VID 100: frames towards n2 pass at most 150") && $0.contains("(frames from n2 pass)") }, "\(narrowMTU.findings)")
+        #expect(narrowMTU.findings.contains { $0.hasPrefix("VID 100: frames towards n2 (sw1 Eth1/3) pass at most 150") && $0.contains("(frames from n2 pass)") }, "\(narrowMTU.findings)")
         Self.figure("verify-vlan --mtu, 3 hosts x 2 VIDs, n2's port at 1500: \(narrow.seconds)")
         for port in ["p-fe", "p-n1", "p-n2"] { _ = try cluster.onSwitch(["ip", "link", "set", port, "mtu", "1500"]) }
         for host in ["fe", "n1", "n2"] { try cluster.run(host, "ip link set eth0 mtu 1500 && ip route replace 10.99.0.0/24 dev eth0") }

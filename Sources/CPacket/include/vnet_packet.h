@@ -28,6 +28,11 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
 /// Fills the interface's index and MAC. Needs CAP_NET_RAW. Returns the descriptor, or -errno.
 int vnet_dhcp_scan_open(const char *interface, int *ifindex, uint8_t mac[6]);
 
+/// A non-blocking raw AF_PACKET socket on one interface for LLDP (EtherType 0x88cc), with the interface taking
+/// LLDP's group addresses while it is open. Read with vnet_probe_receive. Needs CAP_NET_RAW. Returns the
+/// descriptor, or -errno.
+int vnet_lldp_open(const char *interface, int *ifindex);
+
 /// Sends one whole Ethernet frame on the socket's interface. Returns 0 or -errno.
 int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length);
 
