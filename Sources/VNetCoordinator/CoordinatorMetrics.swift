@@ -17,6 +17,7 @@ extension Coordinator {
         metrics.declare("vnet_apply_failures_total", .counter, "Applies a host reported as failed.")
         metrics.declare("vnet_drift_repairs_total", .counter, "Inventories reporting drift repaired on a host.")
         metrics.declare("vnet_messages_refused_total", .counter, "Bus messages dropped, by reason.")
+        metrics.declare("vnet_bringup_check_failures_total", .counter, "VLANs that came up on a node but did not pass between it and the front end (MANAGED bring-up checks).")
         metrics.set("vnet_commit_failures_total", 0)
     }
 

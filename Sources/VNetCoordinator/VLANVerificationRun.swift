@@ -27,12 +27,15 @@ struct VLANVerificationRun {
     var unreachable: Set<String>
     var reports: [String: Vnet_V1_ProbeReport] = [:]
     let deadline: Double
+    /// A bring-up check (`BringUpQueue`): nobody waits for a reply; the driver judges it when it ends.
+    var bringUp = false
 
     var participants: [String] { hosts.filter { !unreachable.contains($0) } }
     var complete: Bool { participants.allSatisfy { reports[$0] != nil } }
 
-    /// The reply: the judgement, with hosts that did not report (or could not probe) as unreachable.
-    func reply() -> Vnet_V1_ControlReply {
+    /// The judgement, with hosts that did not report (or could not probe) as unreachable; what each host saw,
+    /// and the probe errors hosts reported.
+    func judged() -> (result: VLANVerification.Result, missing: Set<String>, observations: [VLANVerification.Observation], errors: [String]) {
         var missing = unreachable
         var observations: [VLANVerification.Observation] = []
         var errors: [String] = []
@@ -46,6 +49,12 @@ struct VLANVerificationRun {
             }
         }
         let result = VLANVerification.judge(hosts: hosts, vlans: vlans, observations: observations, unreachable: missing, control: control)
+        return (result, missing, observations, errors)
+    }
+
+    /// The reply: the judgement, the MTU, DHCP and switch ports asked for, the hosts' errors.
+    func reply() -> Vnet_V1_ControlReply {
+        let (result, missing, observations, errors) = judged()
         var verification = Vnet_V1_VlanVerification()
         verification.vlans = vlans.map(UInt32.init)
         verification.hosts = hosts

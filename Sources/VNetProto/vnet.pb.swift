@@ -1658,11 +1658,39 @@ public nonisolated struct Vnet_V1_NodeInfo: @unchecked Sendable {
     set {_uniqueStorage()._neighbors = newValue}
   }
 
+  /// MANAGED: each VLAN's bring-up check with the front end (latest)
+  public var vlanChecks: [Vnet_V1_VlanCheck] {
+    get {_storage._vlanChecks}
+    set {_uniqueStorage()._vlanChecks = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A VLAN that came up on a node, checked between it and the front end by a short tagged probe.
+public nonisolated struct Vnet_V1_VlanCheck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var vlan: UInt32 = 0
+
+  /// the revision whose commit brought it up
+  public var revision: UInt64 = 0
+
+  /// pending, passed, failed, skipped
+  public var state: String = String()
+
+  /// why it failed or was skipped
+  public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Vnet_V1_InstanceInfo: Sendable {
@@ -4895,7 +4923,7 @@ nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0\u{3}applying_revision\0\u{1}neighbors\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}address\0\u{1}state\0\u{3}heartbeat_age_ms\0\u{3}desired_revision\0\u{3}applied_revision\0\u{3}dhcpd_state\0\u{3}iptables_rules\0\u{3}drift_repairs\0\u{3}last_drift\0\u{3}failed_revision\0\u{1}failures\0\u{1}links\0\u{1}addresses\0\u{1}interface\0\u{1}bridge\0\u{3}applying_revision\0\u{1}neighbors\0\u{3}vlan_checks\0")
 
   fileprivate class _StorageClass {
     var _nodeID: String = String()
@@ -4916,6 +4944,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _bridge: String = String()
     var _applyingRevision: UInt64 = 0
     var _neighbors: [Vnet_V1_LldpNeighbor] = []
+    var _vlanChecks: [Vnet_V1_VlanCheck] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4944,6 +4973,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       _bridge = source._bridge
       _applyingRevision = source._applyingRevision
       _neighbors = source._neighbors
+      _vlanChecks = source._vlanChecks
     }
   }
 
@@ -4980,6 +5010,7 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 16: try { try decoder.decodeSingularStringField(value: &_storage._bridge) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._applyingRevision) }()
         case 18: try { try decoder.decodeRepeatedMessageField(value: &_storage._neighbors) }()
+        case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._vlanChecks) }()
         default: break
         }
       }
@@ -5042,6 +5073,9 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._neighbors.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._neighbors, fieldNumber: 18)
       }
+      if !_storage._vlanChecks.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._vlanChecks, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -5069,10 +5103,56 @@ nonisolated extension Vnet_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._bridge != rhs_storage._bridge {return false}
         if _storage._applyingRevision != rhs_storage._applyingRevision {return false}
         if _storage._neighbors != rhs_storage._neighbors {return false}
+        if _storage._vlanChecks != rhs_storage._vlanChecks {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_VlanCheck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VlanCheck"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vlan\0\u{1}revision\0\u{1}state\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.vlan) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.revision) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.vlan != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vlan, fieldNumber: 1)
+    }
+    if self.revision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.revision, fieldNumber: 2)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 3)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_VlanCheck, rhs: Vnet_V1_VlanCheck) -> Bool {
+    if lhs.vlan != rhs.vlan {return false}
+    if lhs.revision != rhs.revision {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.detail != rhs.detail {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

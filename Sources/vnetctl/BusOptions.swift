@@ -58,10 +58,18 @@ struct BusOptions: ParsableArguments {
 
 extension BusOptions {
     /// A request that changes the cluster: send it, report it (JSON, or `text` of the reply), then `--wait`.
+    /// With `--wait`, JSON is printed once the wait is over, with what the wait found (`warnings`).
     func change(_ op: Vnet_V1_ControlRequest.OneOf_Op, wait: WaitOptions?, text: (Vnet_V1_ControlReply) -> String) throws {
         let reply = try call(op)
+        if json, wait?.wait == true {
+            var view = ChangeView(reply)
+            view.warnings = try wait?.waitIfAsked(reply, self) ?? []
+            try Output.json(view)
+            return
+        }
         if json { try Output.json(ChangeView(reply)) } else { Output.text(text(reply)) }
-        try wait?.waitIfAsked(reply, self)
+        let warnings = try wait?.waitIfAsked(reply, self) ?? []
+        if !warnings.isEmpty { Output.text(warnings.map { "warning: \($0)\n" }.joined()) }
     }
 }
 
@@ -72,13 +80,16 @@ enum BusContext {
 
 /// `--wait`: waits until every node the change affected has applied it, with a progress line. A node that
 /// applied it except some objects (a missing vif, a conflict, a failed command) ends the wait as soon as it
-/// says so: exit 5, naming the node, the object and the error (4 stays for a timeout).
+/// says so: exit 5, naming the node, the object and the error (4 stays for a timeout). In MANAGED, a VLAN the
+/// change brought up on a node is checked with the front end (a short tagged probe): the wait lasts until that
+/// check is done too, and returns what did not pass as warnings (the change stands: exit 0).
 struct WaitOptions: ParsableArguments {
     @Flag(help: "Wait until every affected node has applied the change.") var wait = false
     @Option(name: .customLong("wait-timeout"), help: "Seconds --wait waits before naming the nodes that lag.") var waitTimeout = 30.0
 
-    func waitIfAsked(_ reply: Vnet_V1_ControlReply, _ bus: BusOptions) throws {
-        guard wait, !reply.affectedNodes.isEmpty else { return }
+    @discardableResult
+    func waitIfAsked(_ reply: Vnet_V1_ControlReply, _ bus: BusOptions) throws -> [String] {
+        guard wait, !reply.affectedNodes.isEmpty else { return [] }
         let deadline = Date().addingTimeInterval(waitTimeout)
         let target = reply.revision
         var lagging = reply.affectedNodes
@@ -97,13 +108,21 @@ struct WaitOptions: ParsableArguments {
                 let line = "waiting for revision \(target): \(done)/\(reply.affectedNodes.count) nodes applied"
                 FileHandle.standardError.write(Data((terminal ? "\r" + line : line + "\n").utf8))
             }
-            if lagging.isEmpty {
+            // The bring-up checks of the VLANs this revision brought up (MANAGED).
+            let checks = nodes.filter { affected.contains($0.nodeID) }.flatMap(\.vlanChecks).filter { $0.revision == target }
+            if lagging.isEmpty, !checks.contains(where: { $0.state == "pending" }) || Date() > deadline {
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
                 guard failed.isEmpty else {
                     let lines = failed.flatMap { node in node.failures.map { "  \(node.nodeID): \(FailureView($0).text)" } }
                     throw CommandFailure(code: 5, message: "revision \(target) applied except:\n" + lines.joined(separator: "\n"))
                 }
-                return
+                return checks.compactMap { check in
+                    switch check.state {
+                    case "failed", "skipped": check.detail
+                    case "pending": "VID \(check.vlan): its bring-up check with the front end had not ended when --wait-timeout ran out"
+                    default: nil
+                    }
+                }
             }
             if Date() > deadline {
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }

@@ -34,6 +34,14 @@ struct LinkView: Encodable {
     static let header = ["LINK", "KIND", "MASTER", "STATE", "OWNER"]
 }
 
+/// A VLAN's bring-up check: pending, passed, failed or skipped, and why.
+struct VLANCheckView: Encodable {
+    var vlan: Int, revision: UInt64, state: String, detail: String?
+    init(_ wire: Vnet_V1_VlanCheck) {
+        vlan = Int(wire.vlan); revision = wire.revision; state = wire.state; detail = wire.detail.isEmpty ? nil : wire.detail
+    }
+}
+
 /// A switch port a host heard on an interface (LLDP).
 struct SwitchPortView: Encodable {
     var interface: String, label: String, chassisId: String, portId: String, systemName: String?, portDescription: String?
@@ -65,6 +73,8 @@ struct NodeView: Encodable {
     var interface: String?, bridge: String?, links: [LinkView]?, addresses: [String]?
     /// With `--detail`: the switch port(s) the host heard on VNET_INTERFACE (LLDP).
     var switchPorts: [SwitchPortView]?
+    /// With `--detail` (MANAGED): each VLAN's bring-up check with the front end.
+    var vlanChecks: [VLANCheckView]?
     init(_ info: Vnet_V1_NodeInfo, detail: Bool = false) {
         id = info.nodeID; address = info.address.isEmpty ? nil : info.address; state = info.state
         heartbeatAgeMs = HostLiveness(rawValue: info.state) == .new ? nil : info.heartbeatAgeMs
@@ -78,6 +88,7 @@ struct NodeView: Encodable {
             interface = info.interface.isEmpty ? nil : info.interface; bridge = info.bridge.isEmpty ? nil : info.bridge
             links = info.links.map(LinkView.init); addresses = info.addresses
             switchPorts = info.neighbors.compactMap(SwitchPortView.init)
+            vlanChecks = info.vlanChecks.map(VLANCheckView.init)
         }
     }
     var row: [String] {
@@ -105,6 +116,10 @@ struct NodeView: Encodable {
             lines += table([LinkView.header] + links.map(\.row)).split(separator: "\n").map { "    " + $0 }
         }
         if let addresses, !addresses.isEmpty { lines.append("  addresses: " + addresses.joined(separator: ", ")) }
+        if let vlanChecks, !vlanChecks.isEmpty {
+            lines.append("  VLANs checked with the front end when they came up:")
+            lines += vlanChecks.map { "    VID \($0.vlan) (revision \($0.revision)): \($0.state)" + ($0.detail.map { ": \($0)" } ?? "") }
+        }
         if let switchPorts {
             lines += switchPorts.isEmpty ? ["  switch port: none heard (no LLDP on VNET_INTERFACE)"] : switchPorts.map { "  switch port: " + $0.text }
         }
@@ -156,6 +171,8 @@ struct ChangeView: Encodable {
     var instances: [InstanceView]?
     var groups: [GroupView]?
     var addresses: [AddressView]?
+    /// `--wait`: what it found that did not stop the change (a VLAN that does not pass to the front end).
+    var warnings: [String]?
     init(_ reply: Vnet_V1_ControlReply) {
         revision = reply.revision; affectedNodes = reply.affectedNodes
         instances = reply.instances.isEmpty ? nil : reply.instances.map(InstanceView.init)

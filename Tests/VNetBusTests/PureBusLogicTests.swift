@@ -20,6 +20,51 @@ struct PureBusLogicTests {
         #expect(SyncDecision.forUpdate(revision: revision, previousRevision: previous, held: held) == expected)
     }
 
+    /// Bring-up checks: VLANs that came up wait, go together in one run when no verification runs, are judged
+    /// on each node's pair with the front end; a VLAN gone takes its result; a newer bring-up keeps its own.
+    @Test func bringUpChecksQueueRunOnceAndAreJudgedOnEachNodesPairWithTheFrontEnd() throws {
+        var queue = BringUpQueue()
+        queue.committed(up: ["n1": [10], "n2": [10, 11]], current: ["n1": [10], "n2": [10, 11]], revision: 7)
+        #expect(queue.results["n2"]?[11]?.state == .pending)
+        #expect(queue.next(id: "b1", busy: true) == nil, "not while an operator's verification runs")
+        let next = queue.next(id: "b1", busy: false)
+        let run = try #require(next)
+        #expect(run.nodes == ["n1", "n2"] && run.vlans == [10, 11])
+        #expect(queue.next(id: "b2", busy: false) == nil, "one run at a time")
+        queue.committed(up: ["n3": [12]], current: ["n3": [12]], revision: 8)
+        let port = LLDPNeighbor(chassisID: "c", portID: "Eth1/2", ttl: 120, systemName: "sw1")
+        let pairs: [VLANVerification.Pair] = [
+            .init(a: "fe", b: "n1", vlan: 0, status: .ok), .init(a: "fe", b: "n1", vlan: 10, status: .ok),
+            .init(a: "fe", b: "n2", vlan: 0, status: .ok), .init(a: "fe", b: "n2", vlan: 10, status: .ok),
+            .init(a: "fe", b: "n2", vlan: 11, status: .failed), .init(a: "n1", b: "n2", vlan: 11, status: .failed),
+        ]
+        queue.finished(id: "b1", pairs: pairs, frontend: "fe", ports: ["n2": port])
+        #expect(queue.results["n1"]?[10]?.state == .passed && queue.results["n2"]?[10]?.state == .passed)
+        #expect(queue.results["n2"]?[11] == BringUpCheck.Result(node: "n2", vlan: 11, revision: 7, state: .failed,
+                                                                detail: "applied on n2, but VID 11 does not pass between n2 and fe (n2's port sw1 Eth1/2 drops it?)"))
+        #expect(queue.running == nil && queue.next(id: "b2", busy: false)?.nodes == ["n3"], "what came meanwhile runs next")
+        queue.skip("n3", reason: "not checked: n3 was DOWN when the VLAN came up")
+        #expect(queue.results["n3"]?[12]?.state == .skipped)
+        queue.finished(id: "b2", pairs: [], frontend: "fe", ports: [:])
+        #expect(queue.results["n3"]?[12]?.state == .skipped, "skipped stays skipped")
+        // n2's VLAN 11 went down with its last instance: its result goes; n1 (not changed) keeps its own.
+        queue.committed(up: [:], current: ["n2": [10]], revision: 9)
+        #expect(queue.results["n2"]?[11] == nil && queue.results["n2"]?[10]?.state == .passed && queue.results["n1"]?[10]?.state == .passed)
+        // Down and up again while a check of the older bring-up runs: the newer one is not overwritten by it.
+        queue.committed(up: ["n1": [20]], current: ["n1": [10, 20]], revision: 10)
+        _ = queue.next(id: "b3", busy: false)
+        queue.committed(up: [:], current: ["n1": [10]], revision: 11)
+        queue.committed(up: ["n1": [20]], current: ["n1": [10, 20]], revision: 12)
+        queue.finished(id: "b3", pairs: [.init(a: "fe", b: "n1", vlan: 20, status: .ok), .init(a: "fe", b: "n1", vlan: 0, status: .ok)], frontend: "fe", ports: [:])
+        #expect(queue.results["n1"]?[20] == BringUpCheck.Result(node: "n1", vlan: 20, revision: 12, state: .pending))
+        // The words for the other outcomes.
+        #expect(BringUpCheck.judge(node: "n2", frontend: "fe", vlan: 11, status: .failed, control: .failed).1
+                == "applied on n2, but nothing passes between n2 and fe, untagged either: a link problem, not VID 11")
+        #expect(BringUpCheck.judge(node: "n2", frontend: "fe", vlan: 11, status: .oneWay(from: "fe", to: "n2"), control: .ok).1
+                == "applied on n2, but VID 11 passes only from fe to n2 (n2's port or its NIC drops it one way?)")
+        #expect(BringUpCheck.judge(node: "n2", frontend: "fe", vlan: 11, status: .unreachable("fe"), control: nil).0 == .skipped)
+    }
+
     @Test func verifyVLANRangeCoversTheRangeAsFarAsTheSubnetReachesAndNamesThePiecesOfAWideOne() throws {
         func managed(_ range: String?, mode: String = "MANAGED") throws -> VNetConfig {
             var text = "VNET_MODE=\"\(mode)\"\nVNET_INTERFACE=\"eth0\"\nVNET_DHCPDAEMON=\"/usr/sbin/dhcpd\"\nVNET_SUBNET=\"10.20.0.0\"\nVNET_NETMASK=\"255.255.0.0\"\nVNET_DNS=\"192.0.2.53\"\nVNET_ADDRSPERNET=\"64\"\n"
