@@ -9,10 +9,10 @@ set -euo pipefail
 # Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests; nftables makes dirty
 # switch ports; ethtool shows a NIC's VLAN filter in lane 4; libvirt's QEMU driver (virt-qemu-run, embedded: no
 # libvirtd) boots a guest on the agent's tap as a KVM host's libvirt would; lldpd plays the switch announcing its
-# ports (LLDP) in the switch namespaces.
+# ports (LLDP) in the switch namespaces; Prometheus' promtool tests the alerting rules in deploy/prometheus.
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
-        python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu lldpd)
+        python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu lldpd prometheus)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")

@@ -274,17 +274,19 @@ public final class Agent {
         let peers = zip(command.peers, command.peerMacs).map { (name: $0, mac: MACAddress($1)) }
         let outbox = probeOutbox
         let listen = Double(command.listenMs) / 1000
-        let request = VLANProbeRequest(method: method, interface: options.interface, name: options.nodeID, peers: peers,
+        var request = VLANProbeRequest(method: method, interface: options.interface, name: options.nodeID, peers: peers,
                                        vlans: command.vlans.map(Int.init), count: Int(command.count),
                                        duration: Double(command.timeoutMs - command.listenMs) / 1000, listenFirst: listen,
                                        mtu: command.mtu, expectedMTU: command.expectedMtu == 0 ? nil : Int(command.expectedMtu),
                                        dhcp: command.dhcp)
+        request.hub = command.hub.isEmpty ? nil : command.hub
+        let asked = request
         blank.interface = options.interface
         let report = blank
         Thread.detachNewThread {
             var report = report
             do {
-                let outcome = try prober.probe(request)
+                let outcome = try prober.probe(asked)
                 report.results = outcome.observations.map(\.wire)
                 report.interfaceMtu = UInt32(outcome.interfaceMTU ?? 0)
                 report.dhcpServers = outcome.dhcpServers.map(\.wire)

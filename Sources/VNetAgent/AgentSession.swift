@@ -474,6 +474,7 @@ public struct AgentSession: Sendable {
               command.vlans.allSatisfy({ (2...4094).contains($0) }), (1...100).contains(command.count),
               (1...120_000).contains(command.timeoutMs), command.listenMs < command.timeoutMs,
               command.expectedMtu == 0 || VNetConfig.mtuRange.contains(Int(command.expectedMtu)),
+              command.hub.isEmpty || command.peers.contains(command.hub),
               let method = VLANProbeMethod(wire: command.method), !(command.mtu && method == .kernel) else {
             refusals.count(.malformed)
             refusal.error = "a malformed probe command"

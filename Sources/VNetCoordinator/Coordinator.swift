@@ -42,7 +42,11 @@ public final class Coordinator {
     var operationCounter = 0
     /// MANAGED: the VLANs that came up on nodes, checked with the front end (BringUpQueue).
     var bringUps = BringUpQueue()
-    /// Operators' verifications that came while a bring-up check ran: started when it ends.
+    /// `--watch-vlans`: the paths watched, the round under way and when the next may start.
+    var watch: VLANWatch?
+    var watchRound: (id: String, round: VLANWatch.Round)?
+    var nextWatchAt = 0.0
+    /// Operators' verifications that came while a background check ran: started when it ends.
     var deferredVerifications: [(verify: Vnet_V1_VerifyVlan, requestID: String, prefix: [[UInt8]])] = []
     var zapHandler: ZAPHandler?
     let log = Log.logger("coordinator")
@@ -134,6 +138,11 @@ public final class Coordinator {
         log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
                  metadata: ["revision": "\(revision)"])
         if let warning = Self.outsideRangeWarning(allocator) { log.warning("\(warning)") }
+        if options.watchVLANs {
+            watch = VLANWatch(framesPerSecond: options.watchFramesPerSecond, hysteresis: options.watchHysteresis)
+            trackWatchedPaths(desired)
+            log.info("watching every node's path to the front end on each VLAN it carries: \(Int(options.watchFramesPerSecond)) frames/s for the cluster, a change after \(options.watchHysteresis) rounds")
+        }
     }
 
     /// Groups kept on VIDs outside a narrowed VNET_VLANRANGE: they keep working, new groups do not go there.
@@ -192,7 +201,7 @@ public final class Coordinator {
             }
             if now >= nextLivenessCheck {
                 _ = perform(session.handle(.tick(at: now, hosts: knownHosts)))
-                startBringUpCheck(at: now)
+                startBackgroundCheck(at: now)
                 nextLivenessCheck = now + 0.1
             }
             if metrics.isEnabled, now >= nextMetrics {
@@ -289,75 +298,6 @@ public final class Coordinator {
 
     var knownHosts: [String] { [options.frontendName] + allocator.state.nodes.keys.sorted() }
 
-    // MARK: bring-up checks
-
-    /// MANAGED: the VIDs a commit brought up on nodes (a VLAN device the node did not have), queued for a check
-    /// with the front end; a VLAN gone from a node takes its result with it. Only the hosts the commit changed.
-    func noteVLANsUp(before: [String: HostNetworkState], after: [String: HostNetworkState], changed: some Sequence<String>, revision: UInt64) {
-        guard config.mode == .managed else { return }
-        var up: [String: Set<Int>] = [:], current: [String: Set<Int>] = [:]
-        for host in changed where host != options.frontendName {
-            let now = Set(after[host]?.vlanDevices.map(\.vlan) ?? [])
-            current[host] = now
-            let new = now.subtracting(before[host]?.vlanDevices.map(\.vlan) ?? [])
-            if !new.isEmpty { up[host] = new }
-        }
-        bringUps.committed(up: up, current: current, revision: revision)
-    }
-
-    /// Starts the waiting bring-up checks as one short run (the front end and each node with a new VLAN), when
-    /// no verification runs; nodes not UP are skipped, saying so.
-    func startBringUpCheck(at now: Double) {
-        guard bringUps.running == nil, !bringUps.waiting.isEmpty, session.verifications.isEmpty else { return }
-        operationCounter += 1
-        let id = "bringup-\(epoch)-\(operationCounter)"
-        guard let (nodes, vlans) = bringUps.next(id: id, busy: false) else { return }
-        let frontend = options.frontendName
-        guard session.reachable(frontend, at: now) else {
-            for node in nodes { bringUps.skip(node, reason: "not checked: the front end \(frontend) was not UP when the VLAN came up") }
-            bringUps.finished(id: id, pairs: [], frontend: frontend, ports: [:])
-            return
-        }
-        var hosts = [frontend]
-        for node in nodes {
-            if session.reachable(node, at: now) { hosts.append(node) } else {
-                bringUps.skip(node, reason: "not checked: \(node) was \(session.liveness.state(of: node, at: now).rawValue) when the VLAN came up")
-            }
-        }
-        guard hosts.count > 1 else { return bringUps.finished(id: id, pairs: [], frontend: frontend, ports: [:]) }
-        var run = VLANVerificationRun(id: id, replyPrefix: [], requestID: "", vlans: vlans, hosts: hosts, control: true, unreachable: [],
-                                      deadline: now + BringUpQueue.window + 3)
-        run.bringUp = true
-        var command = Vnet_V1_ProbeCommand()
-        command.probeID = id
-        command.vlans = vlans.map(UInt32.init)
-        command.peers = hosts
-        command.peerMacs = hosts.map { session.interfaceMACs[$0] ?? 0 }
-        command.count = 2
-        command.timeoutMs = UInt32(BringUpQueue.window * 1000)
-        command.listenMs = 300
-        _ = perform(session.start(run, command))
-        log.info("bring-up check \(id): VIDs \(vlans.map(String.init).joined(separator: ",")) between \(frontend) and \(nodes.joined(separator: ", "))")
-    }
-
-    /// A bring-up check ended: each node's new VIDs judged on its pair with the front end; a failure logged.
-    /// Operators' verifications that waited for it start now.
-    func finishBringUp(_ run: VLANVerificationRun) {
-        let ports = Dictionary(uniqueKeysWithValues: run.hosts.compactMap { host in
-            session.reports[host]?.neighbors.first.flatMap(LLDPNeighbor.init(wire:)).map { (host, $0) }
-        })
-        bringUps.finished(id: run.id, pairs: run.judged().result.pairs, frontend: options.frontendName, ports: ports)
-        for (node, checks) in bringUps.results {
-            for check in checks.values where check.state == .failed && run.hosts.contains(node) && run.vlans.contains(check.vlan) {
-                log.warning("\(check.detail)", metadata: ["node": "\(node)", "vlan": "\(check.vlan)", "revision": "\(check.revision)"])
-                metrics.add("vnet_bringup_check_failures_total", ["node": node])
-            }
-        }
-        let deferred = deferredVerifications
-        deferredVerifications = []
-        for item in deferred { startVerification(item.verify, requestID: item.requestID, prefix: item.prefix) }
-    }
-
     func serveZAP() {
         guard let zap else { return }
         while let message = try? zap.receive(wait: false) {
@@ -394,7 +334,7 @@ public final class Coordinator {
             case .register(let prefix, let register): pending.append(.register(prefix: prefix, register: register, node: register.nodeID))
             case .answer(let prefix, let reply): send(control, prefix, .controlReply(reply))
             case .finishDiagnosis(let run): finishDiagnosis(run)
-            case .finishBringUp(let run): finishBringUp(run)
+            case .finishBackground(let run): finishBackground(run)
             case .count(let name, let labels): metrics.add(name, labels)
             case .gauge(let name, let labels, let value): metrics.set(name, labels, value)
             case .log(let level, let text, let metadata):
@@ -422,7 +362,7 @@ public final class Coordinator {
             switch codec.decode(payload) {
             case .success(.controlRequest(let request)):
                 if case .verifyVlan(let verify) = request.op {
-                    if bringUps.running != nil {
+                    if backgroundRunning {
                         deferredVerifications.append((verify, request.requestID, Array(message.frames.dropLast())))
                     } else {
                         startVerification(verify, requestID: request.requestID, prefix: Array(message.frames.dropLast()))
@@ -551,6 +491,7 @@ public final class Coordinator {
         metrics.observe("vnet_commit_seconds", monotonicSeconds() - started)
         revision = next
         noteVLANsUp(before: desired, after: states, changed: changed.keys, revision: next)
+        if watch != nil { trackWatchedPaths(states) }
         desired = states
         hostRevisions.merge(changed) { $1 }
         serializedStates.merge(serialized) { $1 }

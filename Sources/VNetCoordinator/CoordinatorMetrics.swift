@@ -18,6 +18,10 @@ extension Coordinator {
         metrics.declare("vnet_drift_repairs_total", .counter, "Inventories reporting drift repaired on a host.")
         metrics.declare("vnet_messages_refused_total", .counter, "Bus messages dropped, by reason.")
         metrics.declare("vnet_bringup_check_failures_total", .counter, "VLANs that came up on a node but did not pass between it and the front end (MANAGED bring-up checks).")
+        metrics.declare("vnet_vlan_path_up", .gauge, "--watch-vlans: 1 when a node's path to the front end passes on the VID (0: untagged), 0 when it fails; absent until known.")
+        metrics.declare("vnet_vlan_watch_rounds_total", .counter, "--watch-vlans: probe rounds started.")
+        metrics.declare("vnet_vlan_path_changes_total", .counter, "--watch-vlans: paths that changed state, by the state they changed to.")
+        metrics.declare("vnet_vlan_watch_budget_frames_per_second", .gauge, "--watch-vlans: the frames per second the watch may send, the whole cluster together.")
         metrics.set("vnet_commit_failures_total", 0)
     }
 
@@ -34,6 +38,12 @@ extension Coordinator {
         metrics.replace("vnet_nodes", byState.map { .init(labels: ["state": $0.key.rawValue], value: Double($0.value)) })
         metrics.replace("vnet_node_desired_revision", desiredSamples)
         metrics.replace("vnet_node_applied_revision", appliedSamples)
+        if let watch {
+            metrics.set("vnet_vlan_watch_budget_frames_per_second", watch.framesPerSecond)
+            metrics.replace("vnet_vlan_path_up", watch.states.sorted { $0.key < $1.key }.map {
+                .init(labels: ["node": $0.key.node, "vid": String($0.key.vlan)], value: $0.value == .up ? 1 : 0)
+            })
+        }
         metrics.setRefusals("vnet_messages_refused_total", session.refusals, unauthorized: session.refusals.unauthorized + (zapHandler?.refused ?? 0))
     }
 }

@@ -18,6 +18,12 @@ public struct CoordinatorOptions: Sendable {
     public var maxBatch = 4096
     /// Whether the coordinator keeps metrics (it is served them with `--metrics`).
     public var metrics = false
+    /// `--watch-vlans`: keep checking every node's path to the front end on each VID it carries (VLANWatch),
+    /// within `watchFramesPerSecond` for the whole cluster, a path's state changing after `watchHysteresis`
+    /// consecutive results the other way.
+    public var watchVLANs = false
+    public var watchFramesPerSecond = 500.0
+    public var watchHysteresis = 3
 
     public init(stateDirectory: String, listen: BusEndpoints) {
         self.stateDirectory = stateDirectory

@@ -43,8 +43,8 @@ struct CoordinatorSession: Sendable {
         case answer(prefix: [[UInt8]], Vnet_V1_ControlReply)
         /// A finished diagnosis: the driver adds the coordinator's own files and answers.
         case finishDiagnosis(DiagnosisRun)
-        /// A bring-up check ended (or its time is up): the driver judges it (BringUpQueue).
-        case finishBringUp(VLANVerificationRun)
+        /// A background check (a bring-up check, a watch round) ended or its time is up: the driver judges it.
+        case finishBackground(VLANVerificationRun)
         case count(String, labels: [String: String])
         case gauge(String, labels: [String: String], Double)
         case log(Level, String, metadata: [String: String])
@@ -110,7 +110,7 @@ struct CoordinatorSession: Sendable {
             for (id, run) in verifications where run.complete || now > run.deadline {
                 let late = run.participants.filter { run.reports[$0] == nil }
                 if !late.isEmpty { out.append(.log(.warning, "VLAN verification \(id): no report in time from \(late.joined(separator: ", "))", metadata: [:])) }
-                out.append(run.bringUp ? .finishBringUp(run) : .answer(prefix: run.replyPrefix, run.reply()))
+                out.append(run.background ? .finishBackground(run) : .answer(prefix: run.replyPrefix, run.reply()))
                 verifications[id] = nil
             }
             for (id, run) in diagnoses where run.complete || now > run.deadline {

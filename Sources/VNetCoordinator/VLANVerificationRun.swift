@@ -27,8 +27,9 @@ struct VLANVerificationRun {
     var unreachable: Set<String>
     var reports: [String: Vnet_V1_ProbeReport] = [:]
     let deadline: Double
-    /// A bring-up check (`BringUpQueue`): nobody waits for a reply; the driver judges it when it ends.
-    var bringUp = false
+    /// A check of the coordinator's own (a bring-up check, a watch round): nobody waits for a reply; the
+    /// driver judges it when it ends.
+    var background = false
 
     var participants: [String] { hosts.filter { !unreachable.contains($0) } }
     var complete: Bool { participants.allSatisfy { reports[$0] != nil } }

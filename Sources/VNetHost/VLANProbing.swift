@@ -24,12 +24,15 @@ public struct VLANProbeRequest: Sendable {
     public var expectedMTU: Int?
     /// `--dhcp`: also ask for DHCP offers on every VID and untagged, and report every server reply seen.
     public var dhcp: Bool
+    /// A star: this host probes only the hub (the hub probes every host), with no broadcast round; nil: every peer.
+    public var hub: String?
 
     public init(method: VLANProbeMethod, interface: String, name: String, peers: [(name: String, mac: MACAddress)], vlans: [Int],
                 count: Int, duration: Double, listenFirst: Double, mtu: Bool = false, expectedMTU: Int? = nil, dhcp: Bool = false) {
         self.method = method; self.interface = interface; self.name = name; self.peers = peers; self.vlans = vlans
         self.count = count; self.duration = duration; self.listenFirst = listenFirst; self.mtu = mtu; self.expectedMTU = expectedMTU
         self.dhcp = dhcp
+        self.hub = nil
     }
 }
 

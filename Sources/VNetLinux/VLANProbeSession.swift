@@ -63,9 +63,11 @@ public final class VLANProbeSession {
     /// that every participant's socket is open before anyone probes. Nil: at once.
     struct Key: Hashable { var peer: String; var vlan: Int }
 
+    /// `hub`: a star (the coordinator's watch and bring-up checks): a host other than the hub probes the hub only,
+    /// the hub probes every host, and there is no broadcast round; what is learnt is each host's path to the hub.
     public func run(peers allPeers: [Peer], vlans: [Int], count: Int, duration: Double, probeAt: UInt64? = nil,
-                    linger: Double = 0.05, mtu: Bool = false, expectedMTU: Int? = nil) -> [VLANVerification.Observation] {
-        let peers = allPeers.filter { $0.name != name && $0.mac != mac }
+                    linger: Double = 0.05, mtu: Bool = false, expectedMTU: Int? = nil, hub: String? = nil) -> [VLANVerification.Observation] {
+        let peers = allPeers.filter { $0.name != name && $0.mac != mac && (hub == nil || hub == name || $0.name == hub) }
         let peerNames = Set(peers.map(\.name))
         var heard: Set<Key> = []
         var doneAt: UInt64?
@@ -84,7 +86,7 @@ public final class VLANProbeSession {
             for vlan in all { for peer in peers { schedule.append((at, vlan, peer)); at += 50_000 } }
             at += 10_000_000
         }
-        for vlan in all { schedule.append((at, vlan, nil)); at += 50_000 }
+        if hub == nil { for vlan in all { schedule.append((at, vlan, nil)); at += 50_000 } }
         var next = 0
         // The MTU search: its probes wait in a queue and leave paced; `done` frames announce this host's end.
         var search = MTUSearch(ceiling: min(interfaceMTU, VLANProbe.maxSize - 4), floor: VLANProbe.smallestSize(sender: name),
@@ -264,7 +266,7 @@ public final class LinuxVLANProber: VLANProbing {
             let session = try VLANProbeSession(interface: request.interface, name: request.name)
             let observations = session.run(peers: request.peers.map { VLANProbeSession.Peer(name: $0.name, mac: $0.mac) }, vlans: request.vlans,
                                            count: request.count, duration: request.duration, probeAt: start, mtu: request.mtu,
-                                           expectedMTU: request.expectedMTU)
+                                           expectedMTU: request.expectedMTU, hub: request.hub)
             outcome = VLANProbeOutcome(observations: observations, interfaceMTU: session.interfaceMTU)
         }
         if request.dhcp {

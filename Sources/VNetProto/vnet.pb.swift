@@ -1801,6 +1801,9 @@ public nonisolated struct Vnet_V1_ProbeCommand: Sendable {
   /// also send DHCPDISCOVERs on each VID and report the servers that answer
   public var dhcp: Bool = false
 
+  /// a star (the watch, bring-up checks): hosts probe only the hub, the hub probes all; no broadcast round
+  public var hub: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5330,7 +5333,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProbeCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0\u{1}mtu\0\u{3}expected_mtu\0\u{1}dhcp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}probe_id\0\u{1}vlans\0\u{1}peers\0\u{1}count\0\u{3}timeout_ms\0\u{3}peer_macs\0\u{3}listen_ms\0\u{1}method\0\u{1}mtu\0\u{3}expected_mtu\0\u{1}dhcp\0\u{1}hub\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5349,6 +5352,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 9: try { try decoder.decodeSingularBoolField(value: &self.mtu) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.expectedMtu) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.dhcp) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.hub) }()
       default: break
       }
     }
@@ -5388,6 +5392,9 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if self.dhcp != false {
       try visitor.visitSingularBoolField(value: self.dhcp, fieldNumber: 11)
     }
+    if !self.hub.isEmpty {
+      try visitor.visitSingularStringField(value: self.hub, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5403,6 +5410,7 @@ nonisolated extension Vnet_V1_ProbeCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.mtu != rhs.mtu {return false}
     if lhs.expectedMtu != rhs.expectedMtu {return false}
     if lhs.dhcp != rhs.dhcp {return false}
+    if lhs.hub != rhs.hub {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -25,11 +25,18 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics, ADDRESS being IPV4:PORT (e.g. 127.0.0.1:9640). Default: off.")
     var metrics: String?
     @Option(name: .customLong("log-format"), help: "Log lines as text or json (one object per line).") var logFormat: Log.Format = .text
+    @Flag(name: .customLong("watch-vlans"), help: "Keep checking every node's path to the front end on each VLAN it carries (and untagged), in small rounds; metrics vnet_vlan_path_up, changes logged.")
+    var watchVLANs = false
+    @Option(name: .customLong("watch-budget"), help: "Frames per second the watch may send, the whole cluster together (64-byte frames: 500/s is 32 KB/s).")
+    var watchBudget = 500.0
+    @Option(name: .customLong("watch-hysteresis"), help: "Consecutive results a path's state needs to change.") var watchHysteresis = 3
 
     func validate() throws {
         if insecure == (keys != nil) { throw ValidationError("give exactly one of --keys DIR and --insecure") }
         if heartbeatInterval < 0.01 || heartbeatInterval > 60 { throw ValidationError("--heartbeat-interval must be in 0.01-60 s") }
         if !(suspectAfter >= 1 && downAfter > suspectAfter) { throw ValidationError("need 1 <= --suspect-after < --down-after") }
+        if !(16...100_000).contains(watchBudget) { throw ValidationError("--watch-budget: 16-100000 frames per second") }
+        if !(1...100).contains(watchHysteresis) { throw ValidationError("--watch-hysteresis: 1-100 rounds") }
     }
 
     func run() throws {
@@ -50,6 +57,9 @@ struct CoordinatorCommand: ParsableCommand {
         options.suspectAfter = suspectAfter
         options.downAfter = downAfter
         options.metrics = metrics != nil
+        options.watchVLANs = watchVLANs
+        options.watchFramesPerSecond = watchBudget
+        options.watchHysteresis = watchHysteresis
         if insecure {
             FileHandle.standardError.write(Data("vnet-coordinator: WARNING: --insecure: no CURVE; any peer can connect, read intents and claim any node\n".utf8))
         }

@@ -14,6 +14,8 @@ final class NamespaceCluster {
     var processes: [Process] = []
     /// Given to every agent started (`--reconcile-interval 0`: no repair, which would race a test's look).
     var agentArguments: [String] = []
+    /// Given to the coordinator besides its usual flags.
+    var coordinatorArguments: [String] = []
     var coordinator: Process?
 
     func runner(_ namespace: ScratchNamespace) -> ProcessRunner { ProcessRunner(prefix: ["ip", "netns", "exec", namespace.name]) }
@@ -119,7 +121,7 @@ final class NamespaceCluster {
         try start(frontEnd, "coordinator", "vnet-coordinator", ["--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
                                                                 "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"]
                   // Under emulation an apply holds an agent's heartbeats for seconds: don't call that DOWN.
-                  + (VLANLane.inVM ? ["--suspect-after", "5", "--down-after", "10"] : []))
+                  + (VLANLane.inVM ? ["--suspect-after", "5", "--down-after", "10"] : []) + coordinatorArguments)
         coordinator = processes.last
     }
 
