@@ -216,6 +216,52 @@ struct VerifyVLANClusterTests {
         #expect(status == 0 && result.pairs.allSatisfy { $0.status == "ok" }, "\(result.pairs.filter { $0.status != "ok" })")
     }
 
+    /// A rogue host floods the wire with VLAN probe frames (broadcast, tagged, a new sender name each) and LLDP
+    /// frames (a new switch each) while a verification runs: the verification still judges the real hosts right,
+    /// in its window, and every agent stays UP, reading LLDP at its rate and keeping no more forged switch ports
+    /// than its table holds.
+    @Test func aFloodOfProbeAndLLDPFramesWedgesNoAgent() throws {
+        let cluster = try NamespaceCluster(nodeNames: ["n1", "n2"])
+        try cluster.startDaemons()
+        // The switch forwards LLDP like a hub would (a Linux bridge keeps 01:80:c2:00:00:0e to itself by default),
+        // so the rogue host's LLDP reaches every host.
+        try cluster.sh(cluster.switchNS, "ip link set sw type bridge group_fwd_mask 16384")
+        // 5000 frames a second for 8 s from the outside host, half probes, half LLDP.
+        let flood = #"""
+            import socket, struct, time, os, sys
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind(("eth0", 0))
+            lldpGroup = bytes.fromhex("0180c200000e")
+            me = bytes.fromhex("02deadbeef01")
+            def tlv(t, v): return struct.pack("!H", (t << 9) | len(v)) + v
+            end = time.time() + 8
+            i = 0
+            while time.time() < end:
+                for _ in range(50):
+                    i += 1
+                    name = b"rogue%d" % i
+                    probe = b"\xff" * 6 + me + struct.pack("!HHH", 0x8100, 10, 0x88b5) + b"VNVP" + bytes([1, 1]) + struct.pack("!HQIQ", 10, i, i, 0) + bytes([len(name)]) + name + b"\0\0"
+                    s.send(probe + b"\0" * max(0, 60 - len(probe)))
+                    lldp = lldpGroup + me + b"\x88\xcc" + tlv(1, b"\x07sw-rogue-%d" % i) + tlv(2, b"\x07p%d" % i) + tlv(3, b"\x00\x78") + tlv(0, b"")
+                    s.send(lldp)
+                time.sleep(0.02)
+            """#
+        let flooder = try NamespaceFixtures.launchTool(["python3", "-c", flood], in: cluster.outside, log: "\(cluster.directory)/flood.log")
+        defer { if flooder.isRunning { kill(flooder.processIdentifier, SIGKILL); flooder.waitUntilExit() } }
+        Thread.sleep(forTimeInterval: 1)
+        let (status, result) = try verify(cluster, ["--vlans", "10"], probeTime: 3)
+        #expect(status == 0 && result.unreachable.isEmpty && result.pairs.allSatisfy { $0.status == "ok" },
+                "the real hosts judged right under the flood: \(result.pairs.filter { $0.status != "ok" }) \(result.unreachable)")
+        #expect(result.hosts == ["fe", "n1", "n2"], "forged senders are not hosts")
+        flooder.waitUntilExit()
+        #expect(flooder.terminationStatus == 0, "the flood ran: \(cluster.log("flood"))")
+        struct Node: Decodable { var id: String; var state: String; var switchPorts: [SwitchPort]?; struct SwitchPort: Decodable { var label: String } }
+        let nodes = try JSONDecoder().decode([Node].self, from: Data(cluster.vnetctl(["nodes", "--detail", "--json"]).utf8))
+        #expect(nodes.allSatisfy { $0.state == "UP" }, "every agent kept its heartbeats: \(nodes.map { "\($0.id) \($0.state)" })")
+        let forged = nodes.first { $0.id == "n1" }?.switchPorts ?? []
+        #expect((1...16).contains(forged.count), "the forged LLDP arrived, and at most 16 neighbors are kept: \(forged.count)")
+    }
+
     static func figure(_ text: String) { FileHandle.standardError.write(Data("verify-vlan: \(text)\n".utf8)) }
 
     @Test func aCleanSwitchPassesADirtyPortIsNamedADownNodeIsUnreachable() throws {
