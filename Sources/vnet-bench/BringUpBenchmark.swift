@@ -108,8 +108,9 @@ final class BringUpLab {
 
     static let prefix = "vnb-"
 
-    /// Added to every agent's command line.
+    /// Added to every agent's command line, and to the coordinator's.
     let agentArguments: [String]
+    var coordinatorArguments: [String] = []
 
     init(nodes: Int, instancesPerNode: Int, agentArguments: [String] = []) throws {
         nodeNames = (1...nodes).map { "n\($0)" }
@@ -191,7 +192,7 @@ final class BringUpLab {
     func startDaemons() throws {
         let bin = binaries.path
         try launch(ns("fe"), "coordinator", ["\(bin)/vnet-coordinator", "--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
-                                             "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"])
+                                             "--listen", "10.99.0.1:7460", "--insecure", "--frontend", "fe"] + coordinatorArguments)
         let endpointsFile = "\(directory)/coordinator/\(BusEndpoints.fileName)"
         let started = monotonicSeconds()
         while !FileManager.default.fileExists(atPath: endpointsFile) {
