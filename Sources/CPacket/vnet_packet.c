@@ -59,8 +59,17 @@ ssize_t vnet_packet_receive(int fd, uint8_t *buffer, size_t length, int *ifindex
     return received;
 }
 
-int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6], int *mtu) {
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+// A raw packet socket on one interface (SOCK_RAW, non-blocking): bound to `protocol` there, filtered by
+// `program` when given (frames that arrived before it are dropped), PACKET_AUXDATA on (the tag the kernel
+// stripped), and promiscuous while open when asked. Promiscuous mode for as long as the socket is open: a NIC that
+// filters VIDs in hardware (rx-vlan-filter, often "[fixed]": QEMU's virtio-net, many real NICs) drops tagged
+// frames of a VID that no VLAN device has registered, before any packet socket sees them; promiscuous, it passes
+// them. A membership, not the interface flag: the kernel counts it for this socket and takes it back when the
+// socket is closed, also when the process dies, so nothing is left changed on the host. CAP_NET_RAW is enough.
+// Fills the index, and the MAC and MTU when asked. Returns the descriptor, or -errno.
+static int open_raw(const char *interface, uint16_t protocol, struct sock_fprog *program, int promiscuous,
+                    int *ifindex, uint8_t *mac, int *mtu) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(protocol));
     if (fd < 0) return -errno;
     struct ifreq request;
     memset(&request, 0, sizeof(request));
@@ -68,10 +77,41 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
     int error = 0;
     if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
     *ifindex = request.ifr_ifindex;
-    if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
-    memcpy(mac, request.ifr_hwaddr.sa_data, 6);
-    if (ioctl(fd, SIOCGIFMTU, &request) < 0) { error = errno; goto fail; }
-    *mtu = request.ifr_mtu;
+    if (mac) {
+        if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
+        memcpy(mac, request.ifr_hwaddr.sa_data, 6);
+    }
+    if (mtu) {
+        if (ioctl(fd, SIOCGIFMTU, &request) < 0) { error = errno; goto fail; }
+        *mtu = request.ifr_mtu;
+    }
+    if (program && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, program, sizeof(*program)) < 0) { error = errno; goto fail; }
+    int on = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(protocol);
+    address.sll_ifindex = *ifindex;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    if (promiscuous) {
+        struct packet_mreq membership;
+        memset(&membership, 0, sizeof(membership));
+        membership.mr_ifindex = *ifindex;
+        membership.mr_type = PACKET_MR_PROMISC;
+        if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
+    }
+    if (program) {
+        unsigned char scratch[1];
+        while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
+    }
+    return fd;
+fail:
+    close(fd);
+    return -error;
+}
+
+int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uint8_t mac[6], int *mtu) {
     // Frames of `ethertype`, untagged at offset 12 or after an inline 802.1Q tag at offset 16.
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
@@ -83,37 +123,14 @@ int vnet_probe_open(const char *interface, uint16_t ethertype, int *ifindex, uin
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
     struct sock_fprog program = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) < 0) { error = errno; goto fail; }
-    int on = 1;
-    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
+    int fd = open_raw(interface, ETH_P_ALL, &program, 1, ifindex, mac, mtu);
+    if (fd < 0) return fd;
     // A fleet probing at once sends each host a burst of probes and replies; the default buffer (about 300
     // frames) overflows while the prober waits for a CPU, and MTU probes are up to 64 KiB each. 16 MiB: forced
     // where CAP_NET_ADMIN allows, else as much as net.core.rmem_max lets; memory is taken only as frames wait.
     int size = 16 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    struct sockaddr_ll address;
-    memset(&address, 0, sizeof(address));
-    address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(ETH_P_ALL);
-    address.sll_ifindex = *ifindex;
-    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
-    // Promiscuous mode for as long as this socket is open. A NIC that filters VIDs in hardware (rx-vlan-filter,
-    // often "[fixed]": QEMU's virtio-net, many real NICs) drops tagged frames of a VID that no VLAN device has
-    // registered, before any packet socket sees them; promiscuous, it passes them. A membership, not the
-    // interface flag: the kernel counts it for this socket and takes it back when the socket is closed, also
-    // when the process dies, so nothing is left changed on the host. CAP_NET_RAW is enough.
-    struct packet_mreq membership;
-    memset(&membership, 0, sizeof(membership));
-    membership.mr_ifindex = *ifindex;
-    membership.mr_type = PACKET_MR_PROMISC;
-    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
-    // What arrived before the filter was attached is dropped.
-    unsigned char scratch[1];
-    while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
     return fd;
-fail:
-    close(fd);
-    return -error;
 }
 
 // Classic BPF over whole frames (SOCK_RAW): IPv4 UDP from port 67 to port 68, first fragment, at offset 14
@@ -149,59 +166,18 @@ static struct sock_filter dhcp_frame_filter[] = {
 };
 
 int vnet_dhcp_scan_open(const char *interface, int *ifindex, uint8_t mac[6]) {
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
-    if (fd < 0) return -errno;
-    struct ifreq request;
-    memset(&request, 0, sizeof(request));
-    strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
-    int error = 0;
-    if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
-    *ifindex = request.ifr_ifindex;
-    if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) { error = errno; goto fail; }
-    memcpy(mac, request.ifr_hwaddr.sa_data, 6);
+    // Promiscuous as the VLAN probe: offers tagged with a VID no device registered, and offers a server unicasts
+    // to the made-up client MAC, pass a NIC's filters.
     struct sock_fprog program = {
         .len = sizeof(dhcp_frame_filter) / sizeof(dhcp_frame_filter[0]),
         .filter = dhcp_frame_filter,
     };
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) < 0) { error = errno; goto fail; }
-    int on = 1;
-    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0) { error = errno; goto fail; }
-    struct sockaddr_ll address;
-    memset(&address, 0, sizeof(address));
-    address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(ETH_P_ALL);
-    address.sll_ifindex = *ifindex;
-    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
-    // Promiscuous while open, as the VLAN probe: offers tagged with a VID no device registered, and offers a
-    // server unicasts to the made-up client MAC, pass a NIC's filters.
-    struct packet_mreq membership;
-    memset(&membership, 0, sizeof(membership));
-    membership.mr_ifindex = *ifindex;
-    membership.mr_type = PACKET_MR_PROMISC;
-    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
-    unsigned char scratch[1];
-    while (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT | MSG_TRUNC) >= 0) {}
-    return fd;
-fail:
-    close(fd);
-    return -error;
+    return open_raw(interface, ETH_P_ALL, &program, 1, ifindex, mac, NULL);
 }
 
 int vnet_lldp_open(const char *interface, int *ifindex) {
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(0x88cc));
-    if (fd < 0) return -errno;
-    struct ifreq request;
-    memset(&request, 0, sizeof(request));
-    strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
-    int error = 0;
-    if (ioctl(fd, SIOCGIFINDEX, &request) < 0) { error = errno; goto fail; }
-    *ifindex = request.ifr_ifindex;
-    struct sockaddr_ll address;
-    memset(&address, 0, sizeof(address));
-    address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(0x88cc);
-    address.sll_ifindex = *ifindex;
-    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { error = errno; goto fail; }
+    int fd = open_raw(interface, 0x88cc, NULL, 0, ifindex, NULL, NULL);
+    if (fd < 0) return fd;
     // The three group addresses LLDP is sent to (nearest bridge, nearest non-TPMR bridge, nearest customer
     // bridge): a NIC that filters multicast passes them while this socket is open; the kernel takes the
     // memberships back with the socket.
@@ -215,12 +191,13 @@ int vnet_lldp_open(const char *interface, int *ifindex) {
         membership.mr_type = PACKET_MR_MULTICAST;
         membership.mr_alen = 6;
         memcpy(membership.mr_address, groups[index], 6);
-        if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) { error = errno; goto fail; }
+        if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0) {
+            int error = errno;
+            close(fd);
+            return -error;
+        }
     }
     return fd;
-fail:
-    close(fd);
-    return -error;
 }
 
 int vnet_probe_send(int fd, int ifindex, const uint8_t *frame, size_t length) {

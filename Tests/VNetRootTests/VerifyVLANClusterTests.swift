@@ -53,16 +53,17 @@ struct VerifyVLANClusterTests {
         try cluster.startDaemons()
         var (status, result) = try verify(cluster, ["--vlans", "10", "--dhcp"], probeTime: 3)
         #expect(status == 0 && result.dhcp?.servers.isEmpty == true, "no server but the front end's (which has no instances to serve): \(String(describing: result.dhcp))")
-        let (_, rogue, mac) = try Self.rogueDHCPServer(on: cluster.nodes["n1"]!, bridge: "br0", in: cluster)
-        defer { rogue.terminate(); rogue.waitUntilExit() }
+        // The instance's namespace is held until the end (dropped, it would be deleted under dhcpd at once).
+        let (instance, rogue, mac) = try Self.rogueDHCPServer(on: cluster.nodes["n1"]!, bridge: "br0", in: cluster)
+        defer { withExtendedLifetime(instance) { rogue.terminate(); rogue.waitUntilExit() } }
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, !((try? String(contentsOfFile: "\(cluster.directory)/rogue-dhcpd.log", encoding: .utf8)) ?? "").contains("Sending on") {
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        (status, result) = try verify(cluster, ["--vlans", "10", "--dhcp"], probeTime: 3)
+        func rogueLog() -> String { (try? String(contentsOfFile: "\(cluster.directory)/rogue-dhcpd.log", encoding: .utf8)) ?? "" }
+        // dhcpd serves once it says so (after its sockets, its lease file and its pid file).
+        while Date() < deadline, !rogueLog().contains("Server starting service") { Thread.sleep(forTimeInterval: 0.1) }
+        (status, result) = try verify(cluster, ["--vlans", "10", "--dhcp"], probeTime: 4)
         let servers = try #require(result.dhcp?.servers)
         #expect(status == 1, "a rogue server exits 1")
-        let found = try #require(servers.first { $0.mac == mac }, "\(servers)")
+        let found = try #require(servers.first { $0.mac == mac }, "\(servers); the rogue's log: \(rogueLog().suffix(1500))")
         #expect(found.vlan == 0 && found.rogue && !found.allowed && found.answeredProbe && found.ip == "192.0.2.1", "\(found)")
         #expect(found.seenBy == ["fe", "n2", "n3"], "every host on the wire but n1, whose own socket sees the offers leave: \(found.seenBy)")
         #expect(!servers.contains { $0.vlan == 10 }, "its offers are untagged")
