@@ -33,6 +33,11 @@ public struct LLDPNeighbor: Sendable, Equatable, Hashable {
         return "\(systemName ?? chassisID) \(port)"
     }
 
+    /// A host as reports name it: with its switch port when its agent heard one ("n3 (sw1 Eth1/7)").
+    public static func name(_ host: String, ports: [String: LLDPNeighbor]) -> String {
+        ports[host].map { "\(host) (\($0.label))" } ?? host
+    }
+
     var portIDIsMAC: Bool { MACAddress(portID) != nil }
 
     /// The payload (what an MTU counts) the maximum frame size leaves: less the Ethernet header and FCS, and a

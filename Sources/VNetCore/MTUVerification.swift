@@ -71,7 +71,7 @@ public enum MTUVerification {
     /// maximum frame size, the finding says whether that agrees with what passes.
     public static func findings(paths: [Path], interfaces: [Interface], expected: Expectation, ports: [String: LLDPNeighbor] = [:]) -> [String] {
         var out: [String] = []
-        func named(_ host: String) -> String { ports[host].map { "\(host) (\($0.label))" } ?? host }
+        func named(_ host: String) -> String { LLDPNeighbor.name(host, ports: ports) }
         let mtus = Dictionary(interfaces.map { ($0.host, $0.mtu) }, uniquingKeysWith: { a, _ in a })
         let byHost = Dictionary(interfaces.map { ($0.host, $0) }, uniquingKeysWith: { a, _ in a })
         let sizes = Set(interfaces.map(\.mtu))

@@ -71,7 +71,7 @@ public enum VLANVerification {
     /// a culprit's port announces its VLANs, the conclusion says whether the announcement agrees.
     public static func conclusions(hosts: [String], vlans: [Int], pairs: [Pair], culprits: [Int: String], unreachable: Set<String> = [],
                                    control: Bool = true, ports: [String: LLDPNeighbor] = [:]) -> [String] {
-        func named(_ host: String) -> String { ports[host].map { "\(host) (\($0.label))" } ?? host }
+        func named(_ host: String) -> String { LLDPNeighbor.name(host, ports: ports) }
         let present = hosts.filter { !unreachable.contains($0) }.sorted()
         guard present.count >= 2 else { return [] }
         let taking = pairs.filter { !unreachable.contains($0.a) && !unreachable.contains($0.b) }
