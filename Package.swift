@@ -19,6 +19,10 @@
 //   CNetlink         netlink requests answered by the kernel (nf_tables' ruleset generation; linux/netfilter not reachable),
 //                    and sockets opened in another network namespace (setns from a short-lived thread).
 //   VNetFuzzTargets  every input parser as a fuzz target, for vnet-bench fuzz and the libFuzzer harness (Fuzz/).
+//   VNetEC2          the EC2 Query API as values: parameters, SigV4 verification (swift-crypto's HMAC), the
+//                    mapping of EC2 actions to control requests and of replies to EC2's XML. No sockets.
+//   vnet-ec2-api     the EC2 gateway: an HTTP server (SwiftNIO, optional TLS) over VNetEC2 and a bus client;
+//                    the only HTTP stack in the package, kept out of the coordinator and the agents.
 //   vnetctl, vnet-coordinator, vnet-agent, vnet-bench: argument parsing and wiring only.
 // Linux only: the agent and its backend are built on Linux's interfaces (AF_PACKET, /proc, ip, iptables), so no
 // `platforms` are claimed.
@@ -32,6 +36,7 @@ let package = Package(
         .executable(name: "vnet-coordinator", targets: ["vnet-coordinator"]),
         .executable(name: "vnet-agent", targets: ["vnet-agent"]),
         .executable(name: "vnet-bench", targets: ["vnet-bench"]),
+        .executable(name: "vnet-ec2-api", targets: ["vnet-ec2-api"]),
         // For the libFuzzer harness in Fuzz/ (a package of its own, built with --sanitize fuzzer).
         .library(name: "VNetFuzzTargets", targets: ["VNetFuzzTargets"]),
     ],
@@ -40,6 +45,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The EC2 gateway only (vnet-ec2-api, VNetEC2): HTTP/1.1 and TLS, and HMAC-SHA256 for SigV4.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "VNetCore"),
@@ -77,7 +86,18 @@ let package = Package(
             dependencies: ["VNetAgent", "VNetBus", "VNetLinux", "VNetHost", "VNetTestSupport", "VNetCore", "VNetSystem",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "VNetFuzzTargets", dependencies: ["VNetCore", "VNetBus", "VNetProto"]),
+        .target(name: "VNetEC2", dependencies: ["VNetCore", "VNetProto", .product(name: "Crypto", package: "swift-crypto")]),
+        .executableTarget(
+            name: "vnet-ec2-api",
+            dependencies: ["VNetEC2", "VNetBus", "VNetProto", "VNetCore", "VNetSystem", "ZMQ",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(name: "VNetFuzzTargets", dependencies: ["VNetCore", "VNetBus", "VNetProto", "VNetEC2"]),
         .executableTarget(
             name: "vnet-bench",
             dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetProto", "VNetSystem", "VNetAgent", "VNetLinux", "ZMQ", "CSpawn",
@@ -88,6 +108,9 @@ let package = Package(
         .testTarget(name: "VNetLinuxTests", dependencies: ["VNetLinux", "VNetHost", "VNetCore"]),
         // Runs the built vnetctl as an operator would: exit codes, text and JSON output.
         .testTarget(name: "VNetCtlTests", dependencies: ["vnetctl", "VNetCore"]),
+        // The EC2 Query API's pure parts: SigV4 against AWS's published examples, parameters, XML, and the actions
+        // carried out by the real ControlHandler and Allocator in process (every EC2 error code, user isolation).
+        .testTarget(name: "VNetEC2Tests", dependencies: ["VNetEC2", "VNetProto", "VNetCore", "VNetCoordinator"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
         // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
         .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),

@@ -46,6 +46,7 @@ public struct ControlHandler: Sendable {
             reply.ok = false
             // The field prefix names a path in a file; for a command line the message alone reads right.
             reply.error = error.message
+            reply.errorKind = error.kind.rawValue
             return (reply, false)
         }
     }
@@ -99,6 +100,7 @@ public struct ControlHandler: Sendable {
                 var info = Vnet_V1_AddressInfo()
                 info.address = address.value
                 info.instanceID = holder?.description ?? ""
+                info.owner = allocator.state.publicIPOwners[address] ?? ""
                 return info
             }
             return false
@@ -110,42 +112,76 @@ public struct ControlHandler: Sendable {
             try allocator.terminateInstance(id)
             return true
         case .createGroup(let ref):
-            let group = try allocator.createGroup(try groupID(ref.user, ref.group))
+            let group = try allocator.createGroup(try groupID(ref.user, ref.group), description: ref.description_p)
             reply.groups = [groupInfo(group, instances: 0)]
             return true
         case .deleteGroup(let ref):
             try allocator.deleteGroup(try groupID(ref.user, ref.group))
             return true
-        case .authorize(let change), .revoke(let change):
-            let id = try groupID(change.user, change.group)
-            guard let group = allocator.state.groups[id] else { throw ClusterError("no group \(id)") }
-            let rule = try securityRule(change, owner: id)
-            var rules = group.rules
-            if case .authorize = op {
-                guard !rules.contains(rule) else { throw ClusterError("group \(id) already has that rule") }
-                rules.append(rule)
-            } else {
-                guard let index = rules.firstIndex(of: rule) else { throw ClusterError("group \(id) has no such rule") }
-                rules.remove(at: index)
-            }
-            try allocator.setRules(of: id, to: rules)
+        case .authorize(let change):
+            try changeRules(of: change.user, change.group, [change], adding: true, &allocator)
+            return true
+        case .revoke(let change):
+            try changeRules(of: change.user, change.group, [change], adding: false, &allocator)
+            return true
+        case .authorizeRules(let changes):
+            try changeRules(of: changes.user, changes.group, changes.rules, adding: true, &allocator)
+            return true
+        case .revokeRules(let changes):
+            try changeRules(of: changes.user, changes.group, changes.rules, adding: false, &allocator)
             return true
         case .allocateAddress(let ref):
-            let address = try allocator.allocatePublicIP(ref.address == 0 ? nil : IPv4Address(ref.address))
+            let address = try allocator.allocatePublicIP(ref.address == 0 ? nil : IPv4Address(ref.address), owner: ref.user)
             var info = Vnet_V1_AddressInfo()
             info.address = address.value
+            info.owner = ref.user
             reply.addresses = [info]
             return true
         case .associateAddress(let association):
-            try allocator.associate(IPv4Address(association.address), with: try instanceID(association.instanceID))
+            let address = IPv4Address(association.address), id = try instanceID(association.instanceID)
+            try checkOwner(of: address, association.user, allocator.state)
+            if !association.user.isEmpty, allocator.state.instances[id]?.group?.user != association.user {
+                // Another user's instance is, for this user, not there at all (as EC2 answers).
+                throw ClusterError("no instance \(id)", kind: .instanceNotFound)
+            }
+            try allocator.associate(address, with: id)
             return true
         case .disassociateAddress(let ref):
+            try checkOwner(of: IPv4Address(ref.address), ref.user, allocator.state)
             try allocator.disassociate(IPv4Address(ref.address))
             return true
         case .releaseAddress(let ref):
+            try checkOwner(of: IPv4Address(ref.address), ref.user, allocator.state)
             try allocator.releasePublicIP(IPv4Address(ref.address))
             return true
         }
+    }
+
+    /// Adds (authorize) or removes (revoke) every rule of `changes`, or none: a duplicate or a missing rule
+    /// anywhere in the list refuses the whole request, as EC2 does.
+    func changeRules(of user: String, _ name: String, _ changes: [Vnet_V1_RuleChange], adding: Bool, _ allocator: inout Allocator) throws(ClusterError) {
+        let id = try groupID(user, name)
+        guard let group = allocator.state.groups[id] else { throw ClusterError("no group \(id)", kind: .groupNotFound) }
+        guard !changes.isEmpty else { throw ClusterError("no rule given") }
+        var rules = group.rules
+        for (index, change) in changes.enumerated() {
+            let rule: SecurityRule
+            do { rule = try securityRule(change, owner: id) } catch { throw changes.count == 1 ? error : error.at("rules[\(index)]") }
+            if adding {
+                guard !rules.contains(rule) else { throw ClusterError("group \(id) already has the rule \(rule)", kind: .ruleExists) }
+                rules.append(rule)
+            } else {
+                guard let index = rules.firstIndex(of: rule) else { throw ClusterError("group \(id) has no rule \(rule)", kind: .ruleNotFound) }
+                rules.remove(at: index)
+            }
+        }
+        try allocator.setRules(of: id, to: rules)
+    }
+
+    /// A user names only its own addresses: another's, or the operator's, is not found for it.
+    func checkOwner(of address: IPv4Address, _ user: String, _ state: ClusterState) throws(ClusterError) {
+        guard !user.isEmpty, state.publicIPs[address] != nil else { return }
+        if state.publicIPOwners[address] != user { throw ClusterError("\(address) is not allocated to \(user)", kind: .addressNotFound) }
     }
 
     func runInstance(_ run: Vnet_V1_RunInstance, _ allocator: inout Allocator, _ view: View, _ reply: inout Vnet_V1_ControlReply) throws(ClusterError) {
@@ -255,6 +291,7 @@ public struct ControlHandler: Sendable {
         info.group = group.id.name
         info.networkIndex = UInt32(group.network)
         info.instances = instances
+        info.description_p = group.description
         if let layout = config.layout {
             // A VLAN tag only in MANAGED; MANAGED-NOVLAN carves networks but tags nothing.
             if config.mode == .managed { info.vlan = UInt32(layout.vlan(ofNetwork: group.network)) }

@@ -14,6 +14,8 @@ enum ControlRequestSummary {
         case .deleteGroup(let ref): return "delete-group \(group(ref.user, ref.group))"
         case .authorize(let rule): return "authorize \(group(rule.user, rule.group)) \(rule.protocol) from \(rule.sourceCidr.isEmpty ? rule.sourceGroup : rule.sourceCidr)"
         case .revoke(let rule): return "revoke \(group(rule.user, rule.group)) \(rule.protocol) from \(rule.sourceCidr.isEmpty ? rule.sourceGroup : rule.sourceCidr)"
+        case .authorizeRules(let rules): return "authorize \(group(rules.user, rules.group)) \(rules.rules.count) rules"
+        case .revokeRules(let rules): return "revoke \(group(rules.user, rules.group)) \(rules.rules.count) rules"
         case .allocateAddress(let ref): return "allocate-address \(address(ref.address))"
         case .associateAddress(let association): return "associate-address \(address(association.address)) with \(association.instanceID)"
         case .disassociateAddress(let ref): return "disassociate-address \(address(ref.address))"

@@ -44,7 +44,7 @@ public struct Allocator: Sendable {
             try adopt(instance)
         }
         for (address, instance) in state.publicIPs.sorted(by: { $0.key < $1.key }) {
-            _ = try allocatePublicIP(address)
+            _ = try allocatePublicIP(address, owner: state.publicIPOwners[address] ?? "")
             if let instance { try associate(address, with: instance) }
         }
     }
@@ -87,25 +87,26 @@ public struct Allocator: Sendable {
 
     private func requireGroups(_ what: String) throws(ClusterError) {
         guard mode.supportsGroupsAndPublicIPs else {
-            throw ClusterError("\(what) needs MANAGED or MANAGED-NOVLAN mode; this cluster runs \(mode.rawValue), which has no security groups (see the seed document's list of what SYSTEM and STATIC cannot do)")
+            throw ClusterError("\(what) needs MANAGED or MANAGED-NOVLAN mode; this cluster runs \(mode.rawValue), which has no security groups (see the seed document's list of what SYSTEM and STATIC cannot do)", kind: .unsupportedMode)
         }
     }
 
     @discardableResult
-    public mutating func createGroup(_ id: GroupID, rules: [SecurityRule] = []) throws(ClusterError) -> ClusterState.Group {
+    public mutating func createGroup(_ id: GroupID, rules: [SecurityRule] = [], description: String = "") throws(ClusterError) -> ClusterState.Group {
         try requireGroups("a security group")
         try checkGroupID(id)
-        if state.groups[id] != nil { throw ClusterError(field: "name", "group \(id) already exists") }
+        if state.groups[id] != nil { throw ClusterError(field: "name", "group \(id) already exists", kind: .groupExists) }
+        if let problem = NameRules.descriptionProblem(description) { throw ClusterError(field: "description", problem) }
         try checkRules(rules, of: id)
         guard let layout else { throw ClusterError("no network layout (VNET_SUBNET / VNET_ADDRSPERNET)") }
         var index = max(networkHint, layout.allocatable.lowerBound)
         while index < layout.allocatable.upperBound, networkOwner[index] != nil { index += 1 }
         guard index < layout.allocatable.upperBound else {
             let vids = layout.allocatableVLANs.map { "VIDs \($0.lowerBound)-\($0.upperBound)" } ?? "no VID of VNET_VLANRANGE"
-            throw ClusterError("no free network: all \(layout.allocatable.count) networks of \(layout.subnet) in the VID range (\(vids)) are held by groups; delete a group, widen VNET_VLANRANGE or use a smaller VNET_ADDRSPERNET")
+            throw ClusterError("no free network: all \(layout.allocatable.count) networks of \(layout.subnet) in the VID range (\(vids)) are held by groups; delete a group, widen VNET_VLANRANGE or use a smaller VNET_ADDRSPERNET", kind: .capacity)
         }
         networkHint = index + 1
-        let group = ClusterState.Group(id: id, rules: rules, network: index)
+        let group = ClusterState.Group(id: id, rules: rules, network: index, description: description)
         networkOwner[index] = id
         state.groups[id] = group
         return group
@@ -128,13 +129,13 @@ public struct Allocator: Sendable {
 
     public mutating func deleteGroup(_ id: GroupID) throws(ClusterError) {
         try requireGroups("a security group")
-        guard let group = state.groups[id] else { throw ClusterError("no group \(id)") }
+        guard let group = state.groups[id] else { throw ClusterError("no group \(id)", kind: .groupNotFound) }
         if let user = state.instances.values.filter({ $0.group == id }).map(\.id).min() {
-            throw ClusterError("group \(id) still has instances (\(user) among them); terminate them first")
+            throw ClusterError("group \(id) still has instances (\(user) among them); terminate them first", kind: .groupInUse)
         }
         if let referrer = state.groups.values.filter({ $0.id != id && $0.rules.contains { $0.source == .group(id) } })
             .map(\.id).min() {
-            throw ClusterError("group \(referrer) has a rule naming \(id) as its source; revoke it first")
+            throw ClusterError("group \(referrer) has a rule naming \(id) as its source; revoke it first", kind: .groupInUse)
         }
         state.groups[id] = nil
         networkOwner[group.network] = nil
@@ -145,7 +146,7 @@ public struct Allocator: Sendable {
 
     public mutating func setRules(of id: GroupID, to rules: [SecurityRule]) throws(ClusterError) {
         try requireGroups("a security group rule")
-        guard state.groups[id] != nil else { throw ClusterError("no group \(id)") }
+        guard state.groups[id] != nil else { throw ClusterError("no group \(id)", kind: .groupNotFound) }
         try checkRules(rules, of: id)
         state.groups[id]!.rules = rules
     }
@@ -159,7 +160,7 @@ public struct Allocator: Sendable {
         for (index, rule) in rules.enumerated() {
             if let problem = rule.problem { throw ClusterError(field: "rules[\(index)]", problem) }
             if case .group(let source) = rule.source, source != id, state.groups[source] == nil {
-                throw ClusterError(field: "rules[\(index)]", "source group \(source) does not exist")
+                throw ClusterError(field: "rules[\(index)]", "source group \(source) does not exist", kind: .groupNotFound)
             }
         }
     }
@@ -193,7 +194,7 @@ public struct Allocator: Sendable {
             var index = staticHint
             while index < staticPairInUse.count, staticPairInUse[index] { index += 1 }
             guard index < staticPairInUse.count else {
-                throw ClusterError("no free VNET_MACMAP pair: all \(staticPairInUse.count) are held by running instances; add pairs to VNET_MACMAP or terminate an instance")
+                throw ClusterError("no free VNET_MACMAP pair: all \(staticPairInUse.count) are held by running instances; add pairs to VNET_MACMAP or terminate an instance", kind: .capacity)
             }
             staticHint = index + 1
             let pair = config.macMap[index]
@@ -203,11 +204,11 @@ public struct Allocator: Sendable {
                 throw ClusterError(field: "group", "\(mode.rawValue) mode puts every instance in a security group; name one")
             }
             guard let owner = state.groups[group], let layout else {
-                throw ClusterError(field: "group", "no group \(group)")
+                throw ClusterError(field: "group", "no group \(group)", kind: .groupNotFound)
             }
             var slots = slotsInUse[owner.network] ?? Array(repeating: false, count: layout.instancesPerNetwork)
             guard let slot = slots.firstIndex(of: false) else {
-                throw ClusterError(field: "group", "the network of group \(group) (\(layout.network(owner.network)), VLAN \(layout.vlan(ofNetwork: owner.network))) is full: \(layout.instancesPerNetwork) instances; a larger VNET_ADDRSPERNET gives more")
+                throw ClusterError(field: "group", "the network of group \(group) (\(layout.network(owner.network)), VLAN \(layout.vlan(ofNetwork: owner.network))) is full: \(layout.instancesPerNetwork) instances; a larger VNET_ADDRSPERNET gives more", kind: .capacity)
             }
             slots[slot] = true
             slotsInUse[owner.network] = slots
@@ -264,7 +265,7 @@ public struct Allocator: Sendable {
     /// elastic IPs do, but points nowhere.
     @discardableResult
     public mutating func terminateInstance(_ id: InstanceID) throws(ClusterError) -> ClusterState.Instance {
-        guard let instance = state.instances.removeValue(forKey: id) else { throw ClusterError("no instance \(id)") }
+        guard let instance = state.instances.removeValue(forKey: id) else { throw ClusterError("no instance \(id)", kind: .instanceNotFound) }
         if let address = instance.address { addressOwner[address] = nil }
         macOwner[instance.mac] = nil
         vifOwner[instance.node + "\u{0}" + instance.vifName] = nil
@@ -287,50 +288,56 @@ public struct Allocator: Sendable {
 
     // MARK: public addresses
 
-    /// Allocates `requested`, or the lowest free VNET_PUBLICIPS address when nil.
+    /// Allocates `requested`, or the lowest free VNET_PUBLICIPS address when nil, to `owner` (a user; "" is
+    /// the operator's, as vnetctl allocates).
     @discardableResult
-    public mutating func allocatePublicIP(_ requested: IPv4Address? = nil) throws(ClusterError) -> IPv4Address {
+    public mutating func allocatePublicIP(_ requested: IPv4Address? = nil, owner: String = "") throws(ClusterError) -> IPv4Address {
         guard mode.supportsGroupsAndPublicIPs else {
-            throw ClusterError("public IPs need MANAGED or MANAGED-NOVLAN mode; this cluster runs \(mode.rawValue), which has no elastic IPs")
+            throw ClusterError("public IPs need MANAGED or MANAGED-NOVLAN mode; this cluster runs \(mode.rawValue), which has no elastic IPs", kind: .unsupportedMode)
         }
+        if !owner.isEmpty, let problem = NameRules.userNameProblem(owner) { throw ClusterError(field: "user", problem) }
+        let address: IPv4Address
         if let requested {
             guard publicIndex[requested] != nil else {
-                throw ClusterError("\(requested) is not in VNET_PUBLICIPS")
+                throw ClusterError("\(requested) is not in VNET_PUBLICIPS", kind: .addressNotFound)
             }
-            if state.publicIPs[requested] != nil { throw ClusterError("\(requested) is already allocated") }
-            state.publicIPs[requested] = .some(nil)
-            return requested
+            if state.publicIPs[requested] != nil { throw ClusterError("\(requested) is already allocated", kind: .addressLimit) }
+            address = requested
+        } else {
+            var index = publicHint
+            while index < config.publicIPs.count, state.publicIPs[config.publicIPs[index]] != nil { index += 1 }
+            guard index < config.publicIPs.count else {
+                throw ClusterError("no free public IP: all \(config.publicIPs.count) in VNET_PUBLICIPS are allocated", kind: .addressLimit)
+            }
+            publicHint = index + 1
+            address = config.publicIPs[index]
         }
-        var index = publicHint
-        while index < config.publicIPs.count, state.publicIPs[config.publicIPs[index]] != nil { index += 1 }
-        guard index < config.publicIPs.count else {
-            throw ClusterError("no free public IP: all \(config.publicIPs.count) in VNET_PUBLICIPS are allocated")
-        }
-        publicHint = index + 1
-        state.publicIPs[config.publicIPs[index]] = .some(nil)
-        return config.publicIPs[index]
+        state.publicIPs[address] = .some(nil)
+        if !owner.isEmpty { state.publicIPOwners[address] = owner }
+        return address
     }
 
     public mutating func associate(_ address: IPv4Address, with instance: InstanceID) throws(ClusterError) {
-        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated") }
-        if let holder, holder != instance { throw ClusterError("\(address) is associated with \(holder); disassociate it first") }
-        guard state.instances[instance] != nil else { throw ClusterError("no instance \(instance)") }
+        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated", kind: .addressNotFound) }
+        if let holder, holder != instance { throw ClusterError("\(address) is associated with \(holder); disassociate it first", kind: .addressInUse) }
+        guard state.instances[instance] != nil else { throw ClusterError("no instance \(instance)", kind: .instanceNotFound) }
         if let current = state.publicAddressByInstance[instance], current != address {
-            throw ClusterError("\(instance) already has public IP \(current)")
+            throw ClusterError("\(instance) already has public IP \(current)", kind: .addressInUse)
         }
         state.publicIPs[address] = instance
     }
 
     public mutating func disassociate(_ address: IPv4Address) throws(ClusterError) {
-        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated") }
-        guard holder != nil else { throw ClusterError("\(address) is not associated with any instance") }
+        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated", kind: .addressNotFound) }
+        guard holder != nil else { throw ClusterError("\(address) is not associated with any instance", kind: .addressNotFound) }
         state.publicIPs[address] = .some(nil)
     }
 
     public mutating func releasePublicIP(_ address: IPv4Address) throws(ClusterError) {
-        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated") }
-        if let holder { throw ClusterError("\(address) is associated with \(holder); disassociate it first") }
+        guard let holder = state.publicIPs[address] else { throw ClusterError("\(address) is not allocated", kind: .addressNotFound) }
+        if let holder { throw ClusterError("\(address) is associated with \(holder); disassociate it first", kind: .addressInUse) }
         state.publicIPs[address] = nil
+        state.publicIPOwners[address] = nil
         if let index = publicIndex[address] { publicHint = min(publicHint, index) }
     }
 }

@@ -23,11 +23,14 @@ public struct ClusterState: Sendable, Equatable {
         public var rules: [SecurityRule]
         /// Index into the `NetworkLayout`; VLAN tag is index+2.
         public var network: Int
+        /// The owner's words for it (EC2's GroupDescription); "" when made without one.
+        public var description: String
 
-        public init(id: GroupID, rules: [SecurityRule], network: Int) {
+        public init(id: GroupID, rules: [SecurityRule], network: Int, description: String = "") {
             self.id = id
             self.rules = rules
             self.network = network
+            self.description = description
         }
     }
 
@@ -64,6 +67,9 @@ public struct ClusterState: Sendable, Equatable {
     public var instances: [InstanceID: Instance] = [:]
     /// Allocated public addresses; the value is the instance it is associated with, if any.
     public var publicIPs: [IPv4Address: InstanceID?] = [:]
+    /// The user each allocated public address belongs to, when a user (not the operator) allocated it: users
+    /// of the EC2 API see and change only their own.
+    public var publicIPOwners: [IPv4Address: String] = [:]
 
     public init(frontend: String) { self.frontend = frontend }
 

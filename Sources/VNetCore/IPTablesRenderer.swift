@@ -147,6 +147,7 @@ public enum IPTablesRenderer {
         case .icmp(nil, _): return " -p icmp"
         case .icmp(let type?, nil): return " -p icmp -m icmp --icmp-type \(type)"
         case .icmp(let type?, let code?): return " -p icmp -m icmp --icmp-type \(type)/\(code)"
+        case .all: return ""
         }
     }
 

@@ -120,6 +120,16 @@ public enum NameRules {
         return nil
     }
 
+    /// A group's description is free text (EC2 allows 255 characters) but never reaches the kernel; control
+    /// characters are refused so that a listing or a log line cannot be forged with it.
+    public static func descriptionProblem(_ text: String) -> String? {
+        if text.utf8.count > 255 { return "description is longer than 255 characters" }
+        if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            return "description contains \(describe(bad))"
+        }
+        return nil
+    }
+
     static func isSafeNameScalar(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar {
         case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return true

@@ -6,6 +6,8 @@ public struct SecurityRule: Hashable, Sendable {
         case udp(ClosedRange<Int>)
         /// nil type means every ICMP message; a code needs a type.
         case icmp(type: Int?, code: Int?)
+        /// Every protocol (EC2's IpProtocol "-1").
+        case all
     }
 
     public enum Source: Hashable, Sendable {
@@ -42,6 +44,8 @@ extension SecurityRule.Traffic {
             if let type, !(0...255).contains(type) { return "ICMP type must lie in 0-255 (got \(type))" }
             if let code, !(0...255).contains(code) { return "ICMP code must lie in 0-255 (got \(code))" }
             if code != nil, type == nil { return "an ICMP code needs an ICMP type" }
+        case .all:
+            break
         }
         return nil
     }
@@ -51,6 +55,7 @@ extension SecurityRule.Traffic {
         case .tcp: "tcp"
         case .udp: "udp"
         case .icmp: "icmp"
+        case .all: "all"
         }
     }
 
@@ -66,9 +71,33 @@ extension SecurityRule.Traffic {
         case "icmp":
             if ports != nil { throw ClusterError(field: "ports", "icmp rules have no ports; use icmpType and icmpCode") }
             self = .icmp(type: icmpType, code: icmpCode)
+        case "all":
+            if ports != nil || icmpType != nil || icmpCode != nil {
+                throw ClusterError(field: "protocol", "a rule for every protocol has no ports and no ICMP type")
+            }
+            self = .all
         default:
-            throw ClusterError(field: "protocol", "'\(protocolName)' is not tcp, udp or icmp")
+            throw ClusterError(field: "protocol", "'\(protocolName)' is not tcp, udp, icmp or all")
         }
         if let problem { throw ClusterError(problem) }
+    }
+}
+
+extension SecurityRule: CustomStringConvertible {
+    /// "tcp 22 from 10.0.0.0/8", "icmp type 8 from group alice/web", "all from 0.0.0.0/0": for messages.
+    public var description: String {
+        let what: String
+        switch traffic {
+        case .tcp(let ports), .udp(let ports):
+            what = "\(protocolName) \(ports.count == 1 ? "\(ports.lowerBound)" : "\(ports.lowerBound)-\(ports.upperBound)")"
+        case .icmp(let type, let code):
+            what = "icmp" + (type.map { " type \($0)" } ?? "") + (code.map { " code \($0)" } ?? "")
+        case .all:
+            what = "all"
+        }
+        switch source {
+        case .cidr(let network): return "\(what) from \(network)"
+        case .group(let group): return "\(what) from group \(group)"
+        }
     }
 }

@@ -19,6 +19,7 @@ extension SecurityRule.Traffic {
         case .tcp(let ports): WireTraffic(protocol: .tcp, fromPort: UInt32(ports.lowerBound), toPort: UInt32(ports.upperBound), icmpType: -1, icmpCode: -1)
         case .udp(let ports): WireTraffic(protocol: .udp, fromPort: UInt32(ports.lowerBound), toPort: UInt32(ports.upperBound), icmpType: -1, icmpCode: -1)
         case .icmp(let type, let code): WireTraffic(protocol: .icmp, fromPort: 0, toPort: 0, icmpType: Int32(type ?? -1), icmpCode: Int32(code ?? -1))
+        case .all: WireTraffic(protocol: .all, fromPort: 0, toPort: 0, icmpType: -1, icmpCode: -1)
         }
     }
 
@@ -33,8 +34,10 @@ extension SecurityRule.Traffic {
             self = wire.protocol == .tcp ? .tcp(low...high) : .udp(low...high)
         case .icmp:
             self = .icmp(type: wire.icmpType < 0 ? nil : Int(wire.icmpType), code: wire.icmpCode < 0 ? nil : Int(wire.icmpCode))
+        case .all:
+            self = .all
         default:
-            throw WireError(field + ".protocol", "must be tcp, udp or icmp")
+            throw WireError(field + ".protocol", "must be tcp, udp, icmp or all")
         }
         if let problem { throw WireError(field, problem) }
     }

@@ -124,6 +124,9 @@ public nonisolated enum Vnet_V1_Protocol: SwiftProtobuf.Enum, Swift.CaseIterable
   case tcp // = 1
   case udp // = 2
   case icmp // = 3
+
+  /// every protocol (EC2's "-1"): no ports, no ICMP type
+  case all // = 4
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -136,6 +139,7 @@ public nonisolated enum Vnet_V1_Protocol: SwiftProtobuf.Enum, Swift.CaseIterable
     case 1: self = .tcp
     case 2: self = .udp
     case 3: self = .icmp
+    case 4: self = .all
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -146,6 +150,7 @@ public nonisolated enum Vnet_V1_Protocol: SwiftProtobuf.Enum, Swift.CaseIterable
     case .tcp: return 1
     case .udp: return 2
     case .icmp: return 3
+    case .all: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -156,6 +161,7 @@ public nonisolated enum Vnet_V1_Protocol: SwiftProtobuf.Enum, Swift.CaseIterable
     .tcp,
     .udp,
     .icmp,
+    .all,
   ]
 
 }
@@ -1035,6 +1041,23 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     set {op = .diagnose(newValue)}
   }
 
+  /// all of them or none (EC2's AuthorizeSecurityGroupIngress)
+  public var authorizeRules: Vnet_V1_RuleChanges {
+    get {
+      if case .authorizeRules(let v)? = op {return v}
+      return Vnet_V1_RuleChanges()
+    }
+    set {op = .authorizeRules(newValue)}
+  }
+
+  public var revokeRules: Vnet_V1_RuleChanges {
+    get {
+      if case .revokeRules(let v)? = op {return v}
+      return Vnet_V1_RuleChanges()
+    }
+    set {op = .revokeRules(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -1056,6 +1079,9 @@ public nonisolated struct Vnet_V1_ControlRequest: Sendable {
     case describeAddresses(Vnet_V1_DescribeAddresses)
     case verifyVlan(Vnet_V1_VerifyVlan)
     case diagnose(Vnet_V1_Diagnose)
+    /// all of them or none (EC2's AuthorizeSecurityGroupIngress)
+    case authorizeRules(Vnet_V1_RuleChanges)
+    case revokeRules(Vnet_V1_RuleChanges)
 
   }
 
@@ -1199,6 +1225,9 @@ public nonisolated struct Vnet_V1_GroupRef: Sendable {
 
   public var group: String = String()
 
+  /// create_group only: free text, at most 255 bytes, no control characters
+  public var description_p: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1241,6 +1270,10 @@ public nonisolated struct Vnet_V1_AddressRef: Sendable {
 
   public var address: UInt32 = 0
 
+  /// allocate: the address's owner ("" = the operator's). release and disassociate: when set, the address
+  /// must be this user's (else it is not found for them).
+  public var user: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1254,6 +1287,27 @@ public nonisolated struct Vnet_V1_Association: Sendable {
   public var address: UInt32 = 0
 
   public var instanceID: String = String()
+
+  /// when set: the address must be this user's, the instance in one of its groups
+  public var user: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Several rules of one group, changed together: every one is checked before any is applied.
+public nonisolated struct Vnet_V1_RuleChanges: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var user: String = String()
+
+  public var group: String = String()
+
+  /// their user and group fields are not read
+  public var rules: [Vnet_V1_RuleChange] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1338,6 +1392,15 @@ public nonisolated struct Vnet_V1_ControlReply: @unchecked Sendable {
   public var hasDiagnosis: Bool {_storage._diagnosis != nil}
   /// Clears the value of `diagnosis`. Subsequent reads from it will return its default value.
   public mutating func clearDiagnosis() {_uniqueStorage()._diagnosis = nil}
+
+  /// With ok false: what kind of refusal, for programs (the EC2 gateway's error codes); error is for people.
+  /// One of ClusterError.Kind's names: invalid, unsupportedMode, groupNotFound, groupExists, ruleExists,
+  /// ruleNotFound, groupInUse, addressNotFound, addressLimit, addressInUse, instanceNotFound, capacity.
+  /// "" from an older coordinator: read as invalid.
+  public var errorKind: String {
+    get {_storage._errorKind}
+    set {_uniqueStorage()._errorKind = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1747,6 +1810,8 @@ public nonisolated struct Vnet_V1_GroupInfo: Sendable {
 
   public var instances: UInt32 = 0
 
+  public var description_p: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1761,6 +1826,9 @@ public nonisolated struct Vnet_V1_AddressInfo: Sendable {
 
   /// "" = not associated
   public var instanceID: String = String()
+
+  /// the user who allocated it, "" = the operator
+  public var owner: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2005,7 +2073,7 @@ nonisolated extension Vnet_V1_Mode: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Vnet_V1_Protocol: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROTOCOL_UNSPECIFIED\0\u{1}PROTOCOL_TCP\0\u{1}PROTOCOL_UDP\0\u{1}PROTOCOL_ICMP\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROTOCOL_UNSPECIFIED\0\u{1}PROTOCOL_TCP\0\u{1}PROTOCOL_UDP\0\u{1}PROTOCOL_ICMP\0\u{1}PROTOCOL_ALL\0")
 }
 
 nonisolated extension Vnet_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3563,7 +3631,7 @@ nonisolated extension Vnet_V1_PublicMapping: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0\u{3}verify_vlan\0\u{1}diagnose\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}status\0\u{3}list_nodes\0\u{3}run_instance\0\u{3}terminate_instance\0\u{3}describe_instances\0\u{3}create_group\0\u{3}delete_group\0\u{1}authorize\0\u{1}revoke\0\u{3}describe_groups\0\u{3}allocate_address\0\u{3}associate_address\0\u{3}disassociate_address\0\u{3}release_address\0\u{3}describe_addresses\0\u{3}verify_vlan\0\u{1}diagnose\0\u{3}authorize_rules\0\u{3}revoke_rules\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3793,6 +3861,32 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
           self.op = .diagnose(v)
         }
       }()
+      case 27: try {
+        var v: Vnet_V1_RuleChanges?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .authorizeRules(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .authorizeRules(v)
+        }
+      }()
+      case 28: try {
+        var v: Vnet_V1_RuleChanges?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .revokeRules(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .revokeRules(v)
+        }
+      }()
       default: break
       }
     }
@@ -3874,6 +3968,14 @@ nonisolated extension Vnet_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtob
     case .diagnose?: try {
       guard case .diagnose(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .authorizeRules?: try {
+      guard case .authorizeRules(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .revokeRules?: try {
+      guard case .revokeRules(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
     }()
     case nil: break
     }
@@ -4150,7 +4252,7 @@ nonisolated extension Vnet_V1_InstanceRef: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_GroupRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GroupRef"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}group\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}group\0\u{1}description\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4160,6 +4262,7 @@ nonisolated extension Vnet_V1_GroupRef: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.user) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.group) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
       default: break
       }
     }
@@ -4172,12 +4275,16 @@ nonisolated extension Vnet_V1_GroupRef: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.group.isEmpty {
       try visitor.visitSingularStringField(value: self.group, fieldNumber: 2)
     }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_GroupRef, rhs: Vnet_V1_GroupRef) -> Bool {
     if lhs.user != rhs.user {return false}
     if lhs.group != rhs.group {return false}
+    if lhs.description_p != rhs.description_p {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4255,7 +4362,7 @@ nonisolated extension Vnet_V1_RuleChange: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vnet_V1_AddressRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AddressRef"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{1}user\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4264,6 +4371,7 @@ nonisolated extension Vnet_V1_AddressRef: SwiftProtobuf.Message, SwiftProtobuf._
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFixed32Field(value: &self.address) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.user) }()
       default: break
       }
     }
@@ -4273,11 +4381,15 @@ nonisolated extension Vnet_V1_AddressRef: SwiftProtobuf.Message, SwiftProtobuf._
     if self.address != 0 {
       try visitor.visitSingularFixed32Field(value: self.address, fieldNumber: 1)
     }
+    if !self.user.isEmpty {
+      try visitor.visitSingularStringField(value: self.user, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_AddressRef, rhs: Vnet_V1_AddressRef) -> Bool {
     if lhs.address != rhs.address {return false}
+    if lhs.user != rhs.user {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4285,7 +4397,7 @@ nonisolated extension Vnet_V1_AddressRef: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Association"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}instance_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}instance_id\0\u{1}user\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4295,6 +4407,7 @@ nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFixed32Field(value: &self.address) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.instanceID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.user) }()
       default: break
       }
     }
@@ -4307,12 +4420,56 @@ nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.instanceID.isEmpty {
       try visitor.visitSingularStringField(value: self.instanceID, fieldNumber: 2)
     }
+    if !self.user.isEmpty {
+      try visitor.visitSingularStringField(value: self.user, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_Association, rhs: Vnet_V1_Association) -> Bool {
     if lhs.address != rhs.address {return false}
     if lhs.instanceID != rhs.instanceID {return false}
+    if lhs.user != rhs.user {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vnet_V1_RuleChanges: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RuleChanges"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}group\0\u{1}rules\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.user) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.group) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.rules) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.user.isEmpty {
+      try visitor.visitSingularStringField(value: self.user, fieldNumber: 1)
+    }
+    if !self.group.isEmpty {
+      try visitor.visitSingularStringField(value: self.group, fieldNumber: 2)
+    }
+    if !self.rules.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rules, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vnet_V1_RuleChanges, rhs: Vnet_V1_RuleChanges) -> Bool {
+    if lhs.user != rhs.user {return false}
+    if lhs.group != rhs.group {return false}
+    if lhs.rules != rhs.rules {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4320,7 +4477,7 @@ nonisolated extension Vnet_V1_Association: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0\u{1}diagnosis\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0\u{1}diagnosis\0\u{3}error_kind\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -4335,6 +4492,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
     var _status: Vnet_V1_Status? = nil
     var _verification: Vnet_V1_VlanVerification? = nil
     var _diagnosis: Vnet_V1_Diagnosis? = nil
+    var _errorKind: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4357,6 +4515,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       _status = source._status
       _verification = source._verification
       _diagnosis = source._diagnosis
+      _errorKind = source._errorKind
     }
   }
 
@@ -4387,6 +4546,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._status) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._verification) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._diagnosis) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._errorKind) }()
         default: break
         }
       }
@@ -4435,6 +4595,9 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._diagnosis {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
       } }()
+      if !_storage._errorKind.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._errorKind, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4456,6 +4619,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._status != rhs_storage._status {return false}
         if _storage._verification != rhs_storage._verification {return false}
         if _storage._diagnosis != rhs_storage._diagnosis {return false}
+        if _storage._errorKind != rhs_storage._errorKind {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5233,7 +5397,7 @@ nonisolated extension Vnet_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vnet_V1_GroupInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GroupInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}group\0\u{3}network_index\0\u{1}vlan\0\u{1}network\0\u{3}prefix_length\0\u{1}rules\0\u{1}instances\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}group\0\u{3}network_index\0\u{1}vlan\0\u{1}network\0\u{3}prefix_length\0\u{1}rules\0\u{1}instances\0\u{1}description\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5249,6 +5413,7 @@ nonisolated extension Vnet_V1_GroupInfo: SwiftProtobuf.Message, SwiftProtobuf._M
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.prefixLength) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.rules) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.instances) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
       default: break
       }
     }
@@ -5279,6 +5444,9 @@ nonisolated extension Vnet_V1_GroupInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.instances != 0 {
       try visitor.visitSingularUInt32Field(value: self.instances, fieldNumber: 8)
     }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5291,6 +5459,7 @@ nonisolated extension Vnet_V1_GroupInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.prefixLength != rhs.prefixLength {return false}
     if lhs.rules != rhs.rules {return false}
     if lhs.instances != rhs.instances {return false}
+    if lhs.description_p != rhs.description_p {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5298,7 +5467,7 @@ nonisolated extension Vnet_V1_GroupInfo: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AddressInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}instance_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}address\0\u{3}instance_id\0\u{1}owner\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5308,6 +5477,7 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFixed32Field(value: &self.address) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.instanceID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       default: break
       }
     }
@@ -5320,12 +5490,16 @@ nonisolated extension Vnet_V1_AddressInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.instanceID.isEmpty {
       try visitor.visitSingularStringField(value: self.instanceID, fieldNumber: 2)
     }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_AddressInfo, rhs: Vnet_V1_AddressInfo) -> Bool {
     if lhs.address != rhs.address {return false}
     if lhs.instanceID != rhs.instanceID {return false}
+    if lhs.owner != rhs.owner {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -34,7 +34,8 @@ public struct StoreChange: Sendable {
     public var deletedGroups: [GroupID] = []
     public var instances: [ClusterState.Instance] = []
     public var deletedInstances: [InstanceID] = []
-    public var publicIPs: [(IPv4Address, InstanceID?)] = []
+    /// An allocated address: what it points at and its owner ("" = the operator).
+    public var publicIPs: [(IPv4Address, InstanceID?, String)] = []
     public var releasedPublicIPs: [IPv4Address] = []
     public var nodeRevisions: [String: NodeRevision] = [:]
 
@@ -50,7 +51,9 @@ public struct StoreChange: Sendable {
         for id in old.groups.keys where new.groups[id] == nil { change.deletedGroups.append(id) }
         for (id, instance) in new.instances where old.instances[id] != instance { change.instances.append(instance) }
         for id in old.instances.keys where new.instances[id] == nil { change.deletedInstances.append(id) }
-        for (address, holder) in new.publicIPs where old.publicIPs[address] != .some(holder) { change.publicIPs.append((address, holder)) }
+        for (address, holder) in new.publicIPs where old.publicIPs[address] != .some(holder) || old.publicIPOwners[address] != new.publicIPOwners[address] {
+            change.publicIPs.append((address, holder, new.publicIPOwners[address] ?? ""))
+        }
         for address in old.publicIPs.keys where new.publicIPs[address] == nil { change.releasedPublicIPs.append(address) }
         return change
     }

@@ -39,6 +39,13 @@ public final class SQLiteClusterStore: ClusterStore {
             INSERT INTO meta (key, value) VALUES ('revision', 0);
             """)
         }
+        // The EC2 API's users: a group's description, and who allocated a public address ('' = the operator).
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+            ALTER TABLE groups ADD COLUMN description TEXT NOT NULL DEFAULT '';
+            ALTER TABLE public_ips ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+            """)
+        }
         return migrator
     }
 
@@ -54,13 +61,13 @@ public final class SQLiteClusterStore: ClusterStore {
                 nodeRevisions[row["host"]] = NodeRevision(revision: UInt64(row["revision"] as Int64), previous: UInt64(row["previous"] as Int64),
                                                          digest: UInt64(bitPattern: row["digest"] as Int64))
             }
-            for row in try Row.fetchAll(db, sql: "SELECT user, name, network, rules FROM groups") {
+            for row in try Row.fetchAll(db, sql: "SELECT user, name, network, rules, description FROM groups") {
                 let id = GroupID(user: row["user"], name: row["name"])
                 let rules: [SecurityRule]
                 do { rules = try RuleRecord.decode(row["rules"] as String) } catch {
                     throw ClusterError("the stored rules of group \(id) cannot be read: \(error)")
                 }
-                state.groups[id] = .init(id: id, rules: rules, network: row["network"])
+                state.groups[id] = .init(id: id, rules: rules, network: row["network"], description: row["description"])
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, node, user, grp, address, mac, vif FROM instances") {
                 let id = InstanceID(number: UInt32(row["id"] as Int64))
@@ -71,9 +78,11 @@ public final class SQLiteClusterStore: ClusterStore {
                                             address: address.map { IPv4Address(UInt32($0)) },
                                             mac: MACAddress(UInt64(row["mac"] as Int64)), hypervisorVif: row["vif"])
             }
-            for row in try Row.fetchAll(db, sql: "SELECT address, instance FROM public_ips") {
-                let instance: Int64? = row["instance"]
-                state.publicIPs[IPv4Address(UInt32(row["address"] as Int64))] = .some(instance.map { InstanceID(number: UInt32($0)) })
+            for row in try Row.fetchAll(db, sql: "SELECT address, instance, owner FROM public_ips") {
+                let instance: Int64? = row["instance"], owner: String = row["owner"]
+                let address = IPv4Address(UInt32(row["address"] as Int64))
+                state.publicIPs[address] = .some(instance.map { InstanceID(number: UInt32($0)) })
+                if !owner.isEmpty { state.publicIPOwners[address] = owner }
             }
             let revision = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'revision'") ?? 0
             return StoredCluster(state: state, revision: UInt64(revision), nodeRevisions: nodeRevisions)
@@ -102,9 +111,10 @@ public final class SQLiteClusterStore: ClusterStore {
             }
             for group in change.groups {
                 try db.cachedStatement(sql: """
-                    INSERT INTO groups (user, name, network, rules) VALUES (?, ?, ?, ?)
-                    ON CONFLICT(user, name) DO UPDATE SET network = excluded.network, rules = excluded.rules
-                    """).execute(arguments: [group.id.user, group.id.name, group.network, try RuleRecord.encode(group.rules)])
+                    INSERT INTO groups (user, name, network, rules, description) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(user, name) DO UPDATE SET network = excluded.network, rules = excluded.rules,
+                                                          description = excluded.description
+                    """).execute(arguments: [group.id.user, group.id.name, group.network, try RuleRecord.encode(group.rules), group.description])
             }
             // Instances that changed are rewritten: free their unique values first, then insert.
             for instance in change.instances {
@@ -115,13 +125,13 @@ public final class SQLiteClusterStore: ClusterStore {
                     .execute(arguments: [Int64(instance.id.number), instance.node, instance.group?.user, instance.group?.name,
                                          instance.address.map { Int64($0.value) }, Int64(instance.mac.value), instance.hypervisorVif])
             }
-            for (address, holder) in change.publicIPs {
+            for (address, holder, owner) in change.publicIPs {
                 try db.cachedStatement(sql: "UPDATE public_ips SET instance = NULL WHERE instance = ? AND address != ?")
                     .execute(arguments: [holder.map { Int64($0.number) }, Int64(address.value)])
                 try db.cachedStatement(sql: """
-                    INSERT INTO public_ips (address, instance) VALUES (?, ?)
-                    ON CONFLICT(address) DO UPDATE SET instance = excluded.instance
-                    """).execute(arguments: [Int64(address.value), holder.map { Int64($0.number) }])
+                    INSERT INTO public_ips (address, instance, owner) VALUES (?, ?, ?)
+                    ON CONFLICT(address) DO UPDATE SET instance = excluded.instance, owner = excluded.owner
+                    """).execute(arguments: [Int64(address.value), holder.map { Int64($0.number) }, owner])
             }
             for (host, revision) in change.nodeRevisions {
                 try db.cachedStatement(sql: """
@@ -151,6 +161,7 @@ struct RuleRecord: Codable {
             switch rule.traffic {
             case .tcp(let ports), .udp(let ports): record.from = ports.lowerBound; record.to = ports.upperBound
             case .icmp(let type, let code): record.type = type; record.code = code
+            case .all: break
             }
             switch rule.source {
             case .cidr(let network): record.cidr = network.description
@@ -165,7 +176,7 @@ struct RuleRecord: Codable {
         try JSONDecoder().decode([RuleRecord].self, from: Data(text.utf8)).map { record in
             // Never guessed: a rule read as another protocol would open or close what nobody asked for.
             var ports: ClosedRange<Int>?
-            if record.proto != "icmp" {
+            if record.proto == "tcp" || record.proto == "udp" {
                 let low = record.from ?? 1, high = record.to ?? 65535
                 guard low <= high else { throw ClusterError(field: "from", "ports \(low)-\(high) are not a range") }
                 ports = low...high

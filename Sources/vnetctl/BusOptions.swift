@@ -20,27 +20,18 @@ struct BusOptions: ParsableArguments {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func client() throws -> RequestClient {
-        let controlEndpoint: String
-        if let path = endpoints ?? (coordinator == nil ? environment["VNET_ENDPOINTS"] : nil) {
-            controlEndpoint = try BusEndpoints.load(from: path).control
-        } else {
-            controlEndpoint = try BusEndpoints(hostAndBasePort: coordinator ?? environment["VNET_COORDINATOR"] ?? "127.0.0.1:\(BusEndpoints.defaultPort)").control
-        }
-        let security: SocketSecurity
-        if insecure {
-            security = .insecure
-        } else {
-            guard let keyFile = key ?? environment["VNET_KEY"], let serverFile = coordinatorKey ?? environment["VNET_COORDINATOR_KEY"] else {
-                throw CommandFailure.usage("CURVE keys needed: --key FILE --coordinator-key FILE (or $VNET_KEY, $VNET_COORDINATOR_KEY), or --insecure")
-            }
+        let connection: ControlConnection
+        do {
+            connection = try ControlConnection.resolve(coordinator: coordinator, endpoints: endpoints, key: key, coordinatorKey: coordinatorKey,
+                                                       insecure: insecure, environment: environment)
+        } catch {
             // A key file that cannot be read is a bad command line (2), not an unreachable coordinator (3).
-            let keys: ZMQCurve.KeyPair, server: String
-            do { keys = try CurveKeys.readPair(secretKeyFile: keyFile) } catch { throw CommandFailure.usage("--key \(keyFile): \(error)") }
-            do { server = try CurveKeys.readKey(serverFile) } catch { throw CommandFailure.usage("--coordinator-key \(serverFile): \(error)") }
-            security = .curveClient(keys: keys, serverPublicKey: server)
+            switch error {
+            case .usage(let message): throw CommandFailure.usage(message)
+            case .bus(let message): throw BusError(message)
+            }
         }
-        return try RequestClient(context: BusContext.shared, endpoint: controlEndpoint, security: security,
-                                 codec: EnvelopeCodec(clusterID: clusterID))
+        return try connection.client(context: BusContext.shared, clusterID: clusterID)
     }
 
     /// Sends one request; a refused request prints the coordinator's reason and exits 1, no reply exits 3.

@@ -137,11 +137,13 @@ struct RuleView: Encodable {
             ports = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
         case .icmp(let type, let code):
             icmpType = type; icmpCode = code
+        case .all:
+            break
         }
         source = rule.sourceCidr.isEmpty ? "group \(rule.sourceGroup)" : rule.sourceCidr
     }
     var text: String {
-        let what = ports.map { "\(`protocol`) \($0)" } ?? (icmpType.map { "icmp type \($0)\(icmpCode.map { " code \($0)" } ?? "")" } ?? "icmp")
+        let what = ports.map { "\(`protocol`) \($0)" } ?? (icmpType.map { "icmp type \($0)\(icmpCode.map { " code \($0)" } ?? "")" } ?? `protocol`)
         return "\(what) from \(source)"
     }
 }

@@ -38,7 +38,7 @@ struct DeleteGroupCommand: ParsableCommand {
     }
 }
 
-/// The rule of `authorize` and `revoke`: `--protocol tcp|udp|icmp [--ports 22|1000-2000] [--icmp-type T [--icmp-code C]]
+/// The rule of `authorize` and `revoke`: `--protocol tcp|udp|icmp|all [--ports 22|1000-2000] [--icmp-type T [--icmp-code C]]
 /// (--source-cidr CIDR | --source-group [USER/]NAME)`.
 struct RuleOptions: ParsableArguments {
     @Option(name: .customLong("protocol")) var proto: String
@@ -49,7 +49,7 @@ struct RuleOptions: ParsableArguments {
     @Option(name: .customLong("source-group")) var sourceGroup: String?
 
     func validate() throws {
-        guard ["tcp", "udp", "icmp"].contains(proto) else { throw ValidationError("--protocol is tcp, udp or icmp") }
+        guard ["tcp", "udp", "icmp", "all"].contains(proto) else { throw ValidationError("--protocol is tcp, udp, icmp or all") }
         if (sourceCIDR == nil) == (sourceGroup == nil) { throw ValidationError("give one of --source-cidr and --source-group") }
         if proto == "icmp", ports != nil { throw ValidationError("icmp has no --ports; use --icmp-type/--icmp-code") }
         if proto != "icmp", ports == nil { throw ValidationError("\(proto) needs --ports (22 or 1000-2000)") }

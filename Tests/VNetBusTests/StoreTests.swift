@@ -60,7 +60,7 @@ struct StoreTests {
             _ = try SQLiteClusterStore(directory: directory).load()
             Issue.record("the store loaded a rule it cannot read")
         } catch {
-            #expect("\(error)".contains("admin/web") && "\(error)".contains("'gre' is not tcp, udp or icmp"), "\(error)")
+            #expect("\(error)".contains("admin/web") && "\(error)".contains("'gre' is not tcp, udp, icmp or all"), "\(error)")
         }
     }
 

@@ -34,7 +34,7 @@ struct ScenarioTests {
         expectError(#"{"nodes":[\#(node)],"instances":[{"id":"i-00000001","node":"n9","group":"u/g"}],"groups":[\#(group)]}"#,
                     field: "instances[0].node", "no node 'n9'")
         expectError(#"{"nodes":[\#(node)],"groups":[{"user":"u","name":"g","rules":[{"protocol":"sctp","source":"0.0.0.0/0"}]}]}"#,
-                    field: "groups[0].rules[0].protocol", "not tcp, udp or icmp")
+                    field: "groups[0].rules[0].protocol", "not tcp, udp, icmp or all")
         expectError(#"{"nodes":[\#(node)],"groups":[{"user":"u","name":"g","rules":[{"protocol":"tcp","ports":"22","source":"10.0.0.1/8"}]}]}"#,
                     field: "groups[0].rules[0].source", "no host bits")
         expectError(#"{"nodes":[\#(node)],"groups":[{"user":"u","name":"g","rules":[{"protocol":"tcp","ports":"0-22","source":"0.0.0.0/0"}]}]}"#,
