@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",
                                    .product(name: "GRDB", package: "GRDB.swift"),
-                                   "vnet-coordinator", "vnet-agent", "vnetctl"]),
+                                   "VNetEC2", "vnet-coordinator", "vnet-agent", "vnetctl", "vnet-ec2-api"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,10 +9,13 @@ set -euo pipefail
 # Prometheus' own parser (python3-prometheus-client) reads every metrics scrape in the tests; nftables makes dirty
 # switch ports; ethtool shows a NIC's VLAN filter in lane 4; libvirt's QEMU driver (virt-qemu-run, embedded: no
 # libvirtd) boots a guest on the agent's tap as a KVM host's libvirt would; lldpd plays the switch announcing its
-# ports (LLDP) in the switch namespaces; Prometheus' promtool tests the alerting rules in deploy/prometheus.
+# ports (LLDP) in the switch namespaces; Prometheus' promtool tests the alerting rules in deploy/prometheus;
+# Debian's awscli and python3-boto3 are the EC2 clients that drive vnet-ec2-api in its tests, openssl makes the
+# test certificate for its TLS, python3-venv holds moto (from PyPI, below) for the differential test.
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
-        python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu lldpd prometheus)
+        python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu lldpd prometheus
+        awscli python3-boto3 python3-venv openssl)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
@@ -42,4 +45,15 @@ fi
 # init; here only the user is made, as that package's postinst would (system account, no login, no home).
 if [ "$(id -u)" -eq 0 ] && ! getent passwd libvirt-qemu >/dev/null; then
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin libvirt-qemu
+fi
+
+# moto (an EC2 imitation, PyPI only) in server mode: the EC2 gateway's differential test compares vnet's answers
+# with its answers to the same calls. In a venv of its own, with Debian's python3, so that nothing of the
+# system's Python changes; pinned, so that the comparison is the same on every run.
+moto_venv=/opt/vnet-moto
+moto_version=5.2.1
+if [ "$(id -u)" -eq 0 ] && ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+  echo "run-all: installing moto[server]==$moto_version in $moto_venv"
+  /usr/bin/python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install -q "moto[server]==$moto_version"
 fi

@@ -27,8 +27,9 @@ final class Gateway: @unchecked Sendable {
         /// A request must arrive whole within this many seconds of its first byte: slow clients cannot
         /// hold a connection (and a worker) for ever.
         var requestTimeout: Int64 = 10
-        /// A connection with nothing in flight is closed after this many seconds.
-        var idleTimeout: Int64 = 60
+        /// A connection with nothing in flight is closed after this many seconds (a request whose head
+        /// trickles in slower than that is cut off with it).
+        var idleTimeout: Int64 = 30
         var maxConnections = 512
     }
 
@@ -113,13 +114,30 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var refused = false
     private var deadline: Scheduled<Void>?
     private var admitted = false
+    /// The client shut down its sending side: answer what is in flight, then close.
+    private var inputClosed = false
+    private var inFlight = false
 
     init(gateway: Gateway) { self.gateway = gateway }
 
     func channelActive(context: ChannelHandlerContext) {
         admitted = gateway.admit()
         if !admitted { context.close(promise: nil); return }
+        // The first request's head must come within the request timeout too (later ones: the idle timeout).
+        armDeadline(context)
         context.fireChannelActive()
+    }
+
+    /// A request must arrive whole within `seconds`: when its head has come, the rest of it is answered 408;
+    /// when not even its head has (a trickle, or nothing), the connection is closed.
+    private func armDeadline(_ context: ChannelHandlerContext, seconds: Int64? = nil) {
+        deadline?.cancel()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: .seconds(seconds ?? gateway.limits.requestTimeout)) {
+            let (handler, context) = loopBound.value
+            guard handler.head != nil else { context.close(promise: nil); return }
+            handler.refuse(context, EC2Error("RequestTimeout", "the request did not arrive whole within \(handler.gateway.limits.requestTimeout) s", status: 408))
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -130,7 +148,13 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Idle with nothing in flight: close.
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil); return }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            if !inFlight { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -139,11 +163,7 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = requestHead
             body = []
             refused = false
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            deadline = context.eventLoop.scheduleTask(in: .seconds(gateway.limits.requestTimeout)) {
-                let (handler, context) = loopBound.value
-                handler.refuse(context, EC2Error("RequestTimeout", "the request did not arrive whole within \(handler.gateway.limits.requestTimeout) s", status: 408))
-            }
+            armDeadline(context)
             if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > gateway.limits.maxBody {
                 refuse(context, EC2Error("RequestEntityTooLarge", "the body is \(length) bytes; at most \(gateway.limits.maxBody) are accepted", status: 413))
             }
@@ -169,6 +189,7 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let keepAlive = head.isKeepAlive
             let version = head.version
             let gateway = self.gateway
+            inFlight = true
             let answered = gateway.workers.runIfActive(eventLoop: context.eventLoop) { gateway.answer(request, peer: peer) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             answered.whenComplete { result in
@@ -192,7 +213,9 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         write(context, Gateway.refusal(error), version: head?.version ?? .http1_1, keepAlive: false)
     }
 
-    private func write(_ context: ChannelHandlerContext, _ response: EC2Response, version: HTTPVersion, keepAlive: Bool) {
+    private func write(_ context: ChannelHandlerContext, _ response: EC2Response, version: HTTPVersion, keepAlive requested: Bool) {
+        inFlight = false
+        let keepAlive = requested && !inputClosed
         var buffer = context.channel.allocator.buffer(capacity: response.body.utf8.count)
         buffer.writeString(response.body)
         var headers = HTTPHeaders()
@@ -205,7 +228,12 @@ final class EC2HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        if !keepAlive { done.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
+        if !keepAlive {
+            done.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        } else if !refused {
+            // Kept alive: the next request has the idle timeout to arrive whole (its head trickling counts).
+            armDeadline(context, seconds: gateway.limits.idleTimeout)
+        }
     }
 }
 

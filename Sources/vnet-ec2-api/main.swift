@@ -103,12 +103,14 @@ struct EC2APICommand: ParsableCommand {
                 }
             }
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A client that shuts down its sending side after its request (nc -N, scripts) still gets the answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
         let server: Channel
         do { server = try bootstrap.bind(host: host, port: port).wait() } catch {
             throw ValidationError("cannot listen on \(listen): \(error)")
         }
         metricsServer?.start()
-        log.info("serving EC2 on \(tls == nil ? "http" : "https")://\(server.localAddress?.description ?? listen) for region \(region), \(keys.keys.count) access keys; coordinator \(connection.endpoint)")
+        log.info("serving EC2 on \(tls == nil ? "http" : "https")://\(host):\(server.localAddress?.port ?? port)/ for region \(region), \(keys.keys.count) access keys; coordinator \(connection.endpoint)")
         if let metricsServer { log.info("metrics on http://\(metricsServer.address)/metrics") }
         let stop = StopFlag()
         stop.stopOnTerminationSignals()

@@ -22,6 +22,8 @@ final class ClusterHarness {
     let nodeConfig: String
     var coordinator: Process?
     var agents: [String: Process] = [:]
+    /// Anything else a test started against this cluster (a gateway): killed with it.
+    var extraProcesses: [Process] = []
     let context = ZMQContext()
 
     init(heartbeat: Double = 1.0, addressesPerNetwork: Int = 64) throws {
@@ -49,6 +51,7 @@ final class ClusterHarness {
 
     deinit {
         for process in agents.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for process in extraProcesses where process.isRunning { kill(process.processIdentifier, SIGKILL) }
         if let coordinator, coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
     }
