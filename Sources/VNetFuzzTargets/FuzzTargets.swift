@@ -1,15 +1,16 @@
 import Foundation
 import VNetBus
 import VNetCore
+import VNetEC2
 import VNetProto
 
 /// Every parser that reads what others wrote, as fuzz targets: eucalyptus.conf (parse and validate, both
 /// roles), bus envelopes (decode, header peek, host-state mapping), DHCP replies, VLAN probe frames,
 /// iptables-preload files, dhcpd's OMAPI answers and its lease file, DHCP server replies as whole frames (the
-/// rogue-DHCP check), LLDP frames (the switch port). Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
+/// rogue-DHCP check), LLDP frames (the switch port), the EC2 API's requests (parameters, actions, SigV4 headers). Used by `vnet-bench fuzz` (seeded mutation, reproducible) and by the libFuzzer
 /// harness in Fuzz/ (coverage-guided), so both exercise exactly the same code.
 public enum FuzzTargets {
-    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases", "dhcp-frame", "lldp"]
+    public static let names = ["conf", "envelope", "dhcp", "probe", "preload", "omapi", "leases", "dhcp-frame", "lldp", "ec2"]
 
     /// Feeds one input to `target`; true when the parser accepted it as valid. `variant` picks between the
     /// ways a target can be read (a config's role, a probe frame with its tag stripped by the kernel).
@@ -39,6 +40,19 @@ public enum FuzzTargets {
             return LLDPNeighbor(wire: neighbor.wire(interface: "eth0", ageMilliseconds: 1)) == neighbor
         case "dhcp-frame":
             return RogueDHCP.Sighting.parse(frame: input, strippedVLAN: variant % 3 == 0 ? variant % 4095 : nil) != nil
+        case "ec2":
+            // Even variants: the bytes as a form body, carried out against a coordinator that accepts
+            // everything (every action's parameter reading and XML). Odd: as an Authorization header.
+            if variant % 2 == 0 {
+                var parameters = QueryParameters()
+                guard let pairs = try? QueryParameters.parse(String(decoding: input, as: UTF8.self), plusIsSpace: true),
+                      (try? parameters.add(pairs)) != nil else { return false }
+                return EC2Service().handle(parameters, caller: fuzzKey, requestID: "r", channel: AcceptingChannel()).errorCode == nil
+            }
+            let request = SigV4Verifier.Request(method: "POST", path: "/", query: "",
+                                                headers: [("Host", "h"), ("X-Amz-Date", "20150830T123600Z"), ("Authorization", String(decoding: input, as: UTF8.self))],
+                                                body: Array("Action=DescribeAddresses".utf8))
+            return (try? SigV4Verifier(keys: AccessKeys([fuzzKey]), region: "us-east-1").verify(request, now: 1_440_938_160)) != nil
         case "leases":
             let kept = DHCPDLeaseFile.removingHostDeclarations(String(decoding: input, as: UTF8.self))
             return DHCPDLeaseFile.removingHostDeclarations(kept) == kept
@@ -92,6 +106,11 @@ public enum FuzzTargets {
                                       object: [("name", Array("node-10.0.0.5".utf8)), ("hardware-address", [0xd0, 0x0d, 0, 0, 1, 5]), ("ip-address", [10, 0, 0, 5])])
             answer.authenticator = 1
             return [answer.encoded(signingWith: [1, 2, 3]), answer.encoded(signingWith: nil)]
+        case "ec2":
+            return [Array("Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupName=web&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8&IpPermissions.1.Groups.1.GroupName=db".utf8),
+                    Array("Action=DescribeSecurityGroups&GroupName.1=web&Filter.1.Name=group-name&Filter.1.Value.1=w*".utf8),
+                    Array("Action=AssociateAddress&PublicIp=203.0.113.10&InstanceId=i-0000a001&DryRun=false".utf8),
+                    Array("AWS4-HMAC-SHA256 Credential=AKIAVNETFUZZ00000001/20150830/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31".utf8)]
         case "leases":
             return [Array("authoring-byte-order little-endian;\nhost node-10.0.0.5 {\n  dynamic;\n  deleted;\n}\nlease 10.0.0.9 {\n  uid \"\\001}\";\n}\n# host x {\n".utf8)]
         default:
@@ -115,5 +134,30 @@ public enum FuzzTargets {
             }
         }
         return bytes
+    }
+}
+
+private let fuzzKey = AccessKeys.Key(id: "AKIAVNETFUZZ00000001", secret: "fuzzsecretfuzzsecret0000", user: "fuzz", admin: false)
+
+/// A coordinator that accepts every request and describes a little of everything: the gateway's whole path
+/// after the coordinator's answer is fuzzed too.
+private struct AcceptingChannel: ControlChannel {
+    func call(_ op: Vnet_V1_ControlRequest.OneOf_Op) throws(EC2Error) -> Vnet_V1_ControlReply {
+        var reply = Vnet_V1_ControlReply()
+        reply.ok = true
+        var group = Vnet_V1_GroupInfo()
+        group.user = "fuzz"; group.group = "web"
+        var rule = Vnet_V1_RuleChange()
+        rule.traffic = SecurityRule.Traffic.icmp(type: 8, code: nil).wire
+        rule.sourceGroup = "fuzz/db"
+        group.rules = [rule]
+        reply.groups = [group]
+        var address = Vnet_V1_AddressInfo()
+        address.address = 0xCB00_710A; address.owner = "fuzz"; address.instanceID = "i-0000a001"
+        reply.addresses = [address]
+        var instance = Vnet_V1_InstanceInfo()
+        instance.instanceID = "i-0000a001"; instance.group = "fuzz/web"; instance.address = 0x0A14_0202
+        reply.instances = [instance]
+        return reply
     }
 }

@@ -16,7 +16,7 @@ struct FuzzBenchmark: ParsableCommand {
 
     @Option(help: "Inputs per target.") var inputs = 1_000_000
     @Option(help: "Seed (the same seed gives the same inputs).") var seed: UInt64 = 1
-    @Option(help: "Only this target: conf, envelope, dhcp, probe, preload, omapi, leases, dhcp-frame, lldp.") var only: String?
+    @Option(help: "Only this target: conf, envelope, dhcp, probe, preload, omapi, leases, dhcp-frame, lldp, ec2.") var only: String?
     @Flag(help: "Print one JSON object.") var json = false
     @Option(name: .customLong("write-corpus"), help: "Write the starting inputs to this directory (for the libFuzzer harness, Fuzz/run.sh) and stop.")
     var writeCorpus: String?
