@@ -152,6 +152,45 @@ struct EC2GatewayProcessTests {
         #expect(owners(aliceSees) == ["alice"] && owners(opsSees) == ["alice", "bob"], "\(aliceSees) \(opsSees)")
     }
 
+    /// Every refusal the issue names, each from a real boto3 call (with the cluster's state behind it), and
+    /// the HTTP status EC2 answers it with. A refused call changed nothing.
+    @Test func everyErrorCodeFromARealClient() throws {
+        let model = try ClusterHarness()
+        let config = try String(contentsOfFile: model.frontendConfig, encoding: .utf8)
+            .replacingOccurrences(of: "203.0.113.10-203.0.113.60", with: "203.0.113.10-203.0.113.11")
+        let (cluster, gateway) = try EC2Gateway.start(frontendConfig: config)
+        let ssh: [String: Any] = ["IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [["CidrIp": "198.51.100.0/24"]]]
+        let lines = try gateway.boto3([
+            ["op": "create_security_group", "args": ["GroupName": "web", "Description": "x"], "save": ["web": "GroupId"]],
+            ["op": "create_security_group", "args": ["GroupName": "db", "Description": "x"]],
+            ["op": "authorize_security_group_ingress", "args": ["GroupName": "web", "IpPermissions": [ssh]]],
+            ["op": "authorize_security_group_ingress", "args": ["GroupName": "db", "IpPermissions": [
+                ["IpProtocol": "-1", "UserIdGroupPairs": [["GroupId": "$web"]]]]]],
+            ["op": "allocate_address"],
+            ["op": "allocate_address"],
+            // The refusals.
+            ["op": "describe_security_groups", "args": ["GroupNames": ["nosuch"]]],
+            ["op": "create_security_group", "args": ["GroupName": "web", "Description": "x"]],
+            ["op": "authorize_security_group_ingress", "args": ["GroupName": "web", "IpPermissions": [ssh]]],
+            ["op": "revoke_security_group_ingress", "args": ["GroupName": "db", "IpPermissions": [ssh]]],
+            ["op": "authorize_security_group_ingress", "args": ["GroupName": "web", "IpPermissions": [
+                ["IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [["CidrIp": "198.51.100.0/33"]]]]]],
+            ["op": "allocate_address"],
+            ["op": "release_address", "args": ["PublicIp": "203.0.113.99"]],
+            ["op": "associate_address", "args": ["PublicIp": "203.0.113.10", "InstanceId": "i-0000dead"]],
+            ["op": "delete_security_group", "args": ["GroupId": "$web"]],
+        ])
+        #expect(lines.prefix(6).map(Self.code) == Array(repeating: "ok", count: 6), "\(lines)")
+        let refusals = lines.dropFirst(6)
+        #expect(refusals.map(Self.code) == ["InvalidGroup.NotFound", "InvalidGroup.Duplicate", "InvalidPermission.Duplicate", "InvalidPermission.NotFound",
+                                           "InvalidParameterValue", "AddressLimitExceeded", "InvalidAddress.NotFound", "InvalidInstanceID.NotFound",
+                                           "DependencyViolation"], "\(refusals)")
+        #expect(refusals.allSatisfy { ($0["status"] as? Int) == 400 && !(($0["message"] as? String) ?? "").isEmpty }, "\(refusals)")
+        let groups = try cluster.control(.describeGroups(Vnet_V1_DescribeGroups())).groups
+        #expect(groups.map(\.group).sorted() == ["db", "web"] && groups.first { $0.group == "web" }?.rules.count == 1)
+        #expect(try cluster.control(.describeAddresses(Vnet_V1_DescribeAddresses())).addresses.count == 2)
+    }
+
     @Test func systemAndStaticModesRefuseWithAnEC2Error() throws {
         let (_, gateway) = try EC2Gateway.start(frontendConfig: """
         VNET_MODE="STATIC"
