@@ -13,7 +13,7 @@
 #                                      of the kernel and the initramfs. Boot it with qemu on a tap.
 #   Tests/vm-lane.sh host NAME SHARE [--smp N] [--mem SIZE] [-- QEMU_ARGS...]
 #                                      lane 4: one host of a cluster of VMs (its NIC given in QEMU_ARGS), running
-#                                      the commands written to SHARE/cmd/ (see host() below); in the foreground
+#                                      the commands written to SHARE/cmd/ (host() below says how); in the foreground
 #
 # Needs root, qemu-system-x86, busybox-static and kmod (deploy/install-deps.sh installs them).
 set -euo pipefail
