@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of vnet's input parsers with libFuzzer (Swift's -sanitize=fuzzer).
-#   Fuzz/run.sh TARGET [RUNS]      TARGET: conf, envelope, dhcp, probe, preload, omapi, leases, dhcp-frame, lldp; RUNS default 1000000
+#   Fuzz/run.sh TARGET [RUNS]      TARGET: conf, envelope, dhcp, probe, preload, omapi, leases, dhcp-frame, lldp, ec2; RUNS default 1000000
 # Seeds each corpus with the valid inputs vnet-bench fuzz starts from; crashes are written to
 # .build-fuzz/crashes/TARGET/ (add each as a regression test). Not part of the test command: a build
 # with the fuzzer instrumentation takes minutes; the test suite runs a seeded mutation smoke run instead.

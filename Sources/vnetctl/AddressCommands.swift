@@ -68,6 +68,6 @@ struct DescribeAddressesCommand: ParsableCommand {
     func run() throws {
         let addresses = try bus.call(.describeAddresses(Vnet_V1_DescribeAddresses())).addresses.map(AddressView.init)
         if bus.json { try Output.json(addresses); return }
-        Output.text(table([["ADDRESS", "INSTANCE"]] + addresses.map { [$0.address, $0.instance ?? "-"] }))
+        Output.text(table([["ADDRESS", "INSTANCE", "OWNER"]] + addresses.map { [$0.address, $0.instance ?? "-", $0.owner ?? "-"] }))
     }
 }

@@ -160,9 +160,11 @@ struct GroupView: Encodable {
 }
 
 struct AddressView: Encodable {
-    var address: String, instance: String?
+    /// `owner`: the user who allocated it through the EC2 API; nil for the operator's.
+    var address: String, instance: String?, owner: String?
     init(_ info: Vnet_V1_AddressInfo) {
         address = IPv4Address(info.address).description; instance = info.instanceID.isEmpty ? nil : info.instanceID
+        owner = info.owner.isEmpty ? nil : info.owner
     }
 }
 

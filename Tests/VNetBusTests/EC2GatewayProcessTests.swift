@@ -41,6 +41,10 @@ struct EC2GatewayProcessTests {
         let state = try cluster.control(.describeGroups(Vnet_V1_DescribeGroups())).groups
         #expect(state.first { $0.user == "alice" && $0.group == "web" }?.rules.first?.sourceCidr == "198.51.100.0/24")
         #expect(try cluster.control(.describeAddresses(Vnet_V1_DescribeAddresses())).addresses.first?.owner == "alice")
+        // The operator sees whose it is.
+        let operatorView = try run([ClusterHarness.binaries.appendingPathComponent("vnetctl").path, "describe-addresses", "--json", "--endpoints", cluster.endpointsFile,
+                                    "--key", "\(cluster.keys)/admins/tester.key", "--coordinator-key", "\(cluster.keys)/coordinator.pub"])
+        #expect(operatorView.output.contains("\"owner\" : \"alice\"") || operatorView.output.contains("\"owner\":\"alice\""), "\(operatorView.output)\(operatorView.errors)")
         _ = try gateway.aws(["revoke-security-group-ingress", "--group-name", "web", "--protocol", "tcp", "--port", "22", "--cidr", "198.51.100.0/24"])
         _ = try gateway.aws(["release-address", "--public-ip", publicIP])
         #expect(try cluster.control(.describeAddresses(Vnet_V1_DescribeAddresses())).addresses.isEmpty)
