@@ -42,7 +42,7 @@ public struct EC2Service: Sendable {
                 throw EC2Error("InvalidAction", "The action \(action.prefix(64)) is not valid for this web service (vnet serves \(Self.actions.joined(separator: ", ")))")
             }
             let version = try Self.version(parameters)
-            let context = Context(parameters: parameters, caller: caller, channel: channel)
+            let context = Context(parameters: parameters, caller: caller, channel: channel, listing: GroupListing())
             let body = try context.perform(action)
             return EC2Response(status: 200, body: EC2XML.response(action: action, version: version, requestID: requestID, body),
                                action: action, errorCode: nil)
@@ -68,6 +68,9 @@ struct Context<Channel: ControlChannel> {
     let parameters: QueryParameters
     let caller: AccessKeys.Key
     let channel: Channel
+    /// The coordinator's group listing, fetched once per request and only when a GroupId must be resolved
+    /// (an authorize by GroupName with CIDR sources costs one bus request, however many groups there are).
+    let listing: GroupListing
 
     typealias Body = (inout EC2XML) -> Void
 
@@ -138,7 +141,10 @@ struct Context<Channel: ControlChannel> {
 
     /// Every group (the gateway's key is an admin's); what the caller may see is filtered here.
     func allGroups() throws(EC2Error) -> [Vnet_V1_GroupInfo] {
-        try call(.describeGroups(Vnet_V1_DescribeGroups())).groups
+        if let groups = listing.groups { return groups }
+        let groups = try call(.describeGroups(Vnet_V1_DescribeGroups())).groups
+        listing.groups = groups
+        return groups
     }
 
     func visible(_ group: Vnet_V1_GroupInfo) -> Bool { caller.admin || group.user == caller.user }
@@ -299,8 +305,7 @@ struct Context<Channel: ControlChannel> {
         try only(["GroupName", "GroupId", "IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupName", "SourceSecurityGroupOwnerId"],
                  prefixes: ["IpPermissions"])
         let group = try targetGroup()
-        let groups = try allGroups()
-        let rules = try ruleChanges(groups)
+        let rules = try ruleChanges()
         try dryRunCheck()
         var changes = Vnet_V1_RuleChanges()
         changes.user = group.user; changes.group = group.name; changes.rules = rules
@@ -310,7 +315,7 @@ struct Context<Channel: ControlChannel> {
 
     /// Every (traffic, source) pair the request names, from IpPermissions.N or the flat parameters of EC2's
     /// older API (IpProtocol, FromPort, ToPort, CidrIp, SourceSecurityGroupName/OwnerId).
-    func ruleChanges(_ groups: [Vnet_V1_GroupInfo]) throws(EC2Error) -> [Vnet_V1_RuleChange] {
+    func ruleChanges() throws(EC2Error) -> [Vnet_V1_RuleChange] {
         let listed = try parameters.members("IpPermissions")
         let flat = ["IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupName", "SourceSecurityGroupOwnerId"].filter { parameters[$0] != nil }
         if !listed.isEmpty, !flat.isEmpty { throw EC2Error.invalidCombination("IpPermissions and \(flat[0]) cannot both be given") }
@@ -331,16 +336,16 @@ struct Context<Channel: ControlChannel> {
                 guard permission["Groups.1.GroupName"] != nil else { throw EC2Error.missing("IpProtocol") }
                 permission["IpProtocol"] = "-1"
             }
-            rules = try changes(QueryParameters(permission), field: "IpPermissions.1", groups)
+            rules = try changes(QueryParameters(permission), field: "IpPermissions.1")
         } else {
             for (index, permission) in listed.enumerated() {
-                rules += try changes(permission, field: "IpPermissions.\(index + 1)", groups)
+                rules += try changes(permission, field: "IpPermissions.\(index + 1)")
             }
         }
         return rules
     }
 
-    func changes(_ permission: QueryParameters, field: String, _ groups: [Vnet_V1_GroupInfo]) throws(EC2Error) -> [Vnet_V1_RuleChange] {
+    func changes(_ permission: QueryParameters, field: String) throws(EC2Error) -> [Vnet_V1_RuleChange] {
         for name in permission.values.keys.sorted() {
             if name.hasPrefix("Ipv6Ranges.") || name.hasPrefix("PrefixListIds.") {
                 throw EC2Error("UnsupportedOperation", "\(field).\(name): vnet's groups filter IPv4 only (no IPv6 ranges, no prefix lists)")
@@ -366,7 +371,7 @@ struct Context<Channel: ControlChannel> {
             try pair.checkOnly(["GroupId", "GroupName", "UserId", "Description", "VpcId", "VpcPeeringConnectionId", "PeeringStatus"])
             let source: GroupID
             if let id = pair["GroupId"], !id.isEmpty {
-                source = try group(byID: id, among: groups)
+                source = try group(byID: id, among: allGroups())
             } else if let name = pair["GroupName"], !name.isEmpty {
                 let user = pair["UserId"].flatMap { $0.isEmpty ? nil : $0 } ?? owner
                 if let problem = NameRules.userNameProblem(user) { throw EC2Error.invalid("\(field).Groups.\(index + 1).UserId", problem) }
@@ -592,6 +597,11 @@ struct Context<Channel: ControlChannel> {
             }
         }
     }
+}
+
+/// One request's cache of the coordinator's groups (a class: the context is passed by value).
+final class GroupListing {
+    var groups: [Vnet_V1_GroupInfo]?
 }
 
 /// EC2's `Filter.N.Name` / `Filter.N.Value.M`: an object passes when, for every filter, one of its values

@@ -61,7 +61,9 @@ final class InProcessCoordinator: ControlChannel {
         let webID = EC2Identifiers.groupID(GroupID(user: "alice", name: "web"))
         let ssh = ["Action": "AuthorizeSecurityGroupIngress", "GroupName": "web", "IpPermissions.1.IpProtocol": "tcp",
                    "IpPermissions.1.FromPort": "22", "IpPermissions.1.ToPort": "22", "IpPermissions.1.IpRanges.1.CidrIp": "198.51.100.0/24"]
+        let callsBefore = c.calls
         #expect(code(ec2(c, ssh)) == "ok")
+        #expect(c.calls == callsBefore + 1, "by GroupName with a CIDR source: one request, no group listing")
         #expect(code(ec2(c, ssh)) == "InvalidPermission.Duplicate")
         // All of a request or none: a new rule beside a duplicate is not added.
         var both = ssh
