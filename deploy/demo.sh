@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 command -v swift >/dev/null || { echo "demo: swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
 bash deploy/install-deps.sh
-echo "== building vnetctl, vnet-coordinator, vnet-agent (release)"
+echo "== building vnetctl, vnet-coordinator, vnet-agent, vnet-ec2-api (release)"
 swift build -c release --product vnetctl 2>&1 | tail -n 1
 swift build -c release --product vnet-coordinator 2>&1 | tail -n 1
 swift build -c release --product vnet-agent 2>&1 | tail -n 1
+swift build -c release --product vnet-ec2-api 2>&1 | tail -n 1
 vnetctl=".build/release/vnetctl"
 
 echo
@@ -91,6 +92,29 @@ run describe-instances
 run describe-groups
 run nodes
 run status
+
+echo
+echo "== the EC2 API (vnet-ec2-api): awscli as user alice, SigV4-signed, on 127.0.0.1"
+printf 'AKIAVNETDEMOALICE001 demosecretdemosecretdemo0000 alice\n' > "$work/ec2-credentials"
+chmod 600 "$work/ec2-credentials"
+.build/release/vnet-ec2-api --access-keys "$work/ec2-credentials" --listen 127.0.0.1:0 --endpoints "$work/coordinator/endpoints.json" \
+  --key "$keys/admins/demo.key" --coordinator-key "$keys/coordinator.pub" 2>"$work/ec2-api.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "serving EC2 on" "$work/ec2-api.log" && break; sleep 0.05; done
+endpoint=$(grep -o 'serving EC2 on http://[0-9.:]*' "$work/ec2-api.log" | sed 's/serving EC2 on //')
+aws_() {
+  echo "\$ aws ec2 $*"
+  AWS_ACCESS_KEY_ID=AKIAVNETDEMOALICE001 AWS_SECRET_ACCESS_KEY=demosecretdemosecretdemo0000 AWS_CONFIG_FILE=/dev/null \
+    AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER="" /usr/bin/aws --endpoint-url "$endpoint" --region us-east-1 --output text ec2 "$@" 2>&1 \
+    | sed 's/^/  /' || true
+}
+aws_ create-security-group --group-name web --description "alice's web servers"
+aws_ authorize-security-group-ingress --group-name web --protocol tcp --port 22 --cidr 198.51.100.0/24
+aws_ describe-security-groups
+aws_ allocate-address
+aws_ create-security-group --group-name web --description "again (refused on purpose: InvalidGroup.Duplicate)"
+run describe-groups
+run describe-addresses
 
 # The main job: a MANAGED-NOVLAN cluster in network namespaces, with real bridges, taps, iptables, dhcpd,
 # DHCP clients and pings (root only: namespaces need it).
