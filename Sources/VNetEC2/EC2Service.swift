@@ -78,9 +78,7 @@ struct Context<Channel: ControlChannel> {
     static var common: Set<String> { ["Action", "Version", "DryRun"] }
 
     func only(_ names: Set<String>, prefixes: [String] = []) throws(EC2Error) {
-        var rest = parameters
-        for name in parameters.values.keys where name.hasPrefix("X-Amz-") { rest = QueryParameters(rest.values.filter { $0.key != name }) }
-        try rest.checkOnly(names.union(Self.common), prefixes: prefixes)
+        try QueryParameters(parameters.values.filter { !$0.key.hasPrefix("X-Amz-") }).checkOnly(names.union(Self.common), prefixes: prefixes)
     }
 
     /// After every check, before any change: EC2's DryRun answers whether the request would be carried out.

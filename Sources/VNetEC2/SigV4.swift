@@ -92,21 +92,13 @@ public struct SigV4Verifier: Sendable {
         }
         guard signed.contains("host") else { throw EC2Error.signatureDoesNotMatch("the host header must be signed") }
         if !fields.fromQuery, !signed.contains("x-amz-date") { throw EC2Error.signatureDoesNotMatch("the x-amz-date header must be signed") }
-        var canonicalHeaders = ""
-        for name in signed {
-            let values = request.header(name)
-            guard !values.isEmpty else { throw EC2Error.signatureDoesNotMatch("signed header '\(name.prefix(64))' is not in the request") }
-            canonicalHeaders += name + ":" + values.map(Self.trimmed).joined(separator: ",") + "\n"
+        for name in signed where request.header(name).isEmpty {
+            throw EC2Error.signatureDoesNotMatch("signed header '\(name.prefix(64))' is not in the request")
         }
-        let payloadHash = try payloadHash(request, signed: signed)
-        let canonicalQuery = queryPairs.filter { !(fields.fromQuery && $0.0 == "X-Amz-Signature") }
-            .map { (QueryParameters.uriEncode($0.0), QueryParameters.uriEncode($0.1)) }
-            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
-            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        let canonicalRequest = [request.method, Self.canonicalURI(request.path), canonicalQuery, canonicalHeaders,
-                                fields.signedHeaders, payloadHash].joined(separator: "\n")
-        let stringToSign = [Self.algorithm, dateText, scope[1...].joined(separator: "/"),
-                            Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        let stringToSign = Self.stringToSign(method: request.method, path: request.path,
+                                             query: queryPairs.filter { !(fields.fromQuery && $0.0 == "X-Amz-Signature") },
+                                             headers: request.headers, signed: signed, payloadHash: try payloadHash(request, signed: signed),
+                                             date: dateText, scope: scope[1...].joined(separator: "/"))
         guard let provided = Self.unhex(fields.signature), provided.count == 32 else {
             throw EC2Error.signatureDoesNotMatch("Signature is not 64 hex digits")
         }
@@ -206,21 +198,31 @@ public struct SigV4Verifier: Sendable {
     /// Signs as a client would (for tests and the benchmark's own client): the Authorization header's value.
     public static func authorization(accessKey: String, secret: String, region: String, service: String, date: String,
                                      method: String, path: String, query: String, headers: [(String, String)], body: [UInt8]) -> String {
-        let signed = headers.map { $0.0.lowercased() }.sorted()
-        let canonicalHeaders = signed.map { name in
-            name + ":" + headers.filter { $0.0.lowercased() == name }.map { trimmed($0.1) }.joined(separator: ",") + "\n"
-        }.joined()
-        let pairs = (try? QueryParameters.parse(query, plusIsSpace: false)) ?? []
-        let canonicalQuery = pairs.map { (QueryParameters.uriEncode($0.0), QueryParameters.uriEncode($0.1)) }
-            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        let canonicalRequest = [method, canonicalURI(path), canonicalQuery, canonicalHeaders, signed.joined(separator: ";"),
-                                hex(SHA256.hash(data: body))].joined(separator: "\n")
+        let signed = Array(Set(headers.map { $0.0.lowercased() })).sorted()
         let day = String(date.prefix(8))
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = [algorithm, date, scope, hex(SHA256.hash(data: Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        let stringToSign = stringToSign(method: method, path: path, query: (try? QueryParameters.parse(query, plusIsSpace: false)) ?? [],
+                                        headers: headers, signed: signed, payloadHash: hex(SHA256.hash(data: body)), date: date, scope: scope)
         let signature = hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8),
                                                             using: signingKey(secret: secret, date: day, region: region, service: service)))
         return "\(algorithm) Credential=\(accessKey)/\(scope), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(signature)"
+    }
+
+    /// The string a SigV4 signature is the HMAC of, from the canonical request exactly as AWS defines it: the
+    /// method, the path encoded once more, the query pairs encoded and sorted, each signed header (lower case,
+    /// values trimmed, repeats joined with commas), the signed header names, the payload's hash. The one
+    /// definition, used by the verifier and by `authorization` (the tests' and the benchmark's signer).
+    static func stringToSign(method: String, path: String, query: [(String, String)], headers: [(String, String)], signed: [String],
+                             payloadHash: String, date: String, scope: String) -> String {
+        let canonicalQuery = query.map { (QueryParameters.uriEncode($0.0), QueryParameters.uriEncode($0.1)) }
+            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let canonicalHeaders = signed.map { name in
+            name + ":" + headers.filter { $0.0.lowercased() == name }.map { trimmed($0.1) }.joined(separator: ",") + "\n"
+        }.joined()
+        let canonicalRequest = [method, canonicalURI(path), canonicalQuery, canonicalHeaders, signed.joined(separator: ";"),
+                                payloadHash].joined(separator: "\n")
+        return [algorithm, date, scope, hex(SHA256.hash(data: Array(canonicalRequest.utf8)))].joined(separator: "\n")
     }
 
     /// `20150830T123600Z` as seconds since 1970, or nil.

@@ -153,17 +153,7 @@ final class BringUpLab {
             try Namespaces.batch(ns(node), nodeLines)
         }
         for entry in instances { try Namespaces.batch(entry.namespace, ["link set lo up", "link set \(entry.interface) up"]) }
-        try """
-            VNET_MODE="MANAGED-NOVLAN"
-            VNET_INTERFACE="eth0"
-            VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-            VNET_SUBNET="10.20.0.0"
-            VNET_NETMASK="255.255.0.0"
-            VNET_DNS="192.0.2.53"
-            VNET_ADDRSPERNET="256"
-
-            """.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8)
-        try "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n".write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8)
+        try BenchConfigs.writeNoVLAN(in: directory, addressesPerNetwork: 256)
         // dhclient's script: the address and route, then a marker file the benchmark watches.
         try """
             #!/bin/sh

@@ -93,16 +93,7 @@ final class EC2Lab {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-ec2-bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try """
-        VNET_MODE="MANAGED-NOVLAN"
-        VNET_INTERFACE="eth0"
-        VNET_DHCPDAEMON="/usr/sbin/dhcpd"
-        VNET_SUBNET="10.20.0.0"
-        VNET_NETMASK="255.255.0.0"
-        VNET_DNS="192.0.2.53"
-        VNET_ADDRSPERNET="64"
-
-        """.write(toFile: "\(directory)/fe.conf", atomically: true, encoding: .utf8)
+        try BenchConfigs.writeNoVLAN(in: directory, addressesPerNetwork: 64)
         try "\(key.id) \(key.secret) \(key.user)\n".write(toFile: "\(directory)/ec2-keys", atomically: true, encoding: .utf8)
         chmod("\(directory)/ec2-keys", 0o600)
         try launch("coordinator", ["vnet-coordinator", "--config", "\(directory)/fe.conf", "--state-dir", "\(directory)/coordinator",
@@ -112,7 +103,6 @@ final class EC2Lab {
         let endpoints = try BusEndpoints.load(from: endpointsFile)
         try launch("agent-fe", ["vnet-agent", "--role", "frontend", "--config", "\(directory)/fe.conf", "--endpoints", endpointsFile, "--node-id", "fe",
                                 "--state-dir", "\(directory)/agent-fe", "--insecure", "--backend", "recording"])
-        try "VNET_MODE=\"MANAGED-NOVLAN\"\nVNET_BRIDGE=\"br0\"\n".write(toFile: "\(directory)/node.conf", atomically: true, encoding: .utf8)
         try launch("agent-n1", ["vnet-agent", "--config", "\(directory)/node.conf", "--endpoints", endpointsFile, "--node-id", "n1",
                                 "--state-dir", "\(directory)/agent-n1", "--insecure", "--backend", "recording"])
         try launch("ec2-api", ["vnet-ec2-api", "--access-keys", "\(directory)/ec2-keys", "--listen", "127.0.0.1:0", "--endpoints", endpointsFile, "--insecure"])
