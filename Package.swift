@@ -7,7 +7,9 @@
 //   CZMQ, ZMQ        libzmq (system library) and its thin Swift wrapper; only ZMQ imports CZMQ.
 //   VNetProto        the generated wire schema (proto/vnet.proto) and its mapping to core values.
 //   VNetBus          what every bus peer shares: envelope codec, endpoints, key files, request/reply client.
-//   VNetStore        the coordinator's durable allocations in SQLite (GRDB).
+//   VNetStore        the coordinator's durable allocations (ClusterStore, LeaseStore) and their SQLite form (GRDB).
+//   VNetPostgres     the same store in PostgreSQL (postgres-nio), shared by several coordinators, with the leader
+//                    lease whose epoch fences every commit. Only vnet-coordinator links it.
 //   VNetCoordinator  the coordinator's event loop: publisher, snapshots, control API, liveness.
 //   VNetAgent        the node agent: its protocol as a value (AgentSession) and the driver that carries it out.
 //   VNetLinux        the Linux host backend: command runner, rtnetlink observation, ip -batch apply, dhcpd (and its
@@ -49,6 +51,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The coordinator's PostgreSQL store only (VNetPostgres): never linked into the agent.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(name: "VNetCore"),
@@ -62,6 +66,9 @@ let package = Package(
                                                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                                .product(name: "Logging", package: "swift-log")]),
         .target(name: "VNetStore", dependencies: ["VNetCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "VNetPostgres", dependencies: ["VNetStore", "VNetCore", .product(name: "PostgresNIO", package: "postgres-nio"),
+                                                    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                                                    .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log")]),
         .target(name: "VNetCoordinator", dependencies: ["VNetBus", "VNetStore", "VNetCore", "VNetProto", "VNetSystem", "ZMQ",
                                                        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                                        .product(name: "Logging", package: "swift-log")]),
@@ -79,7 +86,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vnet-coordinator",
-            dependencies: ["VNetCoordinator", "VNetBus", "VNetCore", "VNetStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VNetCoordinator", "VNetBus", "VNetCore", "VNetStore", "VNetPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "vnet-agent",
@@ -118,7 +125,7 @@ let package = Package(
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",
                                    .product(name: "GRDB", package: "GRDB.swift"),
-                                   "VNetEC2", "vnet-coordinator", "vnet-agent", "vnetctl", "vnet-ec2-api"]),
+                                   "VNetEC2", "VNetPostgres", "vnet-coordinator", "vnet-agent", "vnetctl", "vnet-ec2-api"]),
     ],
     swiftLanguageModes: [.v6]
 )

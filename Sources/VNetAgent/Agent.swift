@@ -12,7 +12,9 @@ import Logging
 public struct AgentOptions: Sendable {
     public var nodeID: String
     public var clusterID = "vnet"
-    public var coordinator: BusEndpoints
+    /// Every coordinator of the cluster (one, or several sharing a PostgreSQL store): the agent listens to all
+    /// and follows the leader (AgentSession).
+    public var coordinators: [BusEndpoints]
     public var stateDirectory: String
     /// The node's VNET_INTERFACE and VNET_BRIDGE, reported at registration.
     public var interface = "eth0"
@@ -35,8 +37,12 @@ public struct AgentOptions: Sendable {
     public var role: HostRole = .node
 
     public init(nodeID: String, coordinator: BusEndpoints, stateDirectory: String) {
+        self.init(nodeID: nodeID, coordinators: [coordinator], stateDirectory: stateDirectory)
+    }
+
+    public init(nodeID: String, coordinators: [BusEndpoints], stateDirectory: String) {
         self.nodeID = nodeID
-        self.coordinator = coordinator
+        self.coordinators = coordinators
         self.stateDirectory = stateDirectory
     }
 }
@@ -69,8 +75,9 @@ public final class Agent {
     public let options: AgentOptions
     let codec: EnvelopeCodec
     let context = ZMQContext()
-    let subscriber: ZMQSocket
-    let dealer: ZMQSocket
+    /// A SUB and a DEALER per coordinator, in the order of `options.coordinators`.
+    let subscribers: [ZMQSocket]
+    let dealers: [ZMQSocket]
     let worker: HostWorker
     public let stopFlag = StopFlag()
     var session: AgentSession
@@ -95,6 +102,8 @@ public final class Agent {
         var settings = AgentSession.Settings(nodeID: options.nodeID, clusterID: options.clusterID, heartbeatInterval: options.heartbeatInterval,
                                              reconcileInterval: options.reconcileInterval, canProbe: options.prober != nil)
         settings.inventoryInterval = 10
+        guard !options.coordinators.isEmpty, options.coordinators.count <= 16 else { throw BusError("1 to 16 coordinators, not \(options.coordinators.count)") }
+        settings.coordinators = options.coordinators.count
         session = AgentSession(settings: settings, applied: AppliedRecord.load(from: options.stateDirectory), at: monotonicSeconds())
         let security: SocketSecurity
         if let keys = options.keys, let server = options.coordinatorPublicKey {
@@ -102,21 +111,28 @@ public final class Agent {
         } else {
             security = .insecure
         }
-        subscriber = try ZMQSocket(context, .sub)
-        dealer = try ZMQSocket(context, .dealer)
-        try security.apply(to: subscriber)
-        try security.apply(to: dealer)
-        try subscriber.set(.receiveHighWaterMark, 100_000)
-        for socket in [subscriber, dealer] {
-            try socket.set(.heartbeatInterval, Int32(options.heartbeatInterval * 1000))
-            try socket.set(.heartbeatTimeout, Int32(options.heartbeatInterval * 3000))
-            try socket.set(.reconnectInterval, 100)
-            try socket.set(.reconnectIntervalMax, 2000)
+        var subscribers: [ZMQSocket] = [], dealers: [ZMQSocket] = []
+        for coordinator in options.coordinators {
+            let subscriber = try ZMQSocket(context, .sub)
+            let dealer = try ZMQSocket(context, .dealer)
+            try security.apply(to: subscriber)
+            try security.apply(to: dealer)
+            try subscriber.set(.receiveHighWaterMark, 100_000)
+            for socket in [subscriber, dealer] {
+                try socket.set(.heartbeatInterval, Int32(options.heartbeatInterval * 1000))
+                try socket.set(.heartbeatTimeout, Int32(options.heartbeatInterval * 3000))
+                try socket.set(.reconnectInterval, 100)
+                try socket.set(.reconnectIntervalMax, 2000)
+            }
+            try subscriber.subscribe(Array("n/\(options.nodeID)/".utf8))
+            try subscriber.subscribe(Array("hb/".utf8))
+            try subscriber.connect(coordinator.publish)
+            try dealer.connect(coordinator.sync)
+            subscribers.append(subscriber)
+            dealers.append(dealer)
         }
-        try subscriber.subscribe(Array("n/\(options.nodeID)/".utf8))
-        try subscriber.subscribe(Array("hb/".utf8))
-        try subscriber.connect(options.coordinator.publish)
-        try dealer.connect(options.coordinator.sync)
+        self.subscribers = subscribers
+        self.dealers = dealers
         worker = HostWorker(backend: backend)
     }
 
@@ -127,9 +143,14 @@ public final class Agent {
         var nextNeighborCheck = 0.0
         var heardNeighbors: [LLDPNeighbor] = []
         while !stopFlag.isStopped {
-            let ready = (try? ZMQPoller.readable([subscriber, dealer], timeoutMilliseconds: 20)) ?? [false, false]
-            if ready[0] { perform(session.handle(.received(drain(subscriber, frames: 2), fromPublisher: true, at: monotonicSeconds()))) }
-            if ready[1] { perform(session.handle(.received(drain(dealer, frames: 1), fromPublisher: false, at: monotonicSeconds()))) }
+            let count = subscribers.count
+            let ready = (try? ZMQPoller.readable(subscribers + dealers, timeoutMilliseconds: 20)) ?? Array(repeating: false, count: 2 * count)
+            for index in 0..<count where ready[index] {
+                perform(session.handle(.received(drain(subscribers[index], frames: 2), fromPublisher: true, source: index, at: monotonicSeconds())))
+            }
+            for index in 0..<count where ready[count + index] {
+                perform(session.handle(.received(drain(dealers[index], frames: 1), fromPublisher: false, source: index, at: monotonicSeconds())))
+            }
             for result in worker.take() { finished(result) }
             for report in probeOutbox.take() { perform(session.handle(.probeFinished(report, at: monotonicSeconds()))) }
             let now = monotonicSeconds()
@@ -150,8 +171,7 @@ public final class Agent {
         }
         // An apply under way finishes (the host is never left half way by a stop); its result is not sent.
         worker.stop()
-        subscriber.close()
-        dealer.close()
+        for socket in subscribers + dealers { socket.close() }
     }
 
     /// The last frame of each message waiting (at most 1000 at a time), for the session to judge.
@@ -224,8 +244,10 @@ public final class Agent {
 
     // MARK: sending
 
+    /// To the coordinator followed; nothing while none is (the session registers when one is heard).
     func send(_ body: Vnet_V1_Envelope.OneOf_Body) {
-        try? dealer.send([codec.encode(body)], wait: false)
+        guard let target = session.following, target < dealers.count else { return }
+        try? dealers[target].send([codec.encode(body)], wait: false)
     }
 
     func register(appliedRevision: UInt64) {

@@ -14,6 +14,10 @@ import VNetProto
 /// - One apply at a time; states that arrive meanwhile wait in one slot, the newest replacing the one waiting
 ///   (each carries the host's whole state), so a burst costs one apply after the current one.
 /// - Silence from the coordinator never changes the host: the agent keeps what it has and registers again.
+/// - With several coordinators (a PostgreSQL store shared, one leading), the agent follows the one whose
+///   heartbeat says it is active under the highest epoch heard, and never one of a lower epoch: a new leader
+///   means registering with it and a snapshot, which the held digest turns into no apply when nothing changed.
+///   Messages from any other coordinator are ignored, but for their heartbeats.
 public struct AgentSession: Sendable {
     public enum Phase: String, Sendable, CaseIterable {
         /// Started, nothing said yet.
@@ -61,6 +65,8 @@ public struct AgentSession: Sendable {
         public var hostCheckInterval = 0.2
         /// Whether this agent has a prober (packet sockets) for VLAN verifications.
         public var canProbe: Bool
+        /// How many coordinators the agent listens to (sources 0..<coordinators of `received`).
+        public var coordinators = 1
 
         public init(nodeID: String, clusterID: String = "vnet", heartbeatInterval: Double = 1, reconcileInterval: Double = 10, canProbe: Bool = false) {
             self.nodeID = nodeID; self.clusterID = clusterID; self.heartbeatInterval = heartbeatInterval
@@ -93,7 +99,7 @@ public struct AgentSession: Sendable {
         case tick(at: Double)
         /// The last frame of each message read from a socket in one go (PUB: updates and coordinator
         /// heartbeats; DEALER: replies, snapshots, commands).
-        case received([[UInt8]], fromPublisher: Bool, at: Double)
+        case received([[UInt8]], fromPublisher: Bool, source: Int = 0, at: Double)
         /// An apply asked for finished; `daemonDown`: a daemon of the state was still dead afterwards.
         case applied(ApplyJob, ApplyReport, seconds: Double, daemonDown: Bool, at: Double)
         /// What `checkHost` found.
@@ -120,7 +126,12 @@ public struct AgentSession: Sendable {
     public private(set) var failures: [ApplyReport.Failure] = []
     /// What the coordinator last said this host should have (its heartbeat replies and states).
     public private(set) var desiredRevision: UInt64 = 0
+    /// The epoch of the coordinator followed; the highest heard to lead, never lowered.
     public private(set) var epoch: UInt64 = 0
+    /// The coordinator followed (an index into the agent's list); nil: none leads that this agent has heard.
+    public private(set) var following: Int?
+    /// Lower epochs said once each (a deposed coordinator still claiming to lead).
+    var loggedLower: Set<UInt64> = []
     public private(set) var refusals = RefusalCounters()
     /// The VLAN verification running on this host, if any; a kernel-method one holds off re-applies, so that
     /// the check's devices and the held state are not changed under each other.
@@ -149,6 +160,8 @@ public struct AgentSession: Sendable {
         lastContact = now
         nextInventory = now + settings.inventoryInterval
         nextReconcile = now + settings.reconcileInterval
+        // One coordinator: it is followed from the start, as before there could be several.
+        if settings.coordinators == 1 { following = 0 }
     }
 
     public var isRegistered: Bool { phase == .syncing || phase == .active }
@@ -161,7 +174,7 @@ public struct AgentSession: Sendable {
         var out: [Action] = []
         switch event {
         case .tick(let now): tick(now, &out)
-        case .received(let payloads, let fromPublisher, let now): receive(payloads, fromPublisher: fromPublisher, now, &out)
+        case .received(let payloads, let fromPublisher, let source, let now): receive(payloads, fromPublisher: fromPublisher, source: source, now, &out)
         case .applied(let job, let report, let seconds, let daemonDown, let now): finished(job, report, seconds: seconds, daemonDown: daemonDown, now, &out)
         case .hostChecked(let daemonDown, let learnedChanged, let now):
             hostCheckPending = false
@@ -195,10 +208,10 @@ public struct AgentSession: Sendable {
                 out.append(.heartbeat(sequence: heartbeatSequence, appliedRevision: applied?.revision ?? 0, applying: inFlight?.revision ?? 0))
             } else {
                 if phase == .unregistered {
-                    out.append(.log("starting; holding revision \(held)", .info, revision: held))
+                    out.append(.log("starting; holding revision \(held)" + (settings.coordinators > 1 ? "; listening to \(settings.coordinators) coordinators for the leader" : ""), .info, revision: held))
                     phase = .registering
                 }
-                out.append(.register(appliedRevision: applied?.revision ?? 0))
+                if following != nil { out.append(.register(appliedRevision: applied?.revision ?? 0)) }
             }
             if phase != .coordinatorLost, now - lastContact > 3 * settings.heartbeatInterval {
                 phase = .coordinatorLost
@@ -236,13 +249,16 @@ public struct AgentSession: Sendable {
 
     // MARK: messages
 
-    mutating func receive(_ payloads: [[UInt8]], fromPublisher: Bool, _ now: Double, _ out: inout [Action]) {
+    mutating func receive(_ payloads: [[UInt8]], fromPublisher: Bool, source: Int, _ now: Double, _ out: inout [Action]) {
+        guard source == following || fromPublisher else { return }  // a reply from a coordinator no longer followed
         // Updates on PUB: the header alone says whether this is news; only news is decoded in full, and of a
         // burst only the last of each chain (see SyncDecision.coalesce).
         var headers: [IntentFrame.Header?] = []
         var chosen: Int?
+        let followed = source == following
         if fromPublisher {
-            headers = payloads.map { IntentFrame.peek($0, clusterID: settings.clusterID) }
+            // Another coordinator's updates (a standby publishes none; a deposed leader might) are not news.
+            headers = payloads.map { IntentFrame.peek($0, clusterID: settings.clusterID) }.map { followed ? $0 : nil }
             let decision = SyncDecision.coalesce(headers.map { header in
                 header.flatMap { $0.nodeID == settings.nodeID ? ($0.revision, $0.previousRevision) : nil }
             }, held: held)
@@ -254,12 +270,19 @@ public struct AgentSession: Sendable {
         for (index, payload) in payloads.enumerated() {
             if fromPublisher, let header = headers[index] {
                 guard header.nodeID == settings.nodeID else { refusals.countUnauthorized(); continue }
-                contact(epoch: header.epoch, now, &out)
+                guard header.epoch == epoch else { continue }
+                contact(now, &out)
                 guard index == chosen else { continue }  // not news, or superseded later in this burst
+            } else if fromPublisher, !followed, IntentFrame.peek(payload, clusterID: settings.clusterID) != nil {
+                continue
             }
             switch codec.decode(payload) {
             case .failure(let refusal): refusals.count(refusal)
-            case .success(let body): handle(body, fromPublisher: fromPublisher, now, &out)
+            case .success(.coordinatorHeartbeat(let heartbeat)) where fromPublisher:
+                heard(heartbeat, source: source, now, &out)
+            case .success(let body):
+                guard followed else { continue }
+                handle(body, fromPublisher: fromPublisher, now, &out)
             }
         }
     }
@@ -267,7 +290,8 @@ public struct AgentSession: Sendable {
     mutating func handle(_ body: Vnet_V1_Envelope.OneOf_Body, fromPublisher: Bool, _ now: Double, _ out: inout [Action]) {
         switch body {
         case .coordinatorHeartbeat(let heartbeat):
-            contact(epoch: heartbeat.epoch, now, &out)
+            guard heartbeat.epoch == epoch else { return }
+            contact(now, &out)
             guard !fromPublisher, isRegistered else { return }
             desiredRevision = heartbeat.desiredRevision
             switch SyncDecision.forHeartbeat(desired: heartbeat.desiredRevision, held: held) {
@@ -276,7 +300,9 @@ public struct AgentSession: Sendable {
             case .apply, .ignore: break
             }
         case .registerReply(let reply):
-            contact(epoch: reply.epoch, now, &out)
+            guard reply.epoch == epoch || epoch == 0 else { return }  // an answer from before the leader changed
+            contact(now, &out)
+            if epoch == 0 { epoch = reply.epoch }
             if reply.accepted {
                 lastRefusal = ""
                 // Replies to registrations sent while waiting may come in pairs: one snapshot is enough.
@@ -301,7 +327,8 @@ public struct AgentSession: Sendable {
             out.append(.diagnose(command))
         case .intent(let state):
             guard state.nodeID == settings.nodeID else { refusals.countUnauthorized(); return }
-            contact(epoch: state.epoch, now, &out)
+            guard state.epoch == epoch else { return }
+            contact(now, &out)
             // Refused at registration (another mode, the wrong role): what is published for this name is not
             // for a host configured like this one; nothing is applied until a registration is accepted.
             guard phase != .refused else { return }
@@ -311,20 +338,46 @@ public struct AgentSession: Sendable {
         }
     }
 
-    mutating func contact(epoch newEpoch: UInt64, _ now: Double, _ out: inout [Action]) {
+    /// A message of the coordinator followed, under its epoch.
+    mutating func contact(_ now: Double, _ out: inout [Action]) {
         lastContact = now
         if phase == .coordinatorLost {
             out.append(.log("coordinator is back", .info, revision: nil))
             phase = .registering
             out.append(.register(appliedRevision: applied?.revision ?? 0))
         }
-        if newEpoch != 0, epoch != newEpoch {
-            if epoch != 0 {
-                out.append(.log("coordinator restarted (epoch \(newEpoch)); re-registering and resynchronising", .info, revision: nil))
-                if phase != .refused { phase = .registering }
-                out.append(.register(appliedRevision: applied?.revision ?? 0))
+    }
+
+    /// A coordinator's heartbeat on PUB: whom to follow. An active one of a higher epoch than the one followed
+    /// is the new leader (or the one coordinator, restarted); the one followed saying "standby" stepped down.
+    mutating func heard(_ heartbeat: Vnet_V1_CoordinatorHeartbeat, source: Int, _ now: Double, _ out: inout [Action]) {
+        if heartbeat.standby {
+            guard source == following, heartbeat.epoch == epoch else { return }
+            following = nil
+            phase = .coordinatorLost
+            out.append(.log("coordinator #\(source + 1) stepped down from epoch \(epoch); keeping the host as it is until a leader is heard", .warning, revision: held))
+            return
+        }
+        guard heartbeat.epoch != 0 else { return }
+        if heartbeat.epoch > epoch {
+            let first = epoch == 0 && following == source  // the one coordinator, heard for the first time: registering already
+            let previous = following
+            following = source
+            epoch = heartbeat.epoch
+            lastContact = now
+            guard !first else { return }
+            if previous == source, settings.coordinators == 1 {
+                out.append(.log("coordinator restarted (epoch \(epoch)); re-registering and resynchronising", .info, revision: nil))
+            } else {
+                out.append(.log("following coordinator #\(source + 1), leading under epoch \(epoch); registering and resynchronising", .info, revision: nil))
             }
-            epoch = newEpoch
+            if phase != .refused || previous != source { phase = .registering }
+            out.append(.register(appliedRevision: applied?.revision ?? 0))
+        } else if heartbeat.epoch == epoch, source == following {
+            contact(now, &out)
+        } else if heartbeat.epoch < epoch, !loggedLower.contains(heartbeat.epoch) {
+            loggedLower.insert(heartbeat.epoch)
+            out.append(.log("coordinator #\(source + 1) says it leads under epoch \(heartbeat.epoch), older than the epoch followed (\(epoch)): not followed", .warning, revision: nil))
         }
     }
 

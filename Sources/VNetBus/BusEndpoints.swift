@@ -36,6 +36,16 @@ public struct BusEndpoints: Codable, Sendable, Equatable {
         self.init(publish: endpoint(0), sync: endpoint(1), control: endpoint(2))
     }
 
+    /// A list of coordinators as written in a flag or VNET_BUS_COORDINATOR: comma- or space-separated, at most 16,
+    /// none twice.
+    public static func list(_ text: String) throws(BusError) -> [String] {
+        let items = text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
+        guard !items.isEmpty else { throw BusError("'\(text)' names no coordinator") }
+        guard items.count <= 16 else { throw BusError("'\(text)': at most 16 coordinators") }
+        guard Set(items).count == items.count else { throw BusError("'\(text)' names a coordinator twice") }
+        return items
+    }
+
     public static func load(from path: String) throws(BusError) -> BusEndpoints {
         guard let data = FileManager.default.contents(atPath: path) else { throw BusError("cannot read endpoints file \(path)") }
         do { return try JSONDecoder().decode(BusEndpoints.self, from: data) } catch {
@@ -59,6 +69,12 @@ public struct BusEndpoints: Codable, Sendable, Equatable {
         guard wanted.hasSuffix(":*"), let previous, previous.hasPrefix("tcp://"), let colon = previous.lastIndex(of: ":"),
               let port = Int(previous[previous.index(after: colon)...]), (1...65535).contains(port) else { return wanted }
         return String(wanted.dropLast()) + String(port)
+    }
+
+    /// `endpoint` with its host replaced by `host` (its port kept): what a coordinator advertises.
+    public static func advertised(_ endpoint: String, host: String) -> String {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return endpoint }
+        return "tcp://\(host)" + endpoint[colon...]
     }
 
     /// An endpoint bound to `*` as a peer can connect to it.

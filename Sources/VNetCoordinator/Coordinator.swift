@@ -18,9 +18,22 @@ import Logging
 ///   User-Id of each message must be the node it speaks for.
 /// - ROUTER (`control`): vnetctl's requests. CURVE domain "control": admin keys only.
 /// - REP on `inproc://zeromq.zap.01`: the ZAP handler that decides those admissions.
-/// Control requests and registrations are taken in batches: one SQLite commit per batch (committed before
+/// Control requests and registrations are taken in batches: one store commit per batch (committed before
 /// any reply), one replan, one publish of the hosts whose state changed.
+///
+/// Alone on its SQLite file it always leads. Several on one PostgreSQL store (`.shared`) lead in turn: only the
+/// holder of the store's lease serves (LeaseKeeper); the others bind the same sockets, publish heartbeats that
+/// say "standby", and answer control requests with where the leader is. Becoming the leader loads the state
+/// from the store under the new epoch; stepping down drops it.
 public final class Coordinator {
+    /// Who decides that this coordinator leads.
+    public enum Leading {
+        /// The only coordinator of its store, under this epoch (SQLiteClusterStore.startEpoch).
+        case sole(epoch: UInt64)
+        /// One of several on a shared store: the lease decides.
+        case shared(LeaseKeeper)
+    }
+
     public let config: VNetConfig
     public let options: CoordinatorOptions
     public private(set) var endpoints: BusEndpoints
@@ -28,7 +41,12 @@ public final class Coordinator {
     let codec: EnvelopeCodec
     let planner: HostPlanner
     let handler: ControlHandler
-    let epoch = UInt64.random(in: 1...UInt64.max >> 1)
+    /// The epoch this coordinator leads under; with a shared store, the last one it led under (see `leading`).
+    var epoch: UInt64 = 0
+    let leases: LeaseKeeper?
+    /// Whether this coordinator serves now (holds the state, publishes, answers).
+    var leading = false
+    var standbyReason = "starting"
 
     var allocator: Allocator
     var revision: UInt64
@@ -60,7 +78,7 @@ public final class Coordinator {
     let zap: ZMQSocket?
     public let stopFlag = StopFlag()
 
-    public init(config: VNetConfig, options: CoordinatorOptions, store: ClusterStore) throws {
+    public init(config: VNetConfig, options: CoordinatorOptions, store: ClusterStore, leadership: Leading) throws {
         self.config = config
         self.options = options
         self.store = store
@@ -75,15 +93,14 @@ public final class Coordinator {
         metrics = MetricsRegistry(enabled: options.metrics)
         Self.declareMetrics(metrics)
 
-        let stored = try store.load()
-        var state = stored.state
-        state.frontend = options.frontendName
-        do { allocator = try Allocator(config: config, state: state) } catch {
-            throw BusError("the stored cluster in \(options.stateDirectory) does not fit the current eucalyptus.conf: \(error) (restore the config it was made with, or move the state directory away to start empty)")
+        allocator = try Allocator(config: config, state: ClusterState(frontend: options.frontendName))
+        revision = 0
+        hostRevisions = [:]
+        desired = [:]
+        switch leadership {
+        case .sole: leases = nil
+        case .shared(let keeper): leases = keeper
         }
-        revision = stored.revision
-        hostRevisions = stored.nodeRevisions
-        desired = try planner.desiredStates(for: allocator.state)
 
         // Sockets, secured unless --insecure.
         var serverSecret: String?
@@ -133,17 +150,140 @@ public final class Coordinator {
                                  sync: BusEndpoints.connectable(sync.lastEndpoint),
                                  control: BusEndpoints.connectable(control.lastEndpoint))
         try endpoints.write(to: "\(options.stateDirectory)/\(BusEndpoints.fileName)")
-        try reconcileRevisionsAtStart()
+        if case .sole(let epoch) = leadership {
+            try load(epoch: epoch)
+            try reconcileRevisionsAtStart()
+        }
         session.committed(desired: desiredRevisions, cluster: revision)
-        log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances; publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
+        log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', \(leases == nil ? "epoch \(epoch), revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances" : "store \(store.location) shared, standing by until it holds the lease"); publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
                  metadata: ["revision": "\(revision)"])
         if let warning = Self.outsideRangeWarning(allocator) { log.warning("\(warning)") }
         if options.watchVLANs {
-            watch = VLANWatch(framesPerSecond: options.watchFramesPerSecond, hysteresis: options.watchHysteresis)
-            trackWatchedPaths(desired)
             log.info("watching every node's path to the front end on each VLAN it carries: \(Int(options.watchFramesPerSecond)) frames/s for the cluster, a change after \(options.watchHysteresis) rounds")
         }
     }
+
+    /// Loads the state from the store and serves it under `epoch`: at start alone on a store, or on taking the
+    /// lease. Nothing of a previous leadership (sessions, operations under way) is kept.
+    func load(epoch newEpoch: UInt64) throws {
+        let stored = try store.load()
+        var state = stored.state
+        state.frontend = options.frontendName
+        do { allocator = try Allocator(config: config, state: state) } catch {
+            throw BusError("the stored cluster in \(store.location) does not fit the current eucalyptus.conf: \(error) (restore the config it was made with, or move the state away to start empty)")
+        }
+        epoch = newEpoch
+        revision = stored.revision
+        hostRevisions = stored.nodeRevisions
+        desired = try planner.desiredStates(for: allocator.state)
+        serializedStates = [:]
+        var settings = session.settings
+        settings.epoch = newEpoch
+        session = CoordinatorSession(settings: settings)
+        session.committed(desired: desiredRevisions, cluster: revision)
+        bringUps = BringUpQueue()
+        watchRound = nil
+        deferredVerifications = []
+        watch = options.watchVLANs ? VLANWatch(framesPerSecond: options.watchFramesPerSecond, hysteresis: options.watchHysteresis) : nil
+        if watch != nil { trackWatchedPaths(desired) }
+        leading = true
+    }
+
+    /// The shared store's lease, looked at every turn of the loop: take over, or step down.
+    func followLease(at now: Double) {
+        guard let leases else { return }
+        let lease = leases.view()
+        if lease.leads(at: now) {
+            guard !leading || epoch != lease.epoch else { return }
+            let started = monotonicSeconds()
+            do {
+                try load(epoch: lease.epoch)
+                // Host revisions made under a config changed while no coordinator led.
+                try reconcileRevisionsAtStart()
+                session.committed(desired: desiredRevisions, cluster: revision)
+            } catch {
+                leading = false
+                leases.relinquish("cannot load the state: \(error)")
+                return
+            }
+            metrics.add("vnet_coordinator_failovers_total")
+            log.notice("leading under epoch \(epoch): revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances, loaded from \(store.location) in \(Int((monotonicSeconds() - started) * 1000)) ms",
+                       metadata: ["revision": "\(revision)"])
+            publishHeartbeat()
+            for host in desired.keys.sorted() {
+                if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
+            }
+        } else if leading {
+            stepDown(lease.standbyReason)
+        } else {
+            standbyReason = lease.standbyReason
+        }
+    }
+
+    /// Stops serving: the state is dropped (it is loaded again on taking the lease), agents are told by the
+    /// next heartbeat, requests are answered with where the leader is.
+    func stepDown(_ reason: String) {
+        guard leading else { return }
+        leading = false
+        standbyReason = reason
+        log.warning("stepping down from epoch \(epoch): \(reason)")
+        for deferred in deferredVerifications { refuseNotLeading(prefix: deferred.prefix, requestID: deferred.requestID) }
+        deferredVerifications = []
+        allocator = (try? Allocator(config: config, state: ClusterState(frontend: options.frontendName))) ?? allocator
+        desired = [:]
+        serializedStates = [:]
+        publishHeartbeat()
+    }
+
+    /// The leader as a standby knows it: its control endpoint and epoch, from the lease.
+    var knownLeader: (control: String, epoch: UInt64)? {
+        guard let seen = leases?.view().seen, seen.isHeld, seen.holder != leases?.holder else { return nil }
+        return (seen.control, seen.epoch)
+    }
+
+    /// A standby's answer to a control request: not carried out, and where to go.
+    func refuseNotLeading(prefix: [[UInt8]], requestID: String) {
+        var reply = Vnet_V1_ControlReply()
+        reply.requestID = requestID
+        reply.errorKind = ClusterError.Kind.notLeader.rawValue
+        if let leader = knownLeader {
+            reply.leader = leader.control
+            reply.error = "not the leader; the leader is \(leader.control.isEmpty ? "another coordinator" : leader.control) (epoch \(leader.epoch))"
+        } else {
+            reply.error = "not the leader, and no coordinator leads now (\(standbyReason)); try again shortly"
+        }
+        metrics.add("vnet_control_requests_total", ["result": "not_leader"])
+        send(control, prefix, .controlReply(reply))
+    }
+
+    /// Status from a coordinator that does not lead: its role and what it sees of the lease.
+    func standbyStatus(prefix: [[UInt8]], requestID: String) {
+        var reply = Vnet_V1_ControlReply()
+        reply.requestID = requestID
+        reply.ok = true
+        reply.status = roleStatus()
+        reply.status.clusterID = options.clusterID
+        reply.status.mode = config.mode.rawValue
+        send(control, prefix, .controlReply(reply))
+    }
+
+    /// The role part of Status, from any coordinator.
+    func roleStatus() -> Vnet_V1_Status {
+        var status = Vnet_V1_Status()
+        status.standby = !leading
+        status.store = store.location
+        status.coordinator = advertisedControl
+        status.standbyReason = leading ? "" : standbyReason
+        if let lease = leases?.view() {
+            status.failovers = UInt64(lease.failovers)
+            if let seen = lease.seen, seen.isHeld { status.leader = seen.control; status.leaderEpoch = seen.epoch }
+        }
+        if leading { status.leader = advertisedControl; status.leaderEpoch = epoch; status.epoch = epoch }
+        return status
+    }
+
+    /// This coordinator's control endpoint as clients reach it (`--advertise`).
+    public var advertisedControl: String { options.advertise.map { BusEndpoints.advertised(endpoints.control, host: $0) } ?? endpoints.control }
 
     /// Groups kept on VIDs outside a narrowed VNET_VLANRANGE: they keep working, new groups do not go there.
     static func outsideRangeWarning(_ allocator: Allocator) -> String? {
@@ -170,7 +310,7 @@ public final class Coordinator {
         guard !changed.isEmpty else { return }
         var change = StoreChange(revision: revision + 1)
         change.nodeRevisions = changed
-        try store.commit(change)
+        try store.commit(change, epoch: epoch)
         revision += 1
         hostRevisions.merge(changed) { $1 }
     }
@@ -183,6 +323,8 @@ public final class Coordinator {
     }
 
     public func run() {
+        leases?.start()
+        defer { leases?.stop() }
         var nextHeartbeat = 0.0
         var nextLivenessCheck = 0.0
         var nextMetrics = 0.0
@@ -190,6 +332,7 @@ public final class Coordinator {
         while !stopFlag.isStopped {
             let ready = (try? ZMQPoller.readable(sockets, timeoutMilliseconds: 20)) ?? []
             if sockets.count > 2, ready.count > 2, ready[2] { serveZAP() }
+            followLease(at: monotonicSeconds())
             var pending: [Pending] = []
             if ready.first == true { pending += drainSync() }
             if ready.count > 1, ready[1] { pending += drainControl() }
@@ -199,7 +342,7 @@ public final class Coordinator {
                 publishHeartbeat()
                 nextHeartbeat = now + options.heartbeatInterval
             }
-            if now >= nextLivenessCheck {
+            if leading, now >= nextLivenessCheck {
                 _ = perform(session.handle(.tick(at: now, hosts: knownHosts)))
                 startBackgroundCheck(at: now)
                 nextLivenessCheck = now + 0.1
@@ -311,6 +454,8 @@ public final class Coordinator {
         var pending: [Pending] = []
         for _ in 0..<options.maxBatch {
             guard let message = try? sync.receive(wait: false) else { break }
+            // A standby serves no agent: they follow the leader's heartbeats, and this one says "standby".
+            guard leading else { continue }
             guard message.frames.count >= 2, let payload = message.frames.last else { session.refused(.malformed); continue }
             let prefix = Array(message.frames.dropLast())
             switch codec.decode(payload) {
@@ -360,6 +505,9 @@ public final class Coordinator {
                 continue
             }
             switch codec.decode(payload) {
+            case .success(.controlRequest(let request)) where !leading:
+                if case .status = request.op { standbyStatus(prefix: Array(message.frames.dropLast()), requestID: request.requestID) }
+                else { refuseNotLeading(prefix: Array(message.frames.dropLast()), requestID: request.requestID) }
             case .success(.controlRequest(let request)):
                 if case .verifyVlan(let verify) = request.op {
                     if backgroundRunning {
@@ -421,6 +569,7 @@ public final class Coordinator {
             }
         }
         var affected: [String] = []
+        var doubt: String?
         if allocator.state != before {
             do {
                 affected = try commit(from: before)
@@ -429,14 +578,18 @@ public final class Coordinator {
                 // Nothing was written: the allocations go back to what the store holds, and every request of
                 // the batch that changed something is told it did not happen.
                 metrics.add("vnet_commit_failures_total")
-                let reason = "\(error)" + (StorageCondition.problem(at: options.stateDirectory).map { ": \($0)" } ?? "")
+                let storeError = error as? StoreError
+                let reason = "\(error)" + (leases == nil && storeError?.kind != .fenced ? StorageCondition.problem(at: options.stateDirectory).map { ": \($0)" } ?? "" : "")
                 log.error("commit of revision \(revision + 1) failed, batch refused: \(reason)", metadata: ["revision": "\(revision + 1)"])
                 allocator = (try? Allocator(config: config, state: before)) ?? allocator
+                // Fenced (another leads) or of unknown outcome (the store went away mid-commit): what this
+                // coordinator holds may not be the store's. It steps down and loads afresh under a new lease.
+                if leases != nil, storeError?.kind != .rejected { doubt = reason }
                 for index in replies.indices where replies[index].mutating {
                     switch replies[index].body {
                     case .controlReply(var reply):
                         reply.ok = false
-                        reply.error = "not committed to \(options.stateDirectory): \(reason)"
+                        reply.error = "not committed to \(store.location): \(reason)"
                         replies[index].body = .controlReply(reply)
                     case .registerReply(var reply):
                         reply.accepted = false
@@ -457,6 +610,10 @@ public final class Coordinator {
                 body = .controlReply(control)
             }
             send(reply.socket, reply.prefix, body)
+        }
+        if let doubt {
+            leases?.relinquish(doubt)
+            stepDown(doubt)
         }
     }
 
@@ -487,7 +644,7 @@ public final class Coordinator {
             changed[host] = NodeRevision(revision: next, previous: hostRevisions[host]?.revision ?? 0, digest: wire.digest)
         }
         let started = monotonicSeconds()
-        try store.commit(StoreChange.between(before, allocator.state, revision: next, nodeRevisions: changed))
+        try store.commit(StoreChange.between(before, allocator.state, revision: next, nodeRevisions: changed), epoch: epoch)
         metrics.observe("vnet_commit_seconds", monotonicSeconds() - started)
         revision = next
         noteVLANsUp(before: desired, after: states, changed: changed.keys, revision: next)
@@ -522,6 +679,10 @@ public final class Coordinator {
         var heartbeat = Vnet_V1_CoordinatorHeartbeat()
         heartbeat.epoch = epoch
         heartbeat.clusterRevision = revision
+        if !leading {
+            heartbeat.standby = true
+            if let leader = knownLeader { heartbeat.leader = leader.control; heartbeat.leaderEpoch = leader.epoch }
+        }
         try? publisher.send([Array("hb/".utf8), codec.encode(.coordinatorHeartbeat(heartbeat))], wait: false)
     }
 
@@ -571,6 +732,7 @@ public final class Coordinator {
             }
             return info
         }
+        view.status = roleStatus()
         view.status.clusterID = options.clusterID
         view.status.mode = config.mode.rawValue
         view.status.epoch = epoch

@@ -24,6 +24,9 @@ public struct CoordinatorOptions: Sendable {
     public var watchVLANs = false
     public var watchFramesPerSecond = 500.0
     public var watchHysteresis = 3
+    /// The host clients and standbys are told to reach this coordinator at (`--advertise`); nil: the host it
+    /// listens on (127.0.0.1 for a wildcard, which only suits one host).
+    public var advertise: String?
 
     public init(stateDirectory: String, listen: BusEndpoints) {
         self.stateDirectory = stateDirectory

@@ -21,6 +21,8 @@ public struct ClusterError: Error, Sendable, Equatable, CustomStringConvertible 
         case instanceNotFound
         /// No free network, MAC map pair or slot.
         case capacity
+        /// This coordinator is a standby (several share a PostgreSQL store): ask the leader.
+        case notLeader
     }
 
     public var field: String?

@@ -29,7 +29,10 @@ public enum ConfKey: String, CaseIterable, Sendable {
     case mtu = "VNET_MTU"
     /// This project's bus (not Eucalyptus'): where the coordinator listens, and where agents find it.
     case busListen = "VNET_BUS_LISTEN"
+    /// A list (comma- or space-separated) when several coordinators share a PostgreSQL store.
     case busCoordinator = "VNET_BUS_COORDINATOR"
+    /// Where the coordinator keeps its state: "sqlite" (default) or postgresql://USER@HOST[:PORT]/DB.
+    case busStore = "VNET_BUS_STORE"
 
     public enum Use: Sendable { case required, optional, ignored }
 
@@ -38,9 +41,9 @@ public enum ConfKey: String, CaseIterable, Sendable {
         switch (self, role) {
         case (.mode, _):
             return .required
-        case (.busListen, .frontend), (.busCoordinator, _):
+        case (.busListen, .frontend), (.busCoordinator, _), (.busStore, .frontend):
             return .optional
-        case (.busListen, .node):
+        case (.busListen, .node), (.busStore, .node):
             return .ignored
         // VNET_INTERFACE's requirement is checked together with its two overrides (see ConfigValidator).
         case (.interface, .frontend), (.privateInterface, .frontend):

@@ -21,7 +21,7 @@ public enum ConfigValidator {
         }
         let diagnostics = run.diagnostics.sorted { ($0.line, $0.key) < ($1.line, $1.key) }
         let config = (mode != nil && !diagnostics.hasErrors) ? run.config : nil
-        return ConfigCheck(busListen: run.value(.busListen), busCoordinator: run.value(.busCoordinator),
+        return ConfigCheck(busListen: run.value(.busListen), busCoordinator: run.value(.busCoordinator), busStore: run.value(.busStore),
                            role: role, mode: mode, config: config, diagnostics: diagnostics)
     }
 }
@@ -31,6 +31,8 @@ public struct ConfigCheck: Sendable {
     /// VNET_BUS_LISTEN and VNET_BUS_COORDINATOR as written (HOST:PORT), checked by the bus when used.
     public var busListen: String?
     public var busCoordinator: String?
+    /// VNET_BUS_STORE as written.
+    public var busStore: String?
     public var role: HostRole
     public var mode: NetworkMode?
     public var config: VNetConfig?

@@ -115,6 +115,8 @@ struct Context<Channel: ControlChannel> {
         let reply = try channel.call(op)
         guard reply.ok else {
             let kind = ClusterError.Kind(rawValue: reply.errorKind) ?? .invalid
+            // No coordinator leads (a failover under way): EC2's answer to retry later.
+            if kind == .notLeader { throw EC2Error.unavailable(reply.error) }
             throw EC2Error(codes[kind] ?? Self.defaultCode(kind), reply.error)
         }
         return reply
@@ -134,6 +136,7 @@ struct Context<Channel: ControlChannel> {
         case .addressInUse: "InvalidIPAddress.InUse"
         case .instanceNotFound: "InvalidInstanceID.NotFound"
         case .capacity: "ResourceLimitExceeded"
+        case .notLeader: "Unavailable"
         }
     }
 

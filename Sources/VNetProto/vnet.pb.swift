@@ -449,6 +449,16 @@ public nonisolated struct Vnet_V1_CoordinatorHeartbeat: Sendable {
   /// in a reply to an agent: that node's desired revision
   public var desiredRevision: UInt64 = 0
 
+  /// Several coordinators on one PostgreSQL store (README "High availability"): a standby says so, with the
+  /// leader it knows of. Agents follow the active coordinator of the highest epoch, never a lower one.
+  public var standby: Bool = false
+
+  /// from a standby: the epoch of the lease it sees (0: none held)
+  public var leaderEpoch: UInt64 = 0
+
+  /// from a standby: the leader's control endpoint, if any
+  public var leader: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1402,6 +1412,13 @@ public nonisolated struct Vnet_V1_ControlReply: @unchecked Sendable {
     set {_uniqueStorage()._errorKind = newValue}
   }
 
+  /// With error_kind notLeader: the leader's control endpoint, "" when none is known (a failover under way,
+  /// or the store unreachable); the request was not carried out.
+  public var leader: String {
+    get {_storage._leader}
+    set {_uniqueStorage()._leader = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1585,36 +1602,112 @@ public nonisolated struct Vnet_V1_VlanCulprit: Sendable {
   public init() {}
 }
 
-public nonisolated struct Vnet_V1_Status: Sendable {
+public nonisolated struct Vnet_V1_Status: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var clusterID: String = String()
+  public var clusterID: String {
+    get {_storage._clusterID}
+    set {_uniqueStorage()._clusterID = newValue}
+  }
 
-  public var mode: String = String()
+  public var mode: String {
+    get {_storage._mode}
+    set {_uniqueStorage()._mode = newValue}
+  }
 
-  public var epoch: UInt64 = 0
+  public var epoch: UInt64 {
+    get {_storage._epoch}
+    set {_uniqueStorage()._epoch = newValue}
+  }
 
-  public var revision: UInt64 = 0
+  public var revision: UInt64 {
+    get {_storage._revision}
+    set {_uniqueStorage()._revision = newValue}
+  }
 
-  public var nodesUp: UInt32 = 0
+  public var nodesUp: UInt32 {
+    get {_storage._nodesUp}
+    set {_uniqueStorage()._nodesUp = newValue}
+  }
 
-  public var nodesSuspect: UInt32 = 0
+  public var nodesSuspect: UInt32 {
+    get {_storage._nodesSuspect}
+    set {_uniqueStorage()._nodesSuspect = newValue}
+  }
 
-  public var nodesDown: UInt32 = 0
+  public var nodesDown: UInt32 {
+    get {_storage._nodesDown}
+    set {_uniqueStorage()._nodesDown = newValue}
+  }
 
-  public var instances: UInt32 = 0
+  public var instances: UInt32 {
+    get {_storage._instances}
+    set {_uniqueStorage()._instances = newValue}
+  }
 
-  public var groups: UInt32 = 0
+  public var groups: UInt32 {
+    get {_storage._groups}
+    set {_uniqueStorage()._groups = newValue}
+  }
 
-  public var droppedFrames: UInt64 = 0
+  public var droppedFrames: UInt64 {
+    get {_storage._droppedFrames}
+    set {_uniqueStorage()._droppedFrames = newValue}
+  }
 
-  public var refusedFrames: UInt64 = 0
+  public var refusedFrames: UInt64 {
+    get {_storage._refusedFrames}
+    set {_uniqueStorage()._refusedFrames = newValue}
+  }
+
+  /// This coordinator's part: its role, the store, the lease it sees; answered by standbys too.
+  public var standby: Bool {
+    get {_storage._standby}
+    set {_uniqueStorage()._standby = newValue}
+  }
+
+  /// the leader's control endpoint ("" unknown)
+  public var leader: String {
+    get {_storage._leader}
+    set {_uniqueStorage()._leader = newValue}
+  }
+
+  public var leaderEpoch: UInt64 {
+    get {_storage._leaderEpoch}
+    set {_uniqueStorage()._leaderEpoch = newValue}
+  }
+
+  /// where the state is: a file, or postgresql://USER@HOST:PORT/DB
+  public var store: String {
+    get {_storage._store}
+    set {_uniqueStorage()._store = newValue}
+  }
+
+  /// times this coordinator became the leader
+  public var failovers: UInt64 {
+    get {_storage._failovers}
+    set {_uniqueStorage()._failovers = newValue}
+  }
+
+  /// this coordinator's own control endpoint, as it advertises it
+  public var coordinator: String {
+    get {_storage._coordinator}
+    set {_uniqueStorage()._coordinator = newValue}
+  }
+
+  /// why it is not the leader (another holds the lease, the store unreachable)
+  public var standbyReason: String {
+    get {_storage._standbyReason}
+    set {_uniqueStorage()._standbyReason = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Vnet_V1_NodeInfo: @unchecked Sendable {
@@ -2603,7 +2696,7 @@ nonisolated extension Vnet_V1_AgentHeartbeat: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}cluster_revision\0\u{3}desired_revision\0\u{c}\u{4}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{3}cluster_revision\0\u{3}desired_revision\0\u{2}\u{2}standby\0\u{3}leader_epoch\0\u{1}leader\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2614,6 +2707,9 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.clusterRevision) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.desiredRevision) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.standby) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.leaderEpoch) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.leader) }()
       default: break
       }
     }
@@ -2629,6 +2725,15 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
     if self.desiredRevision != 0 {
       try visitor.visitSingularUInt64Field(value: self.desiredRevision, fieldNumber: 3)
     }
+    if self.standby != false {
+      try visitor.visitSingularBoolField(value: self.standby, fieldNumber: 5)
+    }
+    if self.leaderEpoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leaderEpoch, fieldNumber: 6)
+    }
+    if !self.leader.isEmpty {
+      try visitor.visitSingularStringField(value: self.leader, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2636,6 +2741,9 @@ nonisolated extension Vnet_V1_CoordinatorHeartbeat: SwiftProtobuf.Message, Swift
     if lhs.epoch != rhs.epoch {return false}
     if lhs.clusterRevision != rhs.clusterRevision {return false}
     if lhs.desiredRevision != rhs.desiredRevision {return false}
+    if lhs.standby != rhs.standby {return false}
+    if lhs.leaderEpoch != rhs.leaderEpoch {return false}
+    if lhs.leader != rhs.leader {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4477,7 +4585,7 @@ nonisolated extension Vnet_V1_RuleChanges: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0\u{1}diagnosis\0\u{3}error_kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}ok\0\u{1}error\0\u{1}revision\0\u{3}affected_nodes\0\u{1}nodes\0\u{1}instances\0\u{1}groups\0\u{1}addresses\0\u{1}status\0\u{1}verification\0\u{1}diagnosis\0\u{3}error_kind\0\u{1}leader\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -4493,6 +4601,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
     var _verification: Vnet_V1_VlanVerification? = nil
     var _diagnosis: Vnet_V1_Diagnosis? = nil
     var _errorKind: String = String()
+    var _leader: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4516,6 +4625,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       _verification = source._verification
       _diagnosis = source._diagnosis
       _errorKind = source._errorKind
+      _leader = source._leader
     }
   }
 
@@ -4547,6 +4657,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._verification) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._diagnosis) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._errorKind) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._leader) }()
         default: break
         }
       }
@@ -4598,6 +4709,9 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
       if !_storage._errorKind.isEmpty {
         try visitor.visitSingularStringField(value: _storage._errorKind, fieldNumber: 13)
       }
+      if !_storage._leader.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._leader, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4620,6 +4734,7 @@ nonisolated extension Vnet_V1_ControlReply: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._verification != rhs_storage._verification {return false}
         if _storage._diagnosis != rhs_storage._diagnosis {return false}
         if _storage._errorKind != rhs_storage._errorKind {return false}
+        if _storage._leader != rhs_storage._leader {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5010,79 +5125,184 @@ nonisolated extension Vnet_V1_VlanCulprit: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vnet_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Status"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}mode\0\u{1}epoch\0\u{1}revision\0\u{3}nodes_up\0\u{3}nodes_suspect\0\u{3}nodes_down\0\u{1}instances\0\u{1}groups\0\u{3}dropped_frames\0\u{3}refused_frames\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}mode\0\u{1}epoch\0\u{1}revision\0\u{3}nodes_up\0\u{3}nodes_suspect\0\u{3}nodes_down\0\u{1}instances\0\u{1}groups\0\u{3}dropped_frames\0\u{3}refused_frames\0\u{1}standby\0\u{1}leader\0\u{3}leader_epoch\0\u{1}store\0\u{1}failovers\0\u{1}coordinator\0\u{3}standby_reason\0")
+
+  fileprivate class _StorageClass {
+    var _clusterID: String = String()
+    var _mode: String = String()
+    var _epoch: UInt64 = 0
+    var _revision: UInt64 = 0
+    var _nodesUp: UInt32 = 0
+    var _nodesSuspect: UInt32 = 0
+    var _nodesDown: UInt32 = 0
+    var _instances: UInt32 = 0
+    var _groups: UInt32 = 0
+    var _droppedFrames: UInt64 = 0
+    var _refusedFrames: UInt64 = 0
+    var _standby: Bool = false
+    var _leader: String = String()
+    var _leaderEpoch: UInt64 = 0
+    var _store: String = String()
+    var _failovers: UInt64 = 0
+    var _coordinator: String = String()
+    var _standbyReason: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _clusterID = source._clusterID
+      _mode = source._mode
+      _epoch = source._epoch
+      _revision = source._revision
+      _nodesUp = source._nodesUp
+      _nodesSuspect = source._nodesSuspect
+      _nodesDown = source._nodesDown
+      _instances = source._instances
+      _groups = source._groups
+      _droppedFrames = source._droppedFrames
+      _refusedFrames = source._refusedFrames
+      _standby = source._standby
+      _leader = source._leader
+      _leaderEpoch = source._leaderEpoch
+      _store = source._store
+      _failovers = source._failovers
+      _coordinator = source._coordinator
+      _standbyReason = source._standbyReason
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.mode) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.revision) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.nodesUp) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.nodesSuspect) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.nodesDown) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.instances) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.groups) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.droppedFrames) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.refusedFrames) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._clusterID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._mode) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._epoch) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._revision) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._nodesUp) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._nodesSuspect) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._nodesDown) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._instances) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._groups) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._droppedFrames) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._refusedFrames) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._standby) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._leader) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._leaderEpoch) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._store) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._failovers) }()
+        case 17: try { try decoder.decodeSingularStringField(value: &_storage._coordinator) }()
+        case 18: try { try decoder.decodeSingularStringField(value: &_storage._standbyReason) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.clusterID.isEmpty {
-      try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 1)
-    }
-    if !self.mode.isEmpty {
-      try visitor.visitSingularStringField(value: self.mode, fieldNumber: 2)
-    }
-    if self.epoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 3)
-    }
-    if self.revision != 0 {
-      try visitor.visitSingularUInt64Field(value: self.revision, fieldNumber: 4)
-    }
-    if self.nodesUp != 0 {
-      try visitor.visitSingularUInt32Field(value: self.nodesUp, fieldNumber: 5)
-    }
-    if self.nodesSuspect != 0 {
-      try visitor.visitSingularUInt32Field(value: self.nodesSuspect, fieldNumber: 6)
-    }
-    if self.nodesDown != 0 {
-      try visitor.visitSingularUInt32Field(value: self.nodesDown, fieldNumber: 7)
-    }
-    if self.instances != 0 {
-      try visitor.visitSingularUInt32Field(value: self.instances, fieldNumber: 8)
-    }
-    if self.groups != 0 {
-      try visitor.visitSingularUInt32Field(value: self.groups, fieldNumber: 9)
-    }
-    if self.droppedFrames != 0 {
-      try visitor.visitSingularUInt64Field(value: self.droppedFrames, fieldNumber: 10)
-    }
-    if self.refusedFrames != 0 {
-      try visitor.visitSingularUInt64Field(value: self.refusedFrames, fieldNumber: 11)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._clusterID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._clusterID, fieldNumber: 1)
+      }
+      if !_storage._mode.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._mode, fieldNumber: 2)
+      }
+      if _storage._epoch != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._epoch, fieldNumber: 3)
+      }
+      if _storage._revision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._revision, fieldNumber: 4)
+      }
+      if _storage._nodesUp != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._nodesUp, fieldNumber: 5)
+      }
+      if _storage._nodesSuspect != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._nodesSuspect, fieldNumber: 6)
+      }
+      if _storage._nodesDown != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._nodesDown, fieldNumber: 7)
+      }
+      if _storage._instances != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._instances, fieldNumber: 8)
+      }
+      if _storage._groups != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._groups, fieldNumber: 9)
+      }
+      if _storage._droppedFrames != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._droppedFrames, fieldNumber: 10)
+      }
+      if _storage._refusedFrames != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._refusedFrames, fieldNumber: 11)
+      }
+      if _storage._standby != false {
+        try visitor.visitSingularBoolField(value: _storage._standby, fieldNumber: 12)
+      }
+      if !_storage._leader.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._leader, fieldNumber: 13)
+      }
+      if _storage._leaderEpoch != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._leaderEpoch, fieldNumber: 14)
+      }
+      if !_storage._store.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._store, fieldNumber: 15)
+      }
+      if _storage._failovers != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._failovers, fieldNumber: 16)
+      }
+      if !_storage._coordinator.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._coordinator, fieldNumber: 17)
+      }
+      if !_storage._standbyReason.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._standbyReason, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vnet_V1_Status, rhs: Vnet_V1_Status) -> Bool {
-    if lhs.clusterID != rhs.clusterID {return false}
-    if lhs.mode != rhs.mode {return false}
-    if lhs.epoch != rhs.epoch {return false}
-    if lhs.revision != rhs.revision {return false}
-    if lhs.nodesUp != rhs.nodesUp {return false}
-    if lhs.nodesSuspect != rhs.nodesSuspect {return false}
-    if lhs.nodesDown != rhs.nodesDown {return false}
-    if lhs.instances != rhs.instances {return false}
-    if lhs.groups != rhs.groups {return false}
-    if lhs.droppedFrames != rhs.droppedFrames {return false}
-    if lhs.refusedFrames != rhs.refusedFrames {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._clusterID != rhs_storage._clusterID {return false}
+        if _storage._mode != rhs_storage._mode {return false}
+        if _storage._epoch != rhs_storage._epoch {return false}
+        if _storage._revision != rhs_storage._revision {return false}
+        if _storage._nodesUp != rhs_storage._nodesUp {return false}
+        if _storage._nodesSuspect != rhs_storage._nodesSuspect {return false}
+        if _storage._nodesDown != rhs_storage._nodesDown {return false}
+        if _storage._instances != rhs_storage._instances {return false}
+        if _storage._groups != rhs_storage._groups {return false}
+        if _storage._droppedFrames != rhs_storage._droppedFrames {return false}
+        if _storage._refusedFrames != rhs_storage._refusedFrames {return false}
+        if _storage._standby != rhs_storage._standby {return false}
+        if _storage._leader != rhs_storage._leader {return false}
+        if _storage._leaderEpoch != rhs_storage._leaderEpoch {return false}
+        if _storage._store != rhs_storage._store {return false}
+        if _storage._failovers != rhs_storage._failovers {return false}
+        if _storage._coordinator != rhs_storage._coordinator {return false}
+        if _storage._standbyReason != rhs_storage._standbyReason {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3,9 +3,59 @@ import VNetCore
 /// The coordinator's durable memory: every allocation, the cluster revision, and the revision at which each
 /// node's desired state last changed. A change is committed before the request that made it is answered.
 public protocol ClusterStore: AnyObject {
+    /// Where the store is, for messages: a file, or a PostgreSQL server and database (never a password).
+    var location: String { get }
     func load() throws -> StoredCluster
-    /// Writes the change in one transaction; on error nothing of it is written.
-    func commit(_ change: StoreChange) throws
+    /// Writes the change in one transaction, and only while `epoch` is the store's current leader epoch (a
+    /// coordinator that lost its lease can never write again); on error nothing of it is written.
+    func commit(_ change: StoreChange, epoch: UInt64) throws
+}
+
+/// Leadership among coordinators sharing one store: a lease with an epoch and an expiry, kept by the store's
+/// own clock (so coordinators' clocks never have to agree). Taking the lease makes a new epoch, higher than
+/// any before; renewing keeps it; every commit is checked against it.
+public protocol LeaseStore: AnyObject {
+    /// Takes the lease if it lapsed, was released, or is this holder's own (then under a new epoch: what
+    /// a coordinator that doubted its state does to reload it). Returns the lease as it is afterwards.
+    func acquire(holder: String, control: String, seconds: Double) throws -> Lease
+    /// Extends the lease by `seconds` from now if `epoch` still holds it.
+    func renew(epoch: UInt64, seconds: Double) throws -> Bool
+    /// Lets the lease lapse now (a clean stop: a standby takes over at once).
+    func release(epoch: UInt64) throws
+    func current() throws -> Lease
+}
+
+/// The lease as the store has it.
+public struct Lease: Sendable, Equatable {
+    public var epoch: UInt64
+    /// Who holds it (a coordinator's run id, unique per process) and where its control endpoint is.
+    public var holder: String
+    public var control: String
+    /// Seconds until it lapses by the store's clock; not above 0: lapsed.
+    public var remaining: Double
+
+    public init(epoch: UInt64, holder: String, control: String, remaining: Double) {
+        self.epoch = epoch; self.holder = holder; self.control = control; self.remaining = remaining
+    }
+
+    public var isHeld: Bool { remaining > 0 && !holder.isEmpty }
+}
+
+/// Why the store did not do what was asked, so that the coordinator knows what may have been written.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The store refused the change (a constraint); nothing of it was written.
+        case rejected
+        /// The epoch is no longer the leader's: nothing was written, and this coordinator must step down.
+        case fenced
+        /// The store could not be reached, or did not answer in time: whether the change was written is not
+        /// known until the state is loaded again.
+        case unavailable
+    }
+    public var kind: Kind
+    public var message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
 }
 
 /// The revision at which a host's desired state last changed, the one before it, and a digest of the state
@@ -24,6 +74,10 @@ public struct StoredCluster: Sendable {
     public var state: ClusterState
     public var revision: UInt64
     public var nodeRevisions: [String: NodeRevision]
+
+    public init(state: ClusterState, revision: UInt64, nodeRevisions: [String: NodeRevision]) {
+        self.state = state; self.revision = revision; self.nodeRevisions = nodeRevisions
+    }
 }
 
 /// What one committed batch changes, row by row.

@@ -7,9 +7,13 @@ import VNetCore
 /// WAL with synchronous=FULL: a commit that returned survives kill -9 and power loss. UNIQUE constraints on
 /// instance addresses and MACs, and on group networks, are a second guard (after the Allocator) against
 /// anything being handed out twice.
+///
+/// One coordinator owns the file: it takes the next epoch when it starts (`startEpoch`), and every commit
+/// checks that epoch, so that a second coordinator started on the same directory by mistake fences the first.
 public final class SQLiteClusterStore: ClusterStore {
     let queue: DatabaseQueue
     public let path: String
+    public var location: String { path }
 
     public init(directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -46,8 +50,23 @@ public final class SQLiteClusterStore: ClusterStore {
             ALTER TABLE public_ips ADD COLUMN owner TEXT NOT NULL DEFAULT '';
             """)
         }
+        // The epoch: one more at each start of a coordinator, so that agents see every start as a newer one.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('epoch', 0)")
+        }
         return migrator
     }
+
+    /// The epoch of a coordinator starting now on this file: one more than any before.
+    public func startEpoch() throws -> UInt64 {
+        try queue.write { db in
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'epoch'")
+            return UInt64(try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? 1)
+        }
+    }
+
+    /// A commit with no epoch check (tests and tools that own the file).
+    public func commit(_ change: StoreChange) throws { try commit(change, epoch: 0) }
 
     public func load() throws -> StoredCluster {
         try queue.read { db in
@@ -91,8 +110,14 @@ public final class SQLiteClusterStore: ClusterStore {
 
     /// Statements are prepared once per connection (`cachedStatement`): a commit of 1000 new instances runs
     /// some 3000 of them, and compiling each again was a large part of the commit (issue 16's bus figures).
-    public func commit(_ change: StoreChange) throws {
+    public func commit(_ change: StoreChange, epoch: UInt64) throws {
         try queue.write { db in
+            if epoch != 0 {
+                let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? 0
+                guard UInt64(current) == epoch else {
+                    throw StoreError(.fenced, "\(path) now belongs to another coordinator (epoch \(current), this one has \(epoch)): two coordinators were started on one state directory")
+                }
+            }
             // Deletes first, so that a row re-using a freed address or MAC in the same batch does not trip UNIQUE.
             for id in change.deletedInstances {
                 try db.cachedStatement(sql: "DELETE FROM instances WHERE id = ?").execute(arguments: [Int64(id.number)])
@@ -145,7 +170,7 @@ public final class SQLiteClusterStore: ClusterStore {
 }
 
 /// A security rule as stored: a small JSON object per rule, readable with the sqlite3 shell.
-struct RuleRecord: Codable {
+public struct RuleRecord: Codable {
     var proto: String
     var from: Int?
     var to: Int?
@@ -155,7 +180,7 @@ struct RuleRecord: Codable {
     var sourceUser: String?
     var sourceGroup: String?
 
-    static func encode(_ rules: [SecurityRule]) throws -> String {
+    public static func encode(_ rules: [SecurityRule]) throws -> String {
         let records = rules.map { rule -> RuleRecord in
             var record = RuleRecord(proto: rule.protocolName)
             switch rule.traffic {
@@ -172,7 +197,7 @@ struct RuleRecord: Codable {
         return String(decoding: try JSONEncoder().encode(records), as: UTF8.self)
     }
 
-    static func decode(_ text: String) throws -> [SecurityRule] {
+    public static func decode(_ text: String) throws -> [SecurityRule] {
         try JSONDecoder().decode([RuleRecord].self, from: Data(text.utf8)).map { record in
             // Never guessed: a rule read as another protocol would open or close what nobody asked for.
             var ports: ClosedRange<Int>?

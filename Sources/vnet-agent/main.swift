@@ -23,8 +23,8 @@ struct AgentCommand: ParsableCommand {
         abstract: "Apply this host's desired network state from the coordinator, and report back (the default).")
 
     @Option(help: "This host's eucalyptus.conf.") var config: String
-    @Option(help: "The coordinator as HOST:PORT (PORT updates, PORT+1 sync). Default: VNET_BUS_COORDINATOR.") var coordinator: String?
-    @Option(help: "Or the coordinator's endpoints.json.") var endpoints: String?
+    @Option(help: "The coordinator as HOST:PORT (PORT updates, PORT+1 sync); several, comma-separated, when they share a PostgreSQL store (the agent follows the leader). Default: VNET_BUS_COORDINATOR.") var coordinator: String?
+    @Option(help: "Or the coordinator's endpoints.json (several, comma-separated).") var endpoints: String?
     @Option(name: .customLong("node-id"), help: "This host's name in the cluster (the front end's: the coordinator's --frontend).") var nodeID: String
     @Option(name: .customLong("state-dir"), help: "Where the applied revision is remembered.") var stateDir: String
     @Option(help: "This agent's secret key file (nodes/NODE.key).") var key: String?
@@ -63,11 +63,11 @@ struct AgentCommand: ParsableCommand {
             throw ExitCode.failure
         }
         do {
-            let bus: BusEndpoints
-            if let endpoints { bus = try BusEndpoints.load(from: endpoints) }
-            else if let address = coordinator ?? check.busCoordinator { bus = try BusEndpoints(hostAndBasePort: address) }
+            let bus: [BusEndpoints]
+            if let endpoints { bus = try BusEndpoints.list(endpoints).map { path throws(BusError) in try BusEndpoints.load(from: path) } }
+            else if let address = coordinator ?? check.busCoordinator { bus = try BusEndpoints.list(address).map { text throws(BusError) in try BusEndpoints(hostAndBasePort: text) } }
             else { throw BusError("where is the coordinator? give --coordinator HOST:PORT, --endpoints FILE or VNET_BUS_COORDINATOR") }
-            var options = AgentOptions(nodeID: nodeID, coordinator: bus, stateDirectory: stateDir)
+            var options = AgentOptions(nodeID: nodeID, coordinators: bus, stateDirectory: stateDir)
             options.clusterID = clusterID
             options.heartbeatInterval = heartbeatInterval
             options.interface = vnetConfig.privateInterface ?? "eth0"

@@ -3,6 +3,7 @@ import Foundation
 import VNetBus
 import VNetCore
 import VNetCoordinator
+import VNetPostgres
 import VNetStore
 
 /// `vnet-coordinator`: the cluster controller's network side. Flags and wiring only.
@@ -12,7 +13,13 @@ struct CoordinatorCommand: ParsableCommand {
         abstract: "Hold the cluster's desired network state and publish it to the node agents.")
 
     @Option(help: "The front end's eucalyptus.conf.") var config: String
-    @Option(name: .customLong("state-dir"), help: "Where allocations (cluster.sqlite) and endpoints.json live.") var stateDir: String
+    @Option(name: .customLong("state-dir"), help: "Where endpoints.json lives, and the allocations (cluster.sqlite) unless --store says otherwise.") var stateDir: String
+    @Option(help: "Where the allocations are: 'sqlite' (STATE_DIR/cluster.sqlite, one coordinator), or postgresql://USER@HOST[:PORT]/DB, shared by several coordinators of which one leads (password from $PGPASSWORD). Default: VNET_BUS_STORE, else sqlite.")
+    var store: String?
+    @Option(help: "With a PostgreSQL store: seconds the leader's lease lasts (renewed every third of it). Failover takes at most about the lease plus half a second.")
+    var lease = 3.0
+    @Option(help: "The host name or address clients and the other coordinators reach this one at (default: the --listen host; set it when listening on 0.0.0.0).")
+    var advertise: String?
     @Option(help: "HOST:PORT to listen on: PORT updates, PORT+1 node sync, PORT+2 control. Port 0 picks free ports. Default: VNET_BUS_LISTEN, else 0.0.0.0:7460.")
     var listen: String?
     @Option(help: "Key directory (coordinator.key, nodes/*.pub, admins/*.pub); see `vnetctl keys generate`.") var keys: String?
@@ -37,6 +44,11 @@ struct CoordinatorCommand: ParsableCommand {
         if !(suspectAfter >= 1 && downAfter > suspectAfter) { throw ValidationError("need 1 <= --suspect-after < --down-after") }
         if !(16...100_000).contains(watchBudget) { throw ValidationError("--watch-budget: 16-100000 frames per second") }
         if !(1...100).contains(watchHysteresis) { throw ValidationError("--watch-hysteresis: 1-100 rounds") }
+        if !(0.5...60).contains(lease) { throw ValidationError("--lease: 0.5-60 s") }
+        if lease < 3 * heartbeatInterval { throw ValidationError("--lease must be at least 3 heartbeat intervals (\(3 * heartbeatInterval) s)") }
+        if let advertise, advertise.isEmpty || !advertise.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-:[]".unicodeScalars.contains($0) }) {
+            throw ValidationError("--advertise: '\(advertise)' is not a host name or address")
+        }
     }
 
     func run() throws {
@@ -60,12 +72,32 @@ struct CoordinatorCommand: ParsableCommand {
         options.watchVLANs = watchVLANs
         options.watchFramesPerSecond = watchBudget
         options.watchHysteresis = watchHysteresis
+        options.advertise = advertise
         if insecure {
             FileHandle.standardError.write(Data("vnet-coordinator: WARNING: --insecure: no CURVE; any peer can connect, read intents and claim any node\n".utf8))
         }
         do {
-            let store = try SQLiteClusterStore(directory: stateDir)
-            let coordinator = try Coordinator(config: vnetConfig, options: options, store: store)
+            let where_ = store ?? check.busStore ?? "sqlite"
+            let coordinator: Coordinator
+            if PostgresAddress.isAddress(where_) {
+                let address = try PostgresAddress(where_)
+                let shared = PostgresClusterStore(address: address)
+                try shared.migrate()
+                // The lease has a connection of its own (LeaseKeeper): never queued behind a commit.
+                let leaseStore = PostgresClusterStore(address: address)
+                let control = try BusEndpoints(hostAndBasePort: listen ?? check.busListen ?? "0.0.0.0:\(BusEndpoints.defaultPort)").control
+                let logger = Log.logger("coordinator")
+                let keeper = LeaseKeeper(store: leaseStore, settings: Leadership.Settings(lease: lease), control: control) { text, warning in
+                    if warning { logger.warning("\(text)") } else { logger.info("\(text)") }
+                }
+                coordinator = try Coordinator(config: vnetConfig, options: options, store: shared, leadership: .shared(keeper))
+                keeper.control = coordinator.advertisedControl
+            } else if where_ == "sqlite" {
+                let file = try SQLiteClusterStore(directory: stateDir)
+                coordinator = try Coordinator(config: vnetConfig, options: options, store: file, leadership: .sole(epoch: try file.startEpoch()))
+            } else {
+                throw ValidationError("--store: '\(where_)' is neither sqlite nor a postgresql:// address")
+            }
             let server = try metrics.map { try MetricsServer(listen: $0, registry: coordinator.metrics) }
             server?.start()
             if let server { Log.logger("coordinator").info("metrics on http://\(server.address)/metrics") }
