@@ -21,8 +21,9 @@ public final class RequestClient {
     private var sockets: [String: ZMQSocket] = [:]
     /// The coordinator that answered last (the leader, as far as this client knows).
     public private(set) var preferred = 0
-    /// With several coordinators: how long one may stay silent before the next is asked.
-    public var attemptTimeout = 3.0
+    /// With several coordinators: how long one may stay silent before the next is asked. Short, because a slow
+    /// leader asked again is only waited for again (never sent the request twice).
+    public var attemptTimeout = 1.0
     /// false: a standby's refusal is the answer (a client of one coordinator in particular).
     public var followsLeader = true
     private var counter: UInt64 = 0

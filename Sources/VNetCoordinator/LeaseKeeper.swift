@@ -93,8 +93,7 @@ public final class LeaseKeeper: @unchecked Sendable {
                 let kept = try store.renew(epoch: epoch, seconds: settings.lease)
                 next = handle(.renewed(kept, sentAt: sent, at: monotonicSeconds()))
             } catch { next = handle(.storeFailed("\(error)", at: monotonicSeconds())) }
-        case .becomeActive(let epoch): onLog("leading under epoch \(epoch)", false)
-        case .becomeStandby(let reason): onLog("standing by: \(reason)", true)
+        case .becomeActive, .becomeStandby: break  // the coordinator's loop acts on them, and says so
         case .log(let text, let warning): onLog(text, warning)
         }
         for action in next { perform(action) }

@@ -77,6 +77,7 @@ struct CoordinatorCommand: ParsableCommand {
             FileHandle.standardError.write(Data("vnet-coordinator: WARNING: --insecure: no CURVE; any peer can connect, read intents and claim any node\n".utf8))
         }
         do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
             let where_ = store ?? check.busStore ?? "sqlite"
             let coordinator: Coordinator
             if PostgresAddress.isAddress(where_) {

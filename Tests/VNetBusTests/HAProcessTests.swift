@@ -71,16 +71,32 @@ final class HACluster: @unchecked Sendable {
         (indices ?? Array(0..<count)).first { index in (try? status(index)).map { !$0.standby } ?? false }
     }
 
+    /// The test thread's own client: it remembers the leader, as vnetctl's does within one run.
+    var mainClient: RequestClient?
     func call(_ op: Vnet_V1_ControlRequest.OneOf_Op, timeout: Double = 15) throws -> Vnet_V1_ControlReply {
         var request = Vnet_V1_ControlRequest()
         request.op = op
-        return try client().call(request, timeout: timeout)
+        if mainClient == nil { mainClient = try client() }
+        return try mainClient!.call(request, timeout: timeout)
     }
 
     /// Every agent UP at the leader, its applied revision the desired one.
     func converged(_ names: [String]) throws -> Bool {
-        let nodes = Dictionary(uniqueKeysWithValues: try call(.listNodes(Vnet_V1_ListNodes()), timeout: 3).nodes.map { ($0.nodeID, $0) })
+        let nodes = Dictionary(uniqueKeysWithValues: try call(.listNodes(Vnet_V1_ListNodes()), timeout: 5).nodes.map { ($0.nodeID, $0) })
         return names.allSatisfy { nodes[$0]?.state == "UP" && nodes[$0]?.appliedRevision == nodes[$0]?.desiredRevision && nodes[$0]?.appliedRevision != 0 }
+    }
+
+    /// Waits as the harness does; on a timeout, every coordinator's and agent's log tail goes into the issue.
+    func waitUntil(timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let logs = ((0..<count).map { "cc\($0)" } + cluster.agents.keys.sorted().map { "agent-\($0)" })
+            .map { "--- \($0) ---\n\(cluster.log($0).suffix(2500))" }.joined(separator: "\n")
+        Issue.record("timed out after \(timeout) s waiting until \(what)\n\(logs)", sourceLocation: sourceLocation)
+        throw ClusterHarness.HarnessTimeout()
     }
 
     /// The revisions each agent applied (RecordingBackend's applies.log), in order.
@@ -119,14 +135,14 @@ struct HAProcessTests {
     func bringUp(_ ha: HACluster, groups: Int) throws {
         try ha.startAgent("fe", frontend: true)
         for name in Self.nodes { try ha.startAgent(name) }
-        try ha.cluster.waitUntil(timeout: 20, "one coordinator leads") { ha.leader() != nil }
+        try ha.waitUntil(timeout: 20, "one coordinator leads") { ha.leader() != nil }
         for index in 0..<groups {
             var group = Vnet_V1_GroupRef()
             group.group = "g\(index)"
             let reply = try ha.call(.createGroup(group))
             #expect(reply.ok, "\(reply.error)")
         }
-        try ha.cluster.waitUntil(timeout: 20, "every agent follows the leader and applied its state") { try ha.converged(["fe"] + Self.nodes) }
+        try ha.waitUntil(timeout: 20, "every agent follows the leader and applied its state") { try ha.converged(["fe"] + Self.nodes) }
     }
 
     /// What the acceptance names: every acknowledged request present exactly once, nothing allocated twice.
@@ -173,11 +189,11 @@ struct HAProcessTests {
                 }
             }
         }
-        try ha.cluster.waitUntil(timeout: 60, "150 of the 500 are answered") { tally.read { $0.done >= 150 } }
+        try ha.waitUntil(timeout: 60, "150 of the 500 are answered") { tally.read { $0.done >= 150 } }
         ha.cluster.kill9(ha.coordinators[first])
         let killed = Date()
         let standby = 1 - first
-        try ha.cluster.waitUntil(timeout: 10, "the standby takes over") { ha.leader(among: [standby]) == standby }
+        try ha.waitUntil(timeout: 10, "the standby takes over") { ha.leader(among: [standby]) == standby }
         let tookOver = Date().timeIntervalSince(killed)
         #expect(tookOver < 5, "took over in \(tookOver) s with a 3 s lease")
         #expect(group.wait(timeout: .now() + 120) == .success, "every client finished")
@@ -189,7 +205,7 @@ struct HAProcessTests {
         let status = try ha.status(standby)
         #expect(status.epoch == 2 && status.failovers == 1 && !status.standby)
 
-        try ha.cluster.waitUntil(timeout: 30, "every agent converges to the new leader's state") { try ha.converged(["fe"] + Self.nodes) }
+        try ha.waitUntil(timeout: 30, "every agent converges to the new leader's state") { try ha.converged(["fe"] + Self.nodes) }
         for name in ["fe"] + Self.nodes {
             let applied = ha.applied(name)
             #expect(Set(applied).count == applied.count, "\(name) applied a revision twice: \(applied)")
@@ -210,9 +226,9 @@ struct HAProcessTests {
         let direct = try RequestClient(context: ha.cluster.context, endpoint: try ha.controlEndpoint(first), security: try ha.cluster.adminSecurity(),
                                        codec: EnvelopeCodec(clusterID: "vnet"))
         kill(paused.processIdentifier, SIGSTOP)
-        try ha.cluster.waitUntil(timeout: 10, "the other takes over") { ha.leader(among: [other]) == other }
+        try ha.waitUntil(timeout: 10, "the other takes over") { ha.leader(among: [other]) == other }
         #expect(try ha.call(runInstance("i-00000001", node: "n1", group: "g0")).ok)
-        try ha.cluster.waitUntil(timeout: 15, "every agent follows the new leader") { try ha.converged(["fe"] + Self.nodes) }
+        try ha.waitUntil(timeout: 15, "every agent follows the new leader") { try ha.converged(["fe"] + Self.nodes) }
 
         var late = Vnet_V1_ControlRequest()
         late.op = runInstance("i-000000ff", node: "n2", group: "g0")
@@ -273,7 +289,7 @@ struct HAProcessTests {
         Thread.sleep(forTimeInterval: 4)
         let (duringOutage, ackedBefore) = tally.read { ($0.refusals, $0.acknowledged.count) }
         try ha.postgres.start()
-        try ha.cluster.waitUntil(timeout: 20, "requests succeed again, with the same coordinators") {
+        try ha.waitUntil(timeout: 20, "requests succeed again, with the same coordinators") {
             tally.read { $0.acknowledged.count > ackedBefore + 5 }
         }
         stop.stop()
@@ -286,7 +302,7 @@ struct HAProcessTests {
         let (acked, all) = tally.read { ($0.acknowledged, $0.sent) }
         try checkAllocations(ha, acknowledged: acked, sent: all)
         #expect(ha.coordinators.allSatisfy { $0?.isRunning == true }, "no coordinator restarted or died")
-        try ha.cluster.waitUntil(timeout: 20, "every agent converges") { try ha.converged(["fe"] + Self.nodes) }
+        try ha.waitUntil(timeout: 20, "every agent converges") { try ha.converged(["fe"] + Self.nodes) }
         for name in ["fe"] + Self.nodes {
             let applied = ha.applied(name)
             #expect(Set(applied).count == applied.count, "\(name) applied a revision twice: \(applied)")
