@@ -107,7 +107,7 @@ let package = Package(
         .target(name: "VNetFuzzTargets", dependencies: ["VNetCore", "VNetBus", "VNetProto", "VNetEC2"]),
         .executableTarget(
             name: "vnet-bench",
-            dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetProto", "VNetSystem", "VNetAgent", "VNetLinux", "VNetEC2", "ZMQ", "CSpawn",
+            dependencies: ["VNetCore", "VNetFuzzTargets", "VNetBus", "VNetProto", "VNetSystem", "VNetAgent", "VNetLinux", "VNetEC2", "VNetTestSupport", "ZMQ", "CSpawn",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "VNetCoreTests", dependencies: ["VNetCore"]),

@@ -11,11 +11,14 @@ set -euo pipefail
 # libvirtd) boots a guest on the agent's tap as a KVM host's libvirt would; lldpd plays the switch announcing its
 # ports (LLDP) in the switch namespaces; Prometheus' promtool tests the alerting rules in deploy/prometheus;
 # Debian's awscli and python3-boto3 are the EC2 clients that drive vnet-ec2-api in its tests, openssl makes the
-# test certificate for its TLS, python3-venv holds moto (from PyPI, below) for the differential test.
+# test certificate for its TLS, python3-venv holds moto (from PyPI, below) for the differential test;
+# postgresql-15 is the server the PostgreSQL store and the coordinators' failover are tested against (initdb in a
+# scratch directory, run as the postgres user with runuser from util-linux; policy-rc.d keeps its own cluster
+# from starting).
 needed=(libzmq3-dev libsodium-dev libsqlite3-dev isc-dhcp-server isc-dhcp-client iptables iproute2 iputils-ping protobuf-c-compiler
         libprotobuf-c-dev gcc libc6-dev e2fsprogs qemu-system-x86 busybox-static kmod tcpdump python3
         python3-prometheus-client nftables ethtool libvirt-daemon libvirt-daemon-driver-qemu lldpd prometheus
-        awscli python3-boto3 python3-venv openssl)
+        awscli python3-boto3 python3-venv openssl postgresql-15 postgresql-client-15 util-linux)
 packages=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")

@@ -214,7 +214,8 @@ public final class Coordinator {
                 if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
             }
         } else if leading {
-            stepDown(lease.standbyReason)
+            // The loop may see the lease run out before the keeper (blocked on the store) says why.
+            stepDown(lease.role == .active ? "the lease of epoch \(lease.epoch) ran out unrenewed (the store does not answer in time)" : lease.standbyReason)
         } else {
             standbyReason = lease.standbyReason
         }

@@ -22,10 +22,18 @@ extension Coordinator {
         metrics.declare("vnet_vlan_watch_rounds_total", .counter, "--watch-vlans: probe rounds started.")
         metrics.declare("vnet_vlan_path_changes_total", .counter, "--watch-vlans: paths that changed state, by the state they changed to.")
         metrics.declare("vnet_vlan_watch_budget_frames_per_second", .gauge, "--watch-vlans: the frames per second the watch may send, the whole cluster together.")
+        metrics.declare("vnet_coordinator_leader", .gauge, "1 while this coordinator leads (holds the store's lease and serves), 0 on standby.")
+        metrics.declare("vnet_coordinator_epoch", .gauge, "The epoch this coordinator leads, or last led, under.")
+        metrics.declare("vnet_coordinator_lease_renewals_total", .counter, "Renewals of the leader's lease (PostgreSQL store).")
+        metrics.declare("vnet_coordinator_failovers_total", .counter, "Times this coordinator took the lease and became the leader.")
         metrics.set("vnet_commit_failures_total", 0)
+        metrics.set("vnet_coordinator_failovers_total", 0)
     }
 
     func refreshMetrics(at now: Double) {
+        metrics.set("vnet_coordinator_leader", leading ? 1 : 0)
+        metrics.set("vnet_coordinator_epoch", Double(epoch))
+        if let lease = leases?.view() { metrics.set("vnet_coordinator_lease_renewals_total", Double(lease.renewals)) }
         metrics.set("vnet_revision", Double(revision))
         metrics.set("vnet_instances", Double(allocator.state.instances.count))
         var byState: [HostLiveness: Int] = [.up: 0, .suspect: 0, .down: 0, .new: 0]

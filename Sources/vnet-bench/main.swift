@@ -7,7 +7,7 @@ struct VNetBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnet-bench",
         abstract: "Measure vnet's performance; see BENCHMARKS.md for recorded results.",
-        subcommands: [PlanBenchmark.self, BusBenchmark.self, IPTablesBenchmark.self, IPTablesChangeBenchmark.self, ReconcileBenchmark.self, NodeApplyBenchmark.self, DHCPDBenchmark.self, BringUpBenchmark.self, VLANBenchmark.self, VerifyVLANBenchmark.self, WatchBenchmark.self, FuzzBenchmark.self, EC2Benchmark.self])
+        subcommands: [PlanBenchmark.self, BusBenchmark.self, IPTablesBenchmark.self, IPTablesChangeBenchmark.self, ReconcileBenchmark.self, NodeApplyBenchmark.self, DHCPDBenchmark.self, BringUpBenchmark.self, VLANBenchmark.self, VerifyVLANBenchmark.self, WatchBenchmark.self, FuzzBenchmark.self, EC2Benchmark.self, FailoverBenchmark.self])
 }
 
 /// `--sizes`: comma-separated counts, each within `range`.

@@ -6,9 +6,9 @@ import ZMQ
 
 /// How vnetctl reaches the coordinator; shared by every bus command.
 struct BusOptions: ParsableArguments {
-    @Option(help: "The coordinator as HOST:PORT (control is PORT+2). Default: $VNET_COORDINATOR, else 127.0.0.1:7460.")
+    @Option(help: "The coordinator as HOST:PORT (control is PORT+2); several, comma-separated, when they share a PostgreSQL store (requests go to the leader). Default: $VNET_COORDINATOR, else 127.0.0.1:7460.")
     var coordinator: String?
-    @Option(help: "Or the coordinator's endpoints.json. Default: $VNET_ENDPOINTS.") var endpoints: String?
+    @Option(help: "Or the coordinator's endpoints.json (several, comma-separated). Default: $VNET_ENDPOINTS.") var endpoints: String?
     @Option(help: "This admin's secret key file (admins/NAME.key). Default: $VNET_KEY.") var key: String?
     @Option(name: .customLong("coordinator-key"), help: "The coordinator's public key file. Default: $VNET_COORDINATOR_KEY.")
     var coordinatorKey: String?
@@ -19,7 +19,15 @@ struct BusOptions: ParsableArguments {
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
+    /// One client per run: it remembers which coordinator leads, so `--wait`'s requests go straight there.
     func client() throws -> RequestClient {
+        if let client = BusContext.client { return client }
+        let client = try connection().client(context: BusContext.shared, clusterID: clusterID)
+        BusContext.client = client
+        return client
+    }
+
+    func connection() throws -> ControlConnection {
         let connection: ControlConnection
         do {
             connection = try ControlConnection.resolve(coordinator: coordinator, endpoints: endpoints, key: key, coordinatorKey: coordinatorKey,
@@ -31,7 +39,7 @@ struct BusOptions: ParsableArguments {
             case .bus(let message): throw BusError(message)
             }
         }
-        return try connection.client(context: BusContext.shared, clusterID: clusterID)
+        return connection
     }
 
     /// Sends one request; a refused request prints the coordinator's reason and exits 1, no reply exits 3.
@@ -67,6 +75,7 @@ extension BusOptions {
 /// vnetctl's one ZeroMQ context (a context is meant to be shared; sockets are per use).
 enum BusContext {
     static let shared = ZMQContext()
+    nonisolated(unsafe) static var client: RequestClient?
 }
 
 /// `--wait`: waits until every node the change affected has applied it, with a progress line. A node that

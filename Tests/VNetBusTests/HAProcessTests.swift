@@ -33,7 +33,7 @@ final class HACluster: @unchecked Sendable {
         let before = cluster.log(name).components(separatedBy: "; publish tcp://").count
         let process = try cluster.launch("vnet-coordinator", [
             "--config", cluster.frontendConfig, "--state-dir", "\(cluster.directory)/\(name)", "--listen", "127.0.0.1:0",
-            "--keys", cluster.keys, "--frontend", "fe", "--store", postgres.url, "--lease", String(lease),
+            "--keys", cluster.keys, "--frontend", "fe", "--store", postgres.url, "--lease", String(lease), "--metrics", "127.0.0.1:0",
         ], log: "\(cluster.directory)/\(name).log")
         try cluster.waitUntil(timeout: 15, "\(name) says where it listens") {
             cluster.log(name).components(separatedBy: "; publish tcp://").count > before && FileManager.default.fileExists(atPath: self.endpointsFile(index))
@@ -48,6 +48,28 @@ final class HACluster: @unchecked Sendable {
             "--key", try cluster.nodeKey(name), "--coordinator-key", "\(cluster.keys)/coordinator.pub", "--backend", "recording",
             "--reconcile-interval", "0",
         ], log: "\(cluster.directory)/agent-\(name).log")
+    }
+
+    /// This run's metrics of coordinator `index` (its latest "metrics on" line).
+    func metrics(_ index: Int) throws -> ObservabilityTests.Scrape {
+        let text = cluster.log("cc\(index)").replacingOccurrences(of: "\\/", with: "/")
+        let range = try #require(text.range(of: "metrics on http://", options: .backwards))
+        return try ObservabilityTests.scrape(String(text[range.upperBound...].prefix { $0 != "/" }))
+    }
+
+    /// vnetctl with every coordinator's endpoints file, as an operator with a list in VNET_COORDINATOR.
+    func vnetctl(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
+        let process = Process()
+        process.executableURL = ClusterHarness.binaries.appendingPathComponent("vnetctl")
+        process.arguments = arguments + ["--endpoints", endpointsList, "--key", "\(cluster.keys)/admins/tester.key",
+                                         "--coordinator-key", "\(cluster.keys)/coordinator.pub"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     func controlEndpoint(_ index: Int) throws -> String { try BusEndpoints.load(from: endpointsFile(index)).control }
@@ -214,6 +236,19 @@ struct HAProcessTests {
             #expect(log.contains("following coordinator #\(standby + 1), leading under epoch 2"), "\(name) follows the new leader")
         }
         #expect(ha.cluster.log("cc\(standby)").contains("leading under epoch 2"))
+
+        // The operator's view: vnetctl with both coordinators, one gone; the survivor's metrics.
+        let shown = try ha.vnetctl(["status"])
+        #expect(shown.status == 0, "\(shown.stdout)")
+        let lines = shown.stdout.split(separator: "\n")
+        #expect(lines.first?.contains("epoch 2, revision") == true, "\(shown.stdout)")
+        let survivor = try ha.controlEndpoint(standby), dead = try ha.controlEndpoint(first)
+        #expect(lines.contains { $0.hasPrefix(survivor) && $0.contains(" leader ") && $0.contains(" 2 ") }, "\(shown.stdout)")
+        #expect(lines.contains { $0.hasPrefix(dead) && $0.contains("unreachable") }, "\(shown.stdout)")
+        let metrics = try ha.metrics(standby)
+        #expect(metrics["vnet_coordinator_leader"] == 1 && metrics["vnet_coordinator_epoch"] == 2)
+        #expect(metrics["vnet_coordinator_failovers_total"] == 1)
+        #expect((metrics["vnet_coordinator_lease_renewals_total"] ?? 0) > 0)
     }
 
     @Test func aPausedLeaderNeverCommitsAgainAndAgentsNeverGoBackToIt() throws {
@@ -252,6 +287,11 @@ struct HAProcessTests {
         #expect(woke.leaderEpoch == 2)
         #expect(try ha.postgres.psql("SELECT count(*) FROM instances WHERE id = 255").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         #expect(ha.cluster.log("cc\(first)").contains("stepping down from epoch 1"))
+        Thread.sleep(forTimeInterval: 1.2)  // a metrics refresh after waking
+        let woken = try ha.metrics(first)
+        #expect(woken["vnet_coordinator_leader"] == 0 && woken["vnet_coordinator_epoch"] == 1)
+        let standingBy = try ha.vnetctl(["status", "--json"])
+        #expect(standingBy.status == 0 && standingBy.stdout.contains("\"role\" : \"standby\""), "\(standingBy.stdout)")
         // Agents stay with epoch 2: three heartbeats later they are still UP at the leader, none followed back.
         Thread.sleep(forTimeInterval: 3)
         #expect(try ha.converged(["fe"] + Self.nodes))
@@ -265,7 +305,7 @@ struct HAProcessTests {
 
     @Test func postgresRestartedUnderLoadIsRefusedClearlyAndComesBack() throws {
         let ha = try HACluster()
-        try bringUp(ha, groups: 2)
+        try bringUp(ha, groups: 10)
         let tally = Tally()
         let stop = StopFlag()
         let finished = DispatchSemaphore(value: 0)
@@ -277,11 +317,12 @@ struct HAProcessTests {
                 number += 1
                 let id = String(format: "i-%08x", number)
                 var request = Vnet_V1_ControlRequest()
-                request.op = runInstance(id, node: Self.nodes[number % 3], group: "g\(number % 2)")
+                request.op = runInstance(id, node: Self.nodes[number % 3], group: "g\(number % 10)")
                 tally.send(id)
                 let reply = try? rpc.call(request, timeout: 5)
                 tally.answer(id, reply, existsIsDone: false)
-                if reply?.ok != true { Thread.sleep(forTimeInterval: 0.1) }
+                // About 40 a second: the groups' 610 addresses last the test.
+                Thread.sleep(forTimeInterval: reply?.ok == true ? 0.025 : 0.1)
             }
         }
         Thread.sleep(forTimeInterval: 1)
@@ -289,8 +330,13 @@ struct HAProcessTests {
         Thread.sleep(forTimeInterval: 4)
         let (duringOutage, ackedBefore) = tally.read { ($0.refusals, $0.acknowledged.count) }
         try ha.postgres.start()
-        try ha.waitUntil(timeout: 20, "requests succeed again, with the same coordinators") {
-            tally.read { $0.acknowledged.count > ackedBefore + 5 }
+        do {
+            try ha.waitUntil(timeout: 20, "requests succeed again, with the same coordinators") {
+                tally.read { $0.acknowledged.count > ackedBefore + 5 }
+            }
+        } catch {
+            Issue.record("refusals: \(tally.read { $0.refusals.suffix(20) })")
+            throw error
         }
         stop.stop()
         #expect(finished.wait(timeout: .now() + 10) == .success)
