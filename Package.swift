@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "VNetEC2Tests", dependencies: ["VNetEC2", "VNetProto", "VNetCore", "VNetCoordinator"]),
         // Needs root and real tools (ISC dhcpd, iptables-restore, ip netns, protobuf-c): the rendered documents
         // and encoded messages must be accepted by the programs that read them. Fails in CI when tools are missing.
-        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux"]),
+        .testTarget(name: "VNetRootTests", dependencies: ["VNetCore", "VNetProto", "VNetLinux", "VNetTestSupport"]),
         // The bus: codec and mapping, ZeroMQ wrapper, store, and real processes on 127.0.0.1.
         .testTarget(name: "VNetBusTests",
                     dependencies: ["VNetBus", "VNetProto", "VNetStore", "VNetCoordinator", "VNetAgent", "VNetTestSupport", "VNetSystem", "ZMQ", "VNetCore",

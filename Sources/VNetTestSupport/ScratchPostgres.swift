@@ -8,25 +8,39 @@ public final class ScratchPostgres {
     public static let binaries = "/usr/lib/postgresql/15/bin"
     public let directory: String
     public let port: Int
+    /// The address it listens on, and the network namespace it runs in (nil: the host's).
+    public let host: String
+    public let namespace: String?
     public var data: String { "\(directory)/data" }
-    public var url: String { "postgresql://vnet@127.0.0.1:\(port)/vnet" }
+    public var url: String { "postgresql://vnet@\(host):\(port)/vnet" }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public init() throws {
+    /// `namespace`: run the server in this network namespace (`ip netns exec`), listening on `host` there.
+    public init(host: String = "127.0.0.1", namespace: String? = nil) throws {
+        self.host = host
+        self.namespace = namespace
         guard FileManager.default.isExecutableFile(atPath: "\(Self.binaries)/initdb") else {
             throw Failure(description: "\(Self.binaries)/initdb is missing: run deploy/install-deps.sh (postgresql-15)")
         }
         guard getuid() == 0 else { throw Failure(description: "starting PostgreSQL as the postgres user needs root") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnet-pg-\(UUID().uuidString.prefix(8))").path
-        port = try Self.freePort()
+        port = namespace == nil ? try Self.freePort() : 5432
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Self.run("/bin/chown", ["postgres:postgres", directory])
-        try Self.asPostgres("initdb", ["-D", data, "-U", "vnet", "-A", "trust", "--no-instructions", "-E", "UTF8", "--locale", "C"])
+        try asPostgres("initdb", ["-D", data, "-U", "vnet", "-A", "trust", "--no-instructions", "-E", "UTF8", "--locale", "C"])
+        if host != "127.0.0.1" {
+            // The test's own network (its namespaces' /24), trusted as loopback is: nothing else reaches it.
+            let prefix = host.split(separator: ".").prefix(3).joined(separator: ".")
+            let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(data)/pg_hba.conf"))
+            hba.seekToEndOfFile()
+            hba.write(Data("host all all \(prefix).0/24 trust\n".utf8))
+            try hba.close()
+        }
         try start()
-        try Self.asPostgres("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "vnet", "vnet"])
+        try asPostgres("createdb", ["-h", host, "-p", String(port), "-U", "vnet", "vnet"])
     }
 
     deinit {
@@ -36,24 +50,31 @@ public final class ScratchPostgres {
 
     /// Starts the server (again) and waits until it takes connections.
     public func start() throws {
-        try Self.asPostgres("pg_ctl", ["-D", data, "-l", "\(directory)/server.log", "-w", "-t", "30", "-o",
-                                       "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200", "start"])
+        try asPostgres("pg_ctl", ["-D", data, "-l", "\(directory)/server.log", "-w", "-t", "30", "-o",
+                                  "-p \(port) -k \(directory) -c listen_addresses=\(host) -c fsync=on -c max_connections=200", "start"])
     }
 
     /// `fast` (clients cut, clean shutdown) or `immediate` (as a crash).
     public func stop(mode: String = "fast") throws {
-        guard FileManager.default.fileExists(atPath: "\(data)/postmaster.pid") else { return }
-        try Self.asPostgres("pg_ctl", ["-D", data, "-m", mode, "-w", "stop"])
+        let pidFile = "\(data)/postmaster.pid"
+        guard FileManager.default.fileExists(atPath: pidFile) else { return }
+        do { try asPostgres("pg_ctl", ["-D", data, "-m", mode, "-w", "stop"]) } catch {
+            // Its namespace may be gone already: the server is still a process of this host.
+            guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.prefix { $0 != "\n" }) else { throw error }
+            kill(pid, SIGKILL)
+            try? FileManager.default.removeItem(atPath: pidFile)
+        }
     }
 
     /// One statement through psql, as the operator would run it; its output.
     @discardableResult
     public func psql(_ sql: String) throws -> String {
-        try Self.run("\(Self.binaries)/psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "vnet", "-d", "vnet", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        try Self.run(namespace == nil ? "\(Self.binaries)/psql" : "/usr/bin/ip", (namespace.map { ["netns", "exec", $0, "\(Self.binaries)/psql"] } ?? []) + ["-h", host, "-p", String(port), "-U", "vnet", "-d", "vnet", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
     }
 
-    static func asPostgres(_ tool: String, _ arguments: [String]) throws {
-        try run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments)
+    func asPostgres(_ tool: String, _ arguments: [String]) throws {
+        let command = ["/usr/sbin/runuser", "-u", "postgres", "--", "\(Self.binaries)/\(tool)"] + arguments
+        if let namespace { try Self.run("/usr/bin/ip", ["netns", "exec", namespace] + command) } else { try Self.run(command[0], Array(command.dropFirst())) }
     }
 
     /// posix_spawn and waitpid, output to a file: `pg_ctl start` leaves a server behind that Foundation's

@@ -28,12 +28,12 @@ struct StatusCommand: ParsableCommand {
                 client.followsLeader = false
                 var request = Vnet_V1_ControlRequest()
                 request.op = .status(Vnet_V1_StatusRequest())
-                if let reply = try? client.call(request, timeout: min(bus.timeout, 2)), reply.ok {
+                if let reply = try? client.call(request, timeout: min(bus.timeout, 1)), reply.ok {
                     let s = reply.status
                     coordinators.append(.init(endpoint: endpoint, role: s.standby ? "standby" : "leader", epoch: s.standby ? s.leaderEpoch : s.epoch,
                                               leader: s.leader, store: s.store, failovers: s.failovers, reason: s.standbyReason))
                 } else {
-                    coordinators.append(.init(endpoint: endpoint, role: "unreachable", epoch: 0, leader: "", store: "", failovers: 0, reason: "no answer within \(min(bus.timeout, 2)) s"))
+                    coordinators.append(.init(endpoint: endpoint, role: "unreachable", epoch: 0, leader: "", store: "", failovers: 0, reason: "no answer within \(min(bus.timeout, 1)) s"))
                 }
             }
         }

@@ -308,6 +308,7 @@ struct HAProcessTests {
         try bringUp(ha, groups: 10)
         let tally = Tally()
         let stop = StopFlag()
+        defer { stop.stop() }  // the client lets the cluster go (and its server stop) also when the test fails
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             defer { finished.signal() }

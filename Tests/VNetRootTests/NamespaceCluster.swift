@@ -17,6 +17,8 @@ final class NamespaceCluster {
     /// Given to the coordinator besides its usual flags.
     var coordinatorArguments: [String] = []
     var coordinator: Process?
+    /// Where agents and vnetctl find the coordinators (a list when several share a PostgreSQL store).
+    var coordinators = "10.99.0.1:7460"
 
     func runner(_ namespace: ScratchNamespace) -> ProcessRunner { ProcessRunner(prefix: ["ip", "netns", "exec", namespace.name]) }
     func sh(_ namespace: ScratchNamespace, _ command: String) throws { _ = try runner(namespace).run(command.split(separator: " ").map(String.init), input: nil) }
@@ -143,13 +145,13 @@ final class NamespaceCluster {
 
     /// The front end's agent (again, after a kill).
     func startFrontendAgent() throws {
-        try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", "10.99.0.1:7460",
+        try start(frontEnd, "fe-agent", "vnet-agent", ["--role", "frontend", "--config", "\(directory)/fe.conf", "--coordinator", coordinators,
                                                        "--node-id", "fe", "--state-dir", "\(directory)/fe-agent", "--insecure", "--backend", "linux"] + agentArguments)
     }
 
     /// A node's agent (again, after a kill: same state directory, log appended).
     func startNodeAgent(_ name: String) throws {
-        try start(nodes[name]!, "\(name)-agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", "10.99.0.1:7460",
+        try start(nodes[name]!, "\(name)-agent", "vnet-agent", ["--config", "\(directory)/node.conf", "--coordinator", coordinators,
                                                                "--node-id", name, "--state-dir", "\(directory)/\(name)-agent", "--insecure", "--backend", "linux"] + agentArguments)
     }
 
@@ -161,13 +163,13 @@ final class NamespaceCluster {
 
     /// vnetctl whatever its exit status, with what it said on stderr.
     func vnetctlResult(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-        try Self.vnetctlResult(arguments, namespace: frontEnd.name, directory: directory)
+        try Self.vnetctlResult(arguments, namespace: frontEnd.name, directory: directory, coordinators: coordinators)
     }
 
     /// The same from another thread (a test's request loop): only names, nothing of the cluster's objects.
-    static func vnetctlResult(_ arguments: [String], namespace: String, directory: String) throws -> (status: Int32, output: String, errors: String) {
+    static func vnetctlResult(_ arguments: [String], namespace: String, directory: String, coordinators: String = "10.99.0.1:7460") throws -> (status: Int32, output: String, errors: String) {
         let (status, output, errors) = try result(of: [NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
-                                                  + ["--coordinator", "10.99.0.1:7460", "--insecure"], in: namespace, directory: directory)
+                                                  + ["--coordinator", coordinators, "--insecure"], in: namespace, directory: directory)
         if let log = FileHandle(forWritingAtPath: "\(directory)/vnetctl.log") ?? {
             FileManager.default.createFile(atPath: "\(directory)/vnetctl.log", contents: nil)
             return FileHandle(forWritingAtPath: "\(directory)/vnetctl.log")
@@ -219,7 +221,7 @@ final class NamespaceCluster {
 
     func vnetctl(_ arguments: [String]) throws -> String {
         String(decoding: try runner(frontEnd).run([NamespaceFixtures.binaries.appendingPathComponent("vnetctl").path] + arguments
-                                                  + ["--coordinator", "10.99.0.1:7460", "--insecure"], input: nil), as: UTF8.self)
+                                                  + ["--coordinator", coordinators, "--insecure"], input: nil), as: UTF8.self)
     }
 
     /// An instance: a namespace whose eth0 is the peer of the hypervisor's vif `vm<hex>` on the node, with the
