@@ -158,6 +158,9 @@ public final class Coordinator {
         log.info("\(config.mode.rawValue) cluster '\(options.clusterID)', \(leases == nil ? "epoch \(epoch), revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances" : "store \(store.location) shared, standing by until it holds the lease"); publish \(endpoints.publish), sync \(endpoints.sync), control \(endpoints.control)\(options.keysDirectory == nil ? "; INSECURE: no CURVE, any peer may connect and claim any node" : "")",
                  metadata: ["revision": "\(revision)"])
         if let warning = Self.outsideRangeWarning(allocator) { log.warning("\(warning)") }
+        if leases != nil, options.advertise == nil, advertisedControl.hasPrefix("tcp://127.") {
+            log.warning("no --advertise: standbys will send clients to \(advertisedControl), which reaches this coordinator only from its own host; give --advertise HOST with the name the other hosts use")
+        }
         if options.watchVLANs {
             log.info("watching every node's path to the front end on each VLAN it carries: \(Int(options.watchFramesPerSecond)) frames/s for the cluster, a change after \(options.watchHysteresis) rounds")
         }

@@ -45,7 +45,6 @@ struct CoordinatorCommand: ParsableCommand {
         if !(16...100_000).contains(watchBudget) { throw ValidationError("--watch-budget: 16-100000 frames per second") }
         if !(1...100).contains(watchHysteresis) { throw ValidationError("--watch-hysteresis: 1-100 rounds") }
         if !(0.5...60).contains(lease) { throw ValidationError("--lease: 0.5-60 s") }
-        if lease < 3 * heartbeatInterval { throw ValidationError("--lease must be at least 3 heartbeat intervals (\(3 * heartbeatInterval) s)") }
         if let advertise, advertise.isEmpty || !advertise.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-:[]".unicodeScalars.contains($0) }) {
             throw ValidationError("--advertise: '\(advertise)' is not a host name or address")
         }
@@ -81,6 +80,8 @@ struct CoordinatorCommand: ParsableCommand {
             let where_ = store ?? check.busStore ?? "sqlite"
             let coordinator: Coordinator
             if PostgresAddress.isAddress(where_) {
+                // Agents judge a leader gone after 3 silent intervals; a shorter lease would hand over first.
+                if lease < 3 * heartbeatInterval { throw ValidationError("--lease must be at least 3 heartbeat intervals (\(3 * heartbeatInterval) s)") }
                 let address = try PostgresAddress(where_)
                 let shared = PostgresClusterStore(address: address)
                 try shared.migrate()
