@@ -253,12 +253,11 @@ public struct AgentSession: Sendable {
         guard source == following || fromPublisher else { return }  // a reply from a coordinator no longer followed
         // Updates on PUB: the header alone says whether this is news; only news is decoded in full, and of a
         // burst only the last of each chain (see SyncDecision.coalesce).
-        var headers: [IntentFrame.Header?] = []
-        var chosen: Int?
         let followed = source == following
-        if fromPublisher {
-            // Another coordinator's updates (a standby publishes none; a deposed leader might) are not news.
-            headers = payloads.map { IntentFrame.peek($0, clusterID: settings.clusterID) }.map { followed ? $0 : nil }
+        let headers = fromPublisher ? payloads.map { IntentFrame.peek($0, clusterID: settings.clusterID) } : []
+        var chosen: Int?
+        // Another coordinator's updates (a standby publishes none; a deposed leader might) are never news.
+        if fromPublisher, followed {
             let decision = SyncDecision.coalesce(headers.map { header in
                 header.flatMap { $0.nodeID == settings.nodeID ? ($0.revision, $0.previousRevision) : nil }
             }, held: held)
@@ -269,12 +268,11 @@ public struct AgentSession: Sendable {
         }
         for (index, payload) in payloads.enumerated() {
             if fromPublisher, let header = headers[index] {
+                guard followed else { continue }
                 guard header.nodeID == settings.nodeID else { refusals.countUnauthorized(); continue }
                 guard header.epoch == epoch else { continue }
                 contact(now, &out)
                 guard index == chosen else { continue }  // not news, or superseded later in this burst
-            } else if fromPublisher, !followed, IntentFrame.peek(payload, clusterID: settings.clusterID) != nil {
-                continue
             }
             switch codec.decode(payload) {
             case .failure(let refusal): refusals.count(refusal)

@@ -213,9 +213,7 @@ public final class Coordinator {
             log.notice("leading under epoch \(epoch): revision \(revision), \(allocator.state.nodes.count) nodes, \(allocator.state.instances.count) instances, loaded from \(store.location) in \(Int((monotonicSeconds() - started) * 1000)) ms",
                        metadata: ["revision": "\(revision)"])
             publishHeartbeat()
-            for host in desired.keys.sorted() {
-                if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
-            }
+            publishIntents(desired.keys.sorted())
         } else if leading {
             // The loop may see the lease run out before the keeper (blocked on the store) says why.
             stepDown(lease.role == .active ? "the lease of epoch \(lease.epoch) ran out unrenewed (the store does not answer in time)" : lease.standbyReason)
@@ -657,9 +655,7 @@ public final class Coordinator {
         hostRevisions.merge(changed) { $1 }
         serializedStates.merge(serialized) { $1 }
         session.committed(desired: desiredRevisions, cluster: revision)
-        for host in changed.keys.sorted() {
-            if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
-        }
+        publishIntents(changed.keys.sorted())
         return changed.keys.sorted()
     }
 
@@ -677,6 +673,13 @@ public final class Coordinator {
         let header = IntentFrame.Header(nodeID: host, epoch: epoch, revision: known?.revision ?? revision,
                                         previousRevision: known?.previous ?? 0, clusterRevision: revision)
         return IntentFrame.envelope(clusterID: options.clusterID, header: header, stateBytes: bytes)
+    }
+
+    /// Each host's desired state on PUB, under its topic `n/HOST/`.
+    func publishIntents(_ hosts: [String]) {
+        for host in hosts {
+            if let frame = intentFrame(host) { try? publisher.send([Array("n/\(host)/".utf8), frame], wait: false) }
+        }
     }
 
     func publishHeartbeat() {

@@ -147,13 +147,16 @@ final class ClusterHarness {
 
     func log(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "" }
 
-    func waitUntil(timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) throws {
+    /// `logs`: what the issue shows on a timeout (default: the coordinator's log tail).
+    func waitUntil(timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, logs: (() -> String)? = nil,
+                   _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if (try? condition()) == true { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        Issue.record("timed out after \(timeout) s waiting until \(what)\n--- coordinator log ---\n\(log("coordinator").suffix(3000))", sourceLocation: sourceLocation)
+        let shown = logs?() ?? "--- coordinator log ---\n\(log("coordinator").suffix(3000))"
+        Issue.record("timed out after \(timeout) s waiting until \(what)\n\(shown)", sourceLocation: sourceLocation)
         throw HarnessTimeout()
     }
 

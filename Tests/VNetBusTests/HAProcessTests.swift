@@ -110,15 +110,10 @@ final class HACluster: @unchecked Sendable {
 
     /// Waits as the harness does; on a timeout, every coordinator's and agent's log tail goes into the issue.
     func waitUntil(timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if (try? condition()) == true { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        let logs = ((0..<count).map { "cc\($0)" } + cluster.agents.keys.sorted().map { "agent-\($0)" })
-            .map { "--- \($0) ---\n\(cluster.log($0).suffix(2500))" }.joined(separator: "\n")
-        Issue.record("timed out after \(timeout) s waiting until \(what)\n\(logs)", sourceLocation: sourceLocation)
-        throw ClusterHarness.HarnessTimeout()
+        try cluster.waitUntil(timeout: timeout, what, sourceLocation: sourceLocation, logs: {
+            ((0..<self.count).map { "cc\($0)" } + self.cluster.agents.keys.sorted().map { "agent-\($0)" })
+                .map { "--- \($0) ---\n\(self.cluster.log($0).suffix(2500))" }.joined(separator: "\n")
+        }, condition)
     }
 
     /// The revisions each agent applied (RecordingBackend's applies.log), in order.

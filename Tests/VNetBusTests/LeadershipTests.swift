@@ -115,6 +115,9 @@ struct LeadershipTests {
         actions = session.handle(.received([AgentSessionTests.snapshot(5, state: 5, epoch: 78)], fromPublisher: false, source: 0, at: 2.2))
         #expect(Self.applies(actions).isEmpty, "the state held: nothing re-applied")
         #expect(actions.contains(.acknowledge(revision: 5, operations: 0, seconds: 0, failures: [])))
+        // Only the coordinator followed is listened to, whatever epoch another's frames carry.
+        actions = session.handle(.received([AgentSessionTests.update(6, previous: 5, state: 6, epoch: 78)], fromPublisher: true, source: 1, at: 2.3))
+        #expect(Self.applies(actions).isEmpty && session.held == 5)
         // #2, still claiming 77, is never gone back to.
         actions = session.handle(.received([Self.heartbeat(epoch: 77)], fromPublisher: true, source: 1, at: 3))
         #expect(session.following == 0 && Self.registers(actions) == 0)
